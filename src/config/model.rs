@@ -1,0 +1,160 @@
+//! The validated, immutable configuration that the rest of sitewatch reads.
+//!
+//! Built only by [`super::validate`]; every value here has passed its checks
+//! and carries its inherited default, so consumers never re-check or re-default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole configuration of one sitewatch instance.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    /// Settings of the daemon itself.
+    pub daemon: Daemon,
+    /// The monitored sites, in file order.
+    pub sites: Vec<Arc<SiteSpec>>,
+}
+
+/// The `[daemon]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Daemon {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Where state is kept; `None` means `$STATE_DIRECTORY` or the default.
+    pub state_dir: Option<PathBuf>,
+    /// Global cap on probes in flight.
+    pub max_concurrent_probes: usize,
+}
+
+/// One monitored site with every default applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteSpec {
+    /// Unique name, used in URLs, logs and alerts.
+    pub name: String,
+    /// What to probe.
+    pub target: Target,
+    /// Time between two probe starts.
+    pub interval: Duration,
+    /// Budget of one whole probe.
+    pub timeout: Duration,
+    /// Consecutive failures before down.
+    pub confirm_down: u32,
+    /// Consecutive successes before up again.
+    pub confirm_up: u32,
+    /// What the probe expects to find.
+    pub expect: Expect,
+}
+
+/// Expectations a probe checks, layer by layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    /// Accepted HTTP statuses.
+    pub status: StatusSet,
+    /// Text the body must contain.
+    pub body: Option<String>,
+    /// Addresses the name must resolve to (at least one of them).
+    pub ips: Vec<IpAddr>,
+    /// Response time above which the site is degraded.
+    pub slow: Option<Duration>,
+    /// Days before certificate expiry that make the site degraded.
+    pub cert_warn_days: u32,
+    /// DNS servers to ask instead of the system's.
+    pub resolvers: Vec<SocketAddr>,
+    /// Extra trusted roots for TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Whether every address must work or any one is enough.
+    pub addresses: AddressMode,
+    /// For tcp:// and tls://: text the server's first line must contain.
+    pub banner: Option<String>,
+}
+
+/// Accepted HTTP statuses as inclusive ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<(u16, u16)>);
+
+impl StatusSet {
+    /// Whether `status` is accepted.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+impl std::fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, &(lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a name with several addresses is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressMode {
+    /// Every address must work; otherwise the site is degraded (`tcp.partial`).
+    All,
+    /// Browser semantics: the first address that works is enough.
+    Any,
+}
+
+/// The protocol stack a probe walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// DNS, TCP, HTTP.
+    Http,
+    /// DNS, TCP, TLS, HTTP.
+    Https,
+    /// DNS, TCP (and an optional banner).
+    Tcp,
+    /// DNS, TCP, TLS (and an optional banner).
+    Tls,
+}
+
+impl Scheme {
+    /// Whether the probe makes a TLS handshake.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Tls)
+    }
+
+    /// Whether the probe speaks HTTP.
+    pub fn uses_http(self) -> bool {
+        matches!(self, Scheme::Http | Scheme::Https)
+    }
+}
+
+/// The host part of a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// A name to resolve (lowercase, without a trailing dot).
+    Name(String),
+    /// An address literal: no DNS step.
+    Ip(IpAddr),
+}
+
+/// A parsed `url` of a site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as the operator wrote it.
+    pub url: String,
+    /// Which layers the probe walks.
+    pub scheme: Scheme,
+    /// Where to connect.
+    pub host: Host,
+    /// The host as text, for SNI, the Host header and messages.
+    pub host_str: String,
+    /// The TCP port.
+    pub port: u16,
+    /// Path and query for HTTP (always starts with `/`).
+    pub path: String,
+}

@@ -1,0 +1,29 @@
+//! sitewatch: an uptime monitor that says *why* a site is down.
+//!
+//! Crate map (data flows top to bottom):
+//!
+//! - [`config`]: sites.toml → validated, immutable [`config::Config`]; errors with file:line:column.
+//! - [`probe`]: one probe of one site, layer by layer (DNS, TCP, TLS, HTTP) → [`probe::ProbeReport`].
+//! - [`diagnosis`]: the contract's cause codes, statuses, layers and hints (pure).
+//! - [`state`]: the per-site state machine, `step(prev, observation, now)` (pure).
+//! - [`schedule`]: the one loop that runs every site's probes on time and applies `state::step`.
+//! - [`store`]: the latest state and report of each site, shared with the API.
+//! - [`api`]: the HTTP endpoints over a read-only store handle.
+//! - [`app`]: the composition root; the only module that knows all the others.
+//! - [`cli`]: the command line (`run`, `check`, `validate`).
+//! - [`shutdown`]: stop signals.
+//!
+//! Rules: `diagnosis`, `state` and `config` do no network I/O and do not use
+//! tokio; `probe` knows nothing of state or the store; `api` only reads.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod diagnosis;
+pub mod probe;
+pub mod schedule;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+pub mod timefmt;

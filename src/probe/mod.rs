@@ -1,0 +1,544 @@
+//! One probe of one site: walk DNS → TCP → TLS → HTTP the way a browser
+//! does, time each layer, and stop at the first that fails.
+//!
+//! Sees only a [`SiteSpec`] and the shared [`ProbeDeps`] (resolvers, TLS
+//! configurations); knows nothing of state, alerts or the store. A site that
+//! is down is a [`ProbeReport`] like any other; `Err` means sitewatch itself
+//! could not probe (no sockets, no resolver configuration).
+
+pub mod dns;
+pub mod http;
+pub mod tcp;
+pub mod tls;
+
+use crate::config::{AddressMode, Host, SiteSpec};
+use crate::diagnosis::{Cause, HintFacts, Layer, Status, hint};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::time::Instant;
+
+/// What one layer did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerReport {
+    /// Which layer.
+    pub layer: Layer,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Elapsed milliseconds, from the moment the layer really began.
+    pub ms: f64,
+    /// The facts of this layer (addresses, protocol, status).
+    pub detail: String,
+}
+
+/// The result of one probe, in the shape of the diagnosis contract.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProbeReport {
+    /// up, degraded or down.
+    pub status: Status,
+    /// Why, when not up.
+    pub cause: Option<Cause>,
+    /// One sentence with the facts.
+    pub detail: String,
+    /// One sentence: what to check first (absent when up).
+    pub hint: Option<String>,
+    /// Every layer attempted, in order.
+    pub layers: Vec<LayerReport>,
+    /// Wall-clock start of the probe.
+    #[serde(with = "crate::timefmt")]
+    pub started_at: SystemTime,
+    /// Whole probe duration in milliseconds.
+    pub ms: f64,
+    /// The address the result is about (the one used, or the one that failed worst).
+    pub addr: Option<SocketAddr>,
+    /// The HTTP status received, if any.
+    pub http_status: Option<u16>,
+}
+
+/// sitewatch could not probe at all: its own failure, not the site's.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No socket or local port could be had.
+    #[error(transparent)]
+    Local(#[from] tcp::LocalError),
+    /// The resolvers or TLS configuration for this site are missing.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Shared, read-only things probes need: built once per configuration.
+pub struct ProbeDeps {
+    /// DNS resolvers.
+    pub resolvers: dns::Resolvers,
+    /// TLS client configurations.
+    pub tls: tls::TlsClients,
+}
+
+/// The dependencies could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    /// A resolver could not be built.
+    #[error(transparent)]
+    Dns(#[from] dns::BuildError),
+    /// A TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] tls::BuildError),
+}
+
+impl ProbeDeps {
+    /// Builds the resolvers and TLS configurations `sites` need.
+    pub fn new<'a>(
+        sites: impl IntoIterator<Item = &'a SiteSpec> + Clone,
+    ) -> Result<ProbeDeps, DepsError> {
+        let need_system = sites
+            .clone()
+            .into_iter()
+            .any(|s| matches!(s.target.host, Host::Name(_)) && s.expect.resolvers.is_empty());
+        let resolvers = dns::Resolvers::new(
+            need_system,
+            sites
+                .clone()
+                .into_iter()
+                .map(|s| s.expect.resolvers.as_slice()),
+        )?;
+        let mut tls = tls::TlsClients::new();
+        for site in sites {
+            if site.target.scheme.uses_tls() {
+                tls.prepare(
+                    site.expect.ca_file.as_deref(),
+                    site.target.scheme.uses_http(),
+                )?;
+            }
+        }
+        Ok(ProbeDeps { resolvers, tls })
+    }
+}
+
+/// Collects layer reports and builds the final report.
+struct Walk<'a> {
+    site: &'a SiteSpec,
+    started: Instant,
+    started_at: SystemTime,
+    layers: Vec<LayerReport>,
+    addr: Option<SocketAddr>,
+    http_status: Option<u16>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+impl<'a> Walk<'a> {
+    fn layer(&mut self, layer: Layer, ok: bool, elapsed: Duration, detail: String) {
+        self.layers.push(LayerReport {
+            layer,
+            ok,
+            ms: ms(elapsed),
+            detail,
+        });
+    }
+
+    fn finish(self, cause: Option<Cause>, detail: String) -> ProbeReport {
+        let status = cause.map_or(Status::Up, Cause::status);
+        let hint = cause.map(|c| {
+            hint(
+                c,
+                &HintFacts {
+                    host: &self.site.target.host_str,
+                    port: self.site.target.port,
+                    addr: self.addr,
+                    http_status: self.http_status,
+                },
+            )
+        });
+        ProbeReport {
+            status,
+            cause,
+            detail,
+            hint,
+            layers: self.layers,
+            started_at: self.started_at,
+            ms: ms(self.started.elapsed()),
+            addr: self.addr,
+            http_status: self.http_status,
+        }
+    }
+}
+
+fn list(addrs: &[IpAddr]) -> String {
+    addrs
+        .iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Probes `site` once, within its timeout.
+pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, ProbeError> {
+    let started = Instant::now();
+    let deadline = started + site.timeout;
+    let mut walk = Walk {
+        site,
+        started,
+        started_at: SystemTime::now(),
+        layers: Vec::with_capacity(4),
+        addr: None,
+        http_status: None,
+    };
+    let target = &site.target;
+
+    // DNS
+    let ips: Vec<IpAddr> = match &target.host {
+        Host::Ip(ip) => vec![*ip],
+        Host::Name(name) => {
+            let resolver = deps
+                .resolvers
+                .get(&site.expect.resolvers)
+                .map_err(ProbeError::Setup)?;
+            let t = Instant::now();
+            match tokio::time::timeout_at(deadline, dns::lookup(resolver, name)).await {
+                Err(_) => {
+                    let took = t.elapsed();
+                    walk.layer(
+                        Layer::Dns,
+                        false,
+                        took,
+                        format!("no answer for {name} within {} ms", took.as_millis()),
+                    );
+                    return Ok(walk.finish(
+                        Some(Cause::DnsTimeout),
+                        format!("no DNS answer for {name} within {} ms", took.as_millis()),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    let took = t.elapsed();
+                    let (cause, what) = dns::classify(&e);
+                    walk.layer(Layer::Dns, false, took, format!("{name}: {what}"));
+                    return Ok(walk.finish(Some(cause), format!("resolving {name} failed: {what}")));
+                }
+                Ok(Ok(ips)) => {
+                    let took = t.elapsed();
+                    if !site.expect.ips.is_empty()
+                        && !ips.iter().any(|ip| site.expect.ips.contains(ip))
+                    {
+                        let what = format!(
+                            "{name} resolves to {}, none of the expected {}",
+                            list(&ips),
+                            list(&site.expect.ips)
+                        );
+                        walk.layer(Layer::Dns, false, took, what.clone());
+                        return Ok(walk.finish(Some(Cause::DnsUnexpectedAddress), what));
+                    }
+                    walk.layer(Layer::Dns, true, took, format!("{name} → {}", list(&ips)));
+                    ips
+                }
+            }
+        }
+    };
+    let addrs: Vec<SocketAddr> = ips
+        .iter()
+        .map(|&ip| SocketAddr::new(ip, target.port))
+        .collect();
+
+    // TCP: a single address needs no task set.
+    let t = Instant::now();
+    let (stream, addr, connect_time, connecting) = if addrs.len() == 1 {
+        match tcp::connect_one(addrs[0], deadline).await {
+            Ok((stream, took)) => (stream, addrs[0], took, None),
+            Err(Err(local)) => return Err(local.into()),
+            Err(Ok(attempt)) => return Ok(all_failed(walk, t.elapsed(), &[attempt])),
+        }
+    } else {
+        let mut connecting = tcp::Connecting::start(&addrs, deadline);
+        match connecting.first().await? {
+            Some((stream, addr, took)) => (stream, addr, took, Some(connecting)),
+            None => {
+                let failures = connecting.failures().to_vec();
+                return Ok(all_failed(walk, t.elapsed(), &failures));
+            }
+        }
+    };
+    walk.addr = Some(addr);
+    walk.layer(
+        Layer::Tcp,
+        true,
+        connect_time,
+        format!("connected to {addr}"),
+    );
+
+    // The upper layers run on the winner while the other attempts finish.
+    let upper = upper_layers(&mut walk, stream, addr, deps, deadline);
+    let (outcome, others) = match connecting {
+        Some(c) if site.expect.addresses == AddressMode::All => {
+            let (outcome, others) = tokio::join!(upper, c.finish());
+            (outcome, others)
+        }
+        _ => (upper.await, Vec::new()),
+    };
+    let (cause, detail) = outcome?;
+    // A failure above TCP explains more than a dead sibling address does.
+    if cause.is_some() {
+        return Ok(walk.finish(cause, detail));
+    }
+    if let Some(failing) = partial(&others) {
+        return Ok(walk.finish(Some(Cause::TcpPartial), format!("{detail}; but {failing}")));
+    }
+    let skipped: Vec<String> = others
+        .iter()
+        .filter(|a| a.no_route_for_family)
+        .map(|a| a.addr.ip().to_string())
+        .collect();
+    let detail = if skipped.is_empty() {
+        detail
+    } else {
+        format!(
+            "{detail} (skipped {}: this host has no route for that address family)",
+            skipped.join(", ")
+        )
+    };
+    Ok(walk.finish(None, detail))
+}
+
+/// What one connect attempt did, in words.
+fn describe(a: &tcp::Attempt) -> String {
+    let os = a
+        .error
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    match a.cause {
+        None => format!("{} connected", a.addr),
+        Some(Cause::TcpRefused) => format!("{} refused the connection", a.addr),
+        Some(Cause::TcpTimeout) => format!(
+            "{} did not answer within {} ms",
+            a.addr,
+            a.elapsed.as_millis()
+        ),
+        Some(Cause::TcpUnreachable) => format!("{} is unreachable{os}", a.addr),
+        Some(other) => format!("{} failed: {}{os}", a.addr, other.words()),
+    }
+}
+
+/// Describes failing non-winning addresses, if any count as failures.
+fn partial(others: &[tcp::Attempt]) -> Option<String> {
+    let failing: Vec<String> = others
+        .iter()
+        .filter(|a| a.cause.is_some() && !a.no_route_for_family)
+        .map(describe)
+        .collect();
+    (!failing.is_empty()).then(|| {
+        format!(
+            "{} of the addresses fail: {}",
+            failing.len(),
+            failing.join(", ")
+        )
+    })
+}
+
+/// Builds the report when no address connected.
+fn all_failed(mut walk: Walk<'_>, took: Duration, attempts: &[tcp::Attempt]) -> ProbeReport {
+    let worst = tcp::worst_of(attempts);
+    let cause = worst.and_then(|a| a.cause).unwrap_or(Cause::TcpTimeout);
+    walk.addr = worst.map(|a| a.addr);
+    let what: Vec<String> = attempts.iter().map(describe).collect();
+    let detail = if attempts.len() == 1 {
+        what[0].clone()
+    } else {
+        format!("every address failed: {}", what.join("; "))
+    };
+    walk.layer(Layer::Tcp, false, took, detail.clone());
+    walk.finish(Some(cause), detail)
+}
+
+/// TLS, then HTTP or a banner, on a connected stream. Returns the cause
+/// (if any) and the detail sentence.
+async fn upper_layers(
+    walk: &mut Walk<'_>,
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    deps: &ProbeDeps,
+    deadline: Instant,
+) -> Result<(Option<Cause>, String), ProbeError> {
+    let site = walk.site;
+    let target = &site.target;
+    if !target.scheme.uses_tls() {
+        return after_connect(walk, stream, addr, deadline).await;
+    }
+    let config = deps
+        .tls
+        .get(site.expect.ca_file.as_deref(), target.scheme.uses_http())
+        .ok_or_else(|| {
+            ProbeError::Setup(format!("no TLS configuration prepared for {}", site.name))
+        })?;
+    let server_name = match &target.host {
+        Host::Ip(ip) => rustls::pki_types::ServerName::IpAddress((*ip).into()),
+        Host::Name(name) => match rustls::pki_types::ServerName::try_from(name.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(ProbeError::Setup(format!(
+                    "{name} is not a valid TLS server name: {e}"
+                )));
+            }
+        },
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+    let t = Instant::now();
+    match tokio::time::timeout_at(deadline, connector.connect(server_name, stream)).await {
+        Err(_) => {
+            let took = t.elapsed();
+            let what = format!(
+                "TLS handshake with {addr} did not finish within {} ms",
+                took.as_millis()
+            );
+            walk.layer(Layer::Tls, false, took, what.clone());
+            Ok((Some(Cause::TlsTimeout), what))
+        }
+        Ok(Err(e)) => {
+            let took = t.elapsed();
+            let (cause, what) = tls::classify(&e);
+            let what = format!("TLS handshake with {addr} failed: {what}");
+            walk.layer(Layer::Tls, false, took, what.clone());
+            Ok((Some(cause), what))
+        }
+        Ok(Ok(tls_stream)) => {
+            let took = t.elapsed();
+            let (_, conn) = tls_stream.get_ref();
+            let version = match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+                Some(v) => format!("{v:?}"),
+                None => "TLS".to_string(),
+            };
+            let alpn = conn
+                .alpn_protocol()
+                .map(|p| format!(", ALPN {}", String::from_utf8_lossy(p)))
+                .unwrap_or_default();
+            walk.layer(Layer::Tls, true, took, format!("{version}{alpn}"));
+            after_connect(walk, tls_stream, addr, deadline).await
+        }
+    }
+}
+
+/// The top layer: HTTP for http(s), a banner check or nothing for tcp/tls.
+async fn after_connect<S>(
+    walk: &mut Walk<'_>,
+    io: S,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Result<(Option<Cause>, String), ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let site = walk.site;
+    if !site.target.scheme.uses_http() {
+        let Some(expected) = &site.expect.banner else {
+            let total = walk.started.elapsed();
+            return Ok((None, format!("connected to {addr} in {} ms", ms(total))));
+        };
+        return Ok(banner(walk, io, addr, expected, deadline).await);
+    }
+    let t = Instant::now();
+    let read_body = site.expect.body.is_some();
+    match http::request(io, site, read_body, deadline).await {
+        Err(f) => {
+            let took = t.elapsed();
+            walk.layer(Layer::Http, false, took, f.what.clone());
+            Ok((
+                Some(f.cause),
+                format!("{} from {addr}: {}", site.target.url, f.what),
+            ))
+        }
+        Ok(resp) => {
+            let took = t.elapsed();
+            walk.http_status = Some(resp.status);
+            let head = format!(
+                "HTTP {} in {} ms (first byte after {} ms)",
+                resp.status,
+                ms(took),
+                ms(resp.ttfb)
+            );
+            if let Some(cause) = http::classify_status(resp.status, &site.expect.status) {
+                walk.layer(Layer::Http, false, took, head);
+                return Ok((
+                    Some(cause),
+                    format!(
+                        "{} answered {} from {addr}; accepted: {}",
+                        site.target.url, resp.status, site.expect.status
+                    ),
+                ));
+            }
+            if let (Some(text), Some(body)) = (&site.expect.body, &resp.body)
+                && !contains(body, text.as_bytes())
+            {
+                walk.layer(Layer::Http, false, took, head);
+                return Ok((
+                    Some(Cause::HttpContent),
+                    format!(
+                        "{} answered {} but the body ({} bytes) lacks \"{text}\"",
+                        site.target.url,
+                        resp.status,
+                        body.len()
+                    ),
+                ));
+            }
+            walk.layer(Layer::Http, true, took, head);
+            let total = walk.started.elapsed();
+            if let Some(slow) = site.expect.slow
+                && total > slow
+            {
+                return Ok((
+                    Some(Cause::HttpSlow),
+                    format!(
+                        "{} answered {} in {} ms, slower than {} ms",
+                        site.target.url,
+                        resp.status,
+                        ms(total),
+                        slow.as_millis()
+                    ),
+                ));
+            }
+            Ok((
+                None,
+                format!("HTTP {} from {addr} in {} ms", resp.status, ms(total)),
+            ))
+        }
+    }
+}
+
+/// Reads the server's first line and checks it holds `expected`.
+async fn banner<S>(
+    walk: &mut Walk<'_>,
+    io: S,
+    addr: SocketAddr,
+    expected: &str,
+    deadline: Instant,
+) -> (Option<Cause>, String)
+where
+    S: AsyncRead + Unpin,
+{
+    const MAX_LINE: u64 = 1024;
+    let t = Instant::now();
+    let mut line = Vec::new();
+    let mut reader = tokio::io::AsyncReadExt::take(BufReader::new(io), MAX_LINE);
+    let read = tokio::time::timeout_at(deadline, reader.read_until(b'\n', &mut line)).await;
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+    let what = match read {
+        Err(_) => format!("no banner from {addr} within {} ms", took.as_millis()),
+        Ok(Err(e)) => format!("reading the banner from {addr} failed: {e}"),
+        Ok(Ok(0)) => format!("{addr} closed the connection without a banner"),
+        Ok(Ok(_)) if text.contains(expected) => {
+            walk.layer(Layer::Tcp, true, took, format!("banner: {text}"));
+            return (None, format!("{addr} greeted with \"{text}\""));
+        }
+        Ok(Ok(_)) => format!("{addr} greeted with \"{text}\", expected \"{expected}\""),
+    };
+    walk.layer(Layer::Tcp, false, took, what.clone());
+    (Some(Cause::TcpBanner), what)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}

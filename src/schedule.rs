@@ -1,0 +1,330 @@
+//! The scheduler: one loop over all sites that wakes at most once per short
+//! slice, spawns every probe due, and feeds each result through the state
+//! machine.
+//!
+//! Owns every site's [`SiteState`] (a `Vec` indexed by site, no lock). Each
+//! site runs on a fixed-rate grid starting at a deterministic offset within
+//! its interval, so thousands of sites never fire together; a site whose
+//! previous probe still runs skips its slot instead of stacking; a global
+//! semaphore caps probes in flight; a hanging probe ends at its own deadline
+//! and never delays another site.
+
+use crate::config::SiteSpec;
+use crate::probe::{self, ProbeDeps, ProbeReport};
+use crate::state::{self, Observation, SiteState, Thresholds};
+use crate::store::{LagStats, SchedulerStats, StatusStore};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The shortest time between two wake-ups: probes due within one slice
+/// start together, which bounds the loop's wake-ups to 1/SLICE per second.
+pub const SLICE: Duration = Duration::from_millis(10);
+/// How often the scheduler publishes its figures to the store.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How many results are handled per wake-up at most.
+const RESULT_BATCH: usize = 256;
+
+/// A deterministic offset in `[0, interval)` for a site, from its name.
+pub fn offset(name: &str, interval: Duration) -> Duration {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let span = interval.as_micros().max(1) as u64;
+    Duration::from_micros(h % span)
+}
+
+struct Slot {
+    spec: Arc<SiteSpec>,
+    state: SiteState,
+    running: bool,
+}
+
+/// A finished probe, sent back to the loop.
+struct Done {
+    idx: usize,
+    planned: Instant,
+    began: Instant,
+    result: Result<ProbeReport, String>,
+}
+
+/// Sends the result back even if the probe task panics, so its site is
+/// never left marked as running.
+struct Reporter {
+    tx: mpsc::UnboundedSender<Done>,
+    idx: usize,
+    planned: Instant,
+    began: Instant,
+    sent: bool,
+}
+
+impl Reporter {
+    fn send(mut self, result: Result<ProbeReport, String>) {
+        self.sent = true;
+        let _ = self.tx.send(Done {
+            idx: self.idx,
+            planned: self.planned,
+            began: self.began,
+            result,
+        });
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self.tx.send(Done {
+                idx: self.idx,
+                planned: self.planned,
+                began: self.began,
+                result: Err("the probe task ended unexpectedly".to_string()),
+            });
+        }
+    }
+}
+
+/// Lag percentiles from a histogram of microseconds.
+fn lag_stats(h: &hdrhistogram::Histogram<u64>) -> LagStats {
+    let ms = |us: u64| us as f64 / 1000.0;
+    LagStats {
+        p50: ms(h.value_at_quantile(0.5)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+/// Runs the schedule for `sites` until `shutdown` fires, then lets the
+/// probes in flight finish (each ends by its own deadline) and returns.
+pub async fn run(
+    sites: Vec<Arc<SiteSpec>>,
+    deps: Arc<ProbeDeps>,
+    store: StatusStore,
+    max_concurrent: usize,
+    shutdown: CancellationToken,
+) {
+    let start = Instant::now();
+    let wall_start = SystemTime::now();
+    let mut slots: Vec<Slot> = sites
+        .iter()
+        .map(|spec| Slot {
+            spec: Arc::clone(spec),
+            state: SiteState::new(wall_start),
+            running: false,
+        })
+        .collect();
+    let mut due: BinaryHeap<Reverse<(Instant, usize)>> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Reverse((start + offset(&s.spec.name, s.spec.interval), i)))
+        .collect();
+    let semaphore = Arc::new(Semaphore::new(max_concurrent.max(1)));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+    let mut results = Vec::with_capacity(RESULT_BATCH);
+    // 1 µs to 1 h, 2 significant digits: a few KiB.
+    let mut lag = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2)
+        .expect("static histogram bounds are valid");
+    let mut stats = SchedulerStats::default();
+    let mut next_publish = start;
+    let mut last_wake = start;
+    let timer = tokio::time::sleep_until(start);
+    tokio::pin!(timer);
+
+    tracing::info!(sites = slots.len(), max_concurrent, "scheduler started");
+    loop {
+        let wake = due
+            .peek()
+            .map(|Reverse((t, _))| (*t).max(last_wake + SLICE));
+        if let Some(w) = wake
+            && timer.deadline() != w
+        {
+            timer.as_mut().reset(w);
+        }
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            n = rx.recv_many(&mut results, RESULT_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                for done in results.drain(..) {
+                    handle(&mut slots, &store, &mut stats, &mut lag, done);
+                }
+            }
+            () = &mut timer, if wake.is_some() => {
+                let now = Instant::now();
+                last_wake = now;
+                while let Some(&Reverse((planned, idx))) = due.peek() {
+                    if planned > now {
+                        break;
+                    }
+                    due.pop();
+                    let slot = &mut slots[idx];
+                    let interval = slot.spec.interval;
+                    // Fixed-rate grid; if the loop fell a whole interval behind, skip ahead.
+                    let mut next = planned + interval;
+                    while next <= now {
+                        next += interval;
+                        stats.skipped += 1;
+                    }
+                    due.push(Reverse((next, idx)));
+                    if slot.running {
+                        stats.skipped += 1;
+                        continue;
+                    }
+                    slot.running = true;
+                    stats.in_flight += 1;
+                    spawn_probe(idx, Arc::clone(&slot.spec), &deps, &semaphore, &tx, planned);
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= next_publish {
+            next_publish = now + PUBLISH_EVERY;
+            stats.lag_ms = lag_stats(&lag);
+            store.set_scheduler(stats.clone());
+        }
+    }
+
+    // Drain: nothing new starts; every probe in flight ends by its deadline.
+    tracing::info!(
+        in_flight = stats.in_flight,
+        "scheduler stopping, waiting for probes in flight"
+    );
+    drop(tx);
+    while stats.in_flight > 0 {
+        if rx.recv_many(&mut results, RESULT_BATCH).await == 0 {
+            break;
+        }
+        for done in results.drain(..) {
+            handle(&mut slots, &store, &mut stats, &mut lag, done);
+        }
+    }
+    stats.lag_ms = lag_stats(&lag);
+    store.set_scheduler(stats);
+    tracing::info!("scheduler stopped");
+}
+
+fn spawn_probe(
+    idx: usize,
+    spec: Arc<SiteSpec>,
+    deps: &Arc<ProbeDeps>,
+    semaphore: &Arc<Semaphore>,
+    tx: &mpsc::UnboundedSender<Done>,
+    planned: Instant,
+) {
+    let deps = Arc::clone(deps);
+    let semaphore = Arc::clone(semaphore);
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = semaphore.acquire_owned().await;
+        let reporter = Reporter {
+            tx,
+            idx,
+            planned,
+            began: Instant::now(),
+            sent: false,
+        };
+        let result = probe::run(&spec, &deps).await.map_err(|e| e.to_string());
+        reporter.send(result);
+    });
+}
+
+fn handle(
+    slots: &mut [Slot],
+    store: &StatusStore,
+    stats: &mut SchedulerStats,
+    lag: &mut hdrhistogram::Histogram<u64>,
+    done: Done,
+) {
+    stats.in_flight = stats.in_flight.saturating_sub(1);
+    let lag_us = done
+        .began
+        .saturating_duration_since(done.planned)
+        .as_micros();
+    lag.saturating_record(u64::try_from(lag_us).unwrap_or(u64::MAX).max(1));
+    let Some(slot) = slots.get_mut(done.idx) else {
+        return;
+    };
+    slot.running = false;
+    let spec = &slot.spec;
+    let report = match done.result {
+        Ok(report) => report,
+        Err(error) => {
+            stats.probe_errors += 1;
+            tracing::warn!(site = %spec.name, %error, "could not probe; the site's state is unchanged");
+            store.record_error(done.idx, error);
+            return;
+        }
+    };
+    stats.probes += 1;
+    tracing::debug!(
+        site = %spec.name,
+        status = %report.status,
+        cause = report.cause.map_or("", |c| c.as_str()),
+        ms = report.ms,
+        "probe"
+    );
+    let th = Thresholds {
+        confirm_down: spec.confirm_down,
+        confirm_up: spec.confirm_up,
+    };
+    let obs = Observation::new(report.status, report.cause);
+    let (next, transition) = state::step(&slot.state, obs, report.started_at, th);
+    slot.state = next;
+    if let Some(t) = &transition {
+        log_transition(spec, t, &report);
+    }
+    store.record(done.idx, next, report, transition);
+}
+
+fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) {
+    let cause = t.to.cause().map(|c| c.as_str());
+    match t.kind {
+        state::Kind::Recovered { outage } => tracing::info!(
+            site = %spec.name,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            outage = %humantime::format_duration(Duration::from_secs(outage.as_secs())),
+            "site recovered"
+        ),
+        kind => tracing::info!(
+            site = %spec.name,
+            change = kind.as_str(),
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            cause,
+            detail = %report.detail,
+            "site is {}",
+            t.to.as_str()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_stable_spread_and_inside_the_interval() {
+        let interval = Duration::from_secs(10);
+        assert_eq!(offset("blog", interval), offset("blog", interval));
+        let mut buckets = [0u32; 10];
+        for i in 0..10_000 {
+            let o = offset(&format!("site-{i}"), interval);
+            assert!(o < interval);
+            buckets[o.as_secs() as usize] += 1;
+        }
+        // Each second of the interval gets roughly a tenth of the sites.
+        for b in buckets {
+            assert!((800..1200).contains(&b), "{buckets:?}");
+        }
+    }
+}

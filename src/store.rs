@@ -1,0 +1,269 @@
+//! The status store: the latest state and probe report of every site, and
+//! the scheduler's own health, shared between the scheduler (which writes)
+//! and the API (which reads).
+//!
+//! A cheap-clone handle over `Arc<Mutex<…>>` with short critical sections
+//! (mini-redis `Db`). It holds no I/O and decides nothing: the scheduler
+//! hands it states the state machine already computed.
+
+use crate::config::SiteSpec;
+use crate::diagnosis::Cause;
+use crate::probe::{LayerReport, ProbeReport};
+use crate::state::{Health, SiteState, Transition};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+/// Handle to the shared status of every site.
+#[derive(Clone)]
+pub struct StatusStore {
+    shared: Arc<Mutex<Shared>>,
+}
+
+struct Shared {
+    started_at: SystemTime,
+    sites: Vec<Entry>,
+    index: HashMap<String, usize>,
+    scheduler: SchedulerStats,
+}
+
+struct Entry {
+    spec: Arc<SiteSpec>,
+    state: SiteState,
+    report: Option<ProbeReport>,
+    last_error: Option<String>,
+    last_transition: Option<Transition>,
+}
+
+/// How well the scheduler keeps its schedule.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct SchedulerStats {
+    /// Probes completed since start.
+    pub probes: u64,
+    /// Probes that could not run at all (sitewatch's own failure).
+    pub probe_errors: u64,
+    /// Probe slots skipped because the previous probe of the site still ran.
+    pub skipped: u64,
+    /// Probes running now.
+    pub in_flight: u64,
+    /// Scheduling lag (actual start minus planned start), milliseconds.
+    pub lag_ms: LagStats,
+}
+
+/// Percentiles of the scheduling lag.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct LagStats {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest seen.
+    pub max: f64,
+}
+
+/// One site as `/status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteView {
+    /// The site's name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Confirmed status: unknown, up, degraded or down.
+    pub status: &'static str,
+    /// Confirmed cause, when degraded or down.
+    pub cause: Option<Cause>,
+    /// The cause in words.
+    pub cause_text: Option<&'static str>,
+    /// When the confirmed status began.
+    #[serde(with = "crate::timefmt")]
+    pub since: SystemTime,
+    /// Probe interval in seconds.
+    pub interval_s: f64,
+    /// When the last probe started.
+    #[serde(with = "crate::timefmt::option")]
+    pub last_probe: Option<SystemTime>,
+    /// How long it took, milliseconds.
+    pub duration_ms: Option<f64>,
+    /// What the last probe found (it may differ from `status` while a change is being confirmed).
+    pub probe_status: Option<&'static str>,
+    /// The last probe's cause.
+    pub probe_cause: Option<Cause>,
+    /// The last probe's facts.
+    pub detail: Option<String>,
+    /// What to check first, from the last probe.
+    pub hint: Option<String>,
+    /// The last probe's layers.
+    pub layers: Vec<LayerReport>,
+    /// sitewatch's own error on the last attempt, if it could not probe.
+    pub error: Option<String>,
+    /// The last confirmed change.
+    pub last_change: Option<ChangeView>,
+}
+
+/// A confirmed change as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeView {
+    /// Its kind: initial, down, cause_changed, degraded, recovered, resolved.
+    pub kind: &'static str,
+    /// Status before.
+    pub from: &'static str,
+    /// Status after.
+    pub to: &'static str,
+    /// When the new status began.
+    #[serde(with = "crate::timefmt")]
+    pub since: SystemTime,
+    /// For a recovery: how long the outage lasted, in seconds.
+    pub outage_s: Option<f64>,
+}
+
+/// The daemon's own health, as `/healthz` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthView {
+    /// "ok".
+    pub status: &'static str,
+    /// sitewatch's version.
+    pub version: &'static str,
+    /// When the daemon started.
+    #[serde(with = "crate::timefmt")]
+    pub started_at: SystemTime,
+    /// Sites configured.
+    pub sites: usize,
+    /// Sites per confirmed status.
+    pub up: usize,
+    /// Degraded sites.
+    pub degraded: usize,
+    /// Down sites.
+    pub down: usize,
+    /// Sites not yet known.
+    pub unknown: usize,
+    /// The scheduler's figures.
+    pub scheduler: SchedulerStats,
+}
+
+impl StatusStore {
+    /// A store for `sites`, all unknown as of `now`.
+    pub fn new(sites: &[Arc<SiteSpec>], now: SystemTime) -> StatusStore {
+        let entries: Vec<Entry> = sites
+            .iter()
+            .map(|spec| Entry {
+                spec: Arc::clone(spec),
+                state: SiteState::new(now),
+                report: None,
+                last_error: None,
+                last_transition: None,
+            })
+            .collect();
+        let index = sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        StatusStore {
+            shared: Arc::new(Mutex::new(Shared {
+                started_at: now,
+                sites: entries,
+                index,
+                scheduler: SchedulerStats::default(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding this short lock leaves plain data behind;
+        // keep serving it rather than poisoning the whole daemon.
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a probe report and the state it led to.
+    pub fn record(
+        &self,
+        idx: usize,
+        state: SiteState,
+        report: ProbeReport,
+        transition: Option<Transition>,
+    ) {
+        let mut shared = self.lock();
+        if let Some(e) = shared.sites.get_mut(idx) {
+            e.state = state;
+            e.report = Some(report);
+            e.last_error = None;
+            if transition.is_some() {
+                e.last_transition = transition;
+            }
+        }
+    }
+
+    /// Records that sitewatch could not probe a site.
+    pub fn record_error(&self, idx: usize, error: String) {
+        if let Some(e) = self.lock().sites.get_mut(idx) {
+            e.last_error = Some(error);
+        }
+    }
+
+    /// Publishes the scheduler's figures.
+    pub fn set_scheduler(&self, stats: SchedulerStats) {
+        self.lock().scheduler = stats;
+    }
+
+    /// Every site, in configuration order.
+    pub fn sites(&self) -> Vec<SiteView> {
+        self.lock().sites.iter().map(view).collect()
+    }
+
+    /// One site by name.
+    pub fn site(&self, name: &str) -> Option<SiteView> {
+        let shared = self.lock();
+        shared.index.get(name).map(|&i| view(&shared.sites[i]))
+    }
+
+    /// The daemon's own health.
+    pub fn health(&self) -> HealthView {
+        let shared = self.lock();
+        let count =
+            |f: fn(&Health) -> bool| shared.sites.iter().filter(|e| f(&e.state.health)).count();
+        HealthView {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: shared.started_at,
+            sites: shared.sites.len(),
+            up: count(|h| matches!(h, Health::Up)),
+            degraded: count(|h| matches!(h, Health::Degraded(_))),
+            down: count(|h| matches!(h, Health::Down(_))),
+            unknown: count(|h| matches!(h, Health::Unknown)),
+            scheduler: shared.scheduler.clone(),
+        }
+    }
+}
+
+fn view(e: &Entry) -> SiteView {
+    let health = e.state.health;
+    let r = e.report.as_ref();
+    SiteView {
+        name: e.spec.name.clone(),
+        url: e.spec.target.url.clone(),
+        status: health.as_str(),
+        cause: health.cause(),
+        cause_text: health.cause().map(Cause::words),
+        since: e.state.since,
+        interval_s: e.spec.interval.as_secs_f64(),
+        last_probe: r.map(|r| r.started_at),
+        duration_ms: r.map(|r| r.ms),
+        probe_status: r.map(|r| r.status.as_str()),
+        probe_cause: r.and_then(|r| r.cause),
+        detail: r.map(|r| r.detail.clone()),
+        hint: r.and_then(|r| r.hint.clone()),
+        layers: r.map(|r| r.layers.clone()).unwrap_or_default(),
+        error: e.last_error.clone(),
+        last_change: e.last_transition.map(|t| ChangeView {
+            kind: t.kind.as_str(),
+            from: t.from.as_str(),
+            to: t.to.as_str(),
+            since: t.since,
+            outage_s: match t.kind {
+                crate::state::Kind::Recovered { outage } => Some(outage.as_secs_f64()),
+                _ => None,
+            },
+        }),
+    }
+}

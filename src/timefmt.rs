@@ -1,0 +1,29 @@
+//! Wall-clock times as RFC 3339 strings (UTC, milliseconds) in every JSON
+//! sitewatch writes, so they read the same in the API, the CLI and logs.
+
+use serde::Serializer;
+use std::time::SystemTime;
+
+/// Formats a time as `2026-11-25T18:46:10.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// `#[serde(with = "crate::timefmt")]` for a `SystemTime` field.
+pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+/// `#[serde(with = "crate::timefmt::option")]` for an `Option<SystemTime>` field.
+pub mod option {
+    use serde::Serializer;
+    use std::time::SystemTime;
+
+    /// Serializes `None` as null.
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Real servers for the integration tests, on loopback or in network
+//! namespaces the tests create.
+#![allow(dead_code)]
+
+pub mod daemon;
+pub mod dns;
+pub mod http;
+pub mod netns;
+pub mod tls;

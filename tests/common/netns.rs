@@ -1,0 +1,99 @@
+//! Network namespaces the tests create for themselves: only `lo`, no route
+//! out, firewall rules with nftables. Needs root; without it the caller gets
+//! `None` and a loud message, and under CI (`CI` set) it is an error.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace, deleted on drop.
+pub struct NetNs {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+fn run(cmd: &mut Command) -> Result<Output, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl NetNs {
+    /// Creates a namespace with `lo` up, or explains loudly why it cannot.
+    pub fn new(test: &str) -> Option<NetNs> {
+        let name = format!(
+            "sw{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let made = run(Command::new("ip").args(["netns", "add", &name]))
+            .and_then(|_| run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"])));
+        match made {
+            Ok(_) => Some(NetNs { name }),
+            Err(e) => {
+                let _ = Command::new("ip").args(["netns", "del", &name]).output();
+                let msg = format!(
+                    "SKIPPED {test}: cannot create a network namespace ({e}); the fault lab needs root, iproute2 and nftables"
+                );
+                if std::env::var_os("CI").is_some() {
+                    panic!("{msg} (CI must run every test)");
+                }
+                eprintln!("\n!!!!!!!! {msg} !!!!!!!!\n");
+                None
+            }
+        }
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Loads an nftables ruleset (nft -f syntax) into the namespace.
+    pub fn nft(&self, ruleset: &str) {
+        use std::io::Write;
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft must be installed (Debian package nftables)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ruleset.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft -f failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Adds an address to `lo` inside the namespace (e.g. "127.0.0.2/8" is
+    /// already there; use this for extra IPv6 addresses).
+    pub fn add_addr(&self, cidr: &str) {
+        run(Command::new("ip").args(["-n", &self.name, "addr", "add", cidr, "dev", "lo"])).unwrap();
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
