@@ -1,10 +1,11 @@
 //! `sitewatch check TARGET`: one probe with the daemon's own probe code,
 //! printed for a person, as the contract's JSON, or as a Nagios plugin line.
 
-use crate::config::{self, AddressMode, Expect, SiteSpec, StatusSet};
+use crate::config::{self, AddressMode, Expect, HttpOptions, Method, SiteSpec, StatusSet};
 use crate::diagnosis::Status;
 use crate::probe::{self, ProbeDeps, ProbeReport};
 use clap::{Args, ValueEnum};
+use http::{HeaderName, HeaderValue};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +38,21 @@ pub struct CheckArgs {
     /// Text the body must contain
     #[arg(long, value_name = "TEXT")]
     pub expect_body: Option<String>,
+    /// Text the body must not contain
+    #[arg(long, value_name = "TEXT")]
+    pub forbid_body: Option<String>,
+    /// Request method: GET or HEAD
+    #[arg(long, default_value = "GET", value_parser = parse_method, value_name = "GET|HEAD")]
+    pub method: Method,
+    /// An extra request header (repeatable)
+    #[arg(long = "header", value_parser = parse_header, value_name = "'NAME: VALUE'")]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Redirects to follow, each hop probed layer by layer (0: judge the 3xx itself)
+    #[arg(long, default_value_t = config::MAX_REDIRECTS, value_name = "N")]
+    pub max_redirects: u32,
+    /// Do not treat success pages that show an application error as down
+    #[arg(long)]
+    pub no_app_errors: bool,
     /// Response time above which the result is degraded
     #[arg(long, value_parser = config::parse_duration, value_name = "DUR")]
     pub slow: Option<Duration>,
@@ -55,6 +71,28 @@ pub struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+fn parse_method(text: &str) -> Result<Method, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::Get),
+        "HEAD" => Ok(Method::Head),
+        _ => Err(format!("\"{text}\" is not GET or HEAD")),
+    }
+}
+
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("\"{text}\" is not a header: write it as 'Name: value'"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("\"{}\" is not a valid header name", name.trim()))?;
+    if name == http::header::HOST {
+        return Err("Host comes from the target and cannot be set".to_string());
+    }
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| "the header value holds characters a header cannot carry".to_string())?;
+    Ok((name, value))
 }
 
 /// How `check` prints its result.
@@ -84,12 +122,21 @@ impl CheckArgs {
             return Err("--expect-banner applies to tcp:// and tls:// targets only".to_string());
         }
         if !target.scheme.uses_http()
-            && (self.expect_body.is_some() || !self.expect_status.is_empty())
+            && (self.expect_body.is_some()
+                || self.forbid_body.is_some()
+                || !self.expect_status.is_empty())
         {
-            return Err(
-                "--expect-body and --expect-status apply to http:// and https:// targets only"
-                    .to_string(),
-            );
+            return Err("--expect-body, --forbid-body and --expect-status apply to http:// and https:// targets only".to_string());
+        }
+        if self.method == Method::Head && (self.expect_body.is_some() || self.forbid_body.is_some())
+        {
+            return Err("body checks need the body: use --method GET".to_string());
+        }
+        if self.max_redirects > config::MAX_REDIRECTS_LIMIT {
+            return Err(format!(
+                "--max-redirects must be between 0 and {}",
+                config::MAX_REDIRECTS_LIMIT
+            ));
         }
         if self.cert_warn_days > 365 {
             return Err("--cert-warn-days must be between 0 and 365".to_string());
@@ -108,6 +155,7 @@ impl CheckArgs {
                     StatusSet(self.expect_status.clone())
                 },
                 body: self.expect_body.clone(),
+                forbid_body: self.forbid_body.clone(),
                 ips: self.expect_ips.clone(),
                 slow: self.slow,
                 cert_warn_days: self.cert_warn_days,
@@ -115,6 +163,12 @@ impl CheckArgs {
                 ca_file: self.ca_file.clone(),
                 addresses: self.addresses,
                 banner: self.expect_banner.clone(),
+            },
+            http: HttpOptions {
+                method: self.method,
+                headers: self.headers.clone(),
+                max_redirects: self.max_redirects,
+                app_errors: !self.no_app_errors,
             },
         })
     }

@@ -28,7 +28,7 @@ pub enum Command {
     /// Run the monitoring daemon.
     Run(ConfigArg),
     /// Probe one target once and print the diagnosis (exit 0 up, 1 degraded, 2 down, 3 error).
-    Check(check::CheckArgs),
+    Check(Box<check::CheckArgs>),
     /// Check a configuration file and report every mistake with file:line:column.
     Validate(ConfigArg),
 }

@@ -27,5 +27,9 @@ pub const EXPECT_STATUS: (u16, u16) = (200, 399);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// The largest confirmation threshold (beyond it an outage is never confirmed in practice).
 pub const MAX_CONFIRM: u32 = 100;
+/// Redirects followed before `http.redirects`.
+pub const MAX_REDIRECTS: u32 = 5;
+/// The most redirects a site may allow.
+pub const MAX_REDIRECTS_LIMIT: u32 = 20;
 /// Port used for a resolver given without one.
 pub const DNS_PORT: u16 = 53;

@@ -47,6 +47,41 @@ pub struct SiteSpec {
     pub confirm_up: u32,
     /// What the probe expects to find.
     pub expect: Expect,
+    /// How the HTTP layer asks (http and https only).
+    pub http: HttpOptions,
+}
+
+/// How the HTTP layer makes its request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpOptions {
+    /// GET (default) or HEAD.
+    pub method: Method,
+    /// Extra request headers, in file order.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Redirects followed (each hop probed layer by layer); 0 = judge the 3xx itself.
+    pub max_redirects: u32,
+    /// Whether a success page that is really an application error is down (`http.app_error`).
+    pub app_errors: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            method: Method::Get,
+            headers: Vec::new(),
+            max_redirects: super::defaults::MAX_REDIRECTS,
+            app_errors: true,
+        }
+    }
+}
+
+/// The request method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Fetch the page.
+    Get,
+    /// Fetch the head only (no body checks possible).
+    Head,
 }
 
 /// Expectations a probe checks, layer by layer.
@@ -56,6 +91,8 @@ pub struct Expect {
     pub status: StatusSet,
     /// Text the body must contain.
     pub body: Option<String>,
+    /// Text the body must not contain.
+    pub forbid_body: Option<String>,
     /// Addresses the name must resolve to (at least one of them).
     pub ips: Vec<IpAddr>,
     /// Response time above which the site is degraded.

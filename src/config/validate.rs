@@ -137,6 +137,11 @@ struct RawSite {
     ca_file: Option<Spanned<String>>,
     addresses: Option<Spanned<String>>,
     expect_banner: Option<Spanned<String>>,
+    forbid_body: Option<Spanned<String>>,
+    method: Option<Spanned<String>>,
+    headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    max_redirects: Option<Spanned<i64>>,
+    app_errors: Option<Spanned<bool>>,
 }
 
 struct Cx<'a> {
@@ -251,6 +256,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (span, raw) in &sites_raw {
         // Names are checked for uniqueness even when the rest of a site is invalid.
+        let mut duplicate = false;
         if let Some(name) = &raw.name {
             let line = locate(text, name.span().start).0;
             if let Some(first) = seen.get(name.get_ref()) {
@@ -261,11 +267,14 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                         name.get_ref()
                     ),
                 );
-                continue;
+                duplicate = true;
+            } else {
+                seen.insert(name.get_ref().clone(), line);
             }
-            seen.insert(name.get_ref().clone(), line);
         }
-        if let Some(site) = validate_site(&mut cx, span.clone(), raw, &defaults_raw) {
+        if let Some(site) = validate_site(&mut cx, span.clone(), raw, &defaults_raw)
+            && !duplicate
+        {
             sites.push(Arc::new(site));
         }
     }
@@ -487,6 +496,75 @@ fn validate_site(
         },
     };
     let banner = pick(&raw.expect_banner, &d.expect_banner).map(|b| b.get_ref().clone());
+    let forbid_body = pick(&raw.forbid_body, &d.forbid_body).map(|b| b.get_ref().clone());
+    if let Some(b) = pick(&raw.forbid_body, &d.forbid_body)
+        && b.get_ref().is_empty()
+    {
+        cx.error(b.span(), "`forbid_body` must not be empty");
+    }
+    let method = match pick(&raw.method, &d.method) {
+        None => Method::Get,
+        Some(m) => match m.get_ref().to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            other => {
+                cx.error(
+                    m.span(),
+                    format!("`method` must be \"GET\" or \"HEAD\", not \"{other}\""),
+                );
+                Method::Get
+            }
+        },
+    };
+    if method == Method::Head
+        && let Some(b) = raw.expect_body.as_ref().or(raw.forbid_body.as_ref())
+    {
+        cx.error(
+            b.span(),
+            "body checks need the body: use method = \"GET\" with `expect_body` or `forbid_body`",
+        );
+    }
+    let mut headers = Vec::new();
+    if let Some(table) = pick(&raw.headers, &d.headers) {
+        for (name, value) in table.get_ref() {
+            let parsed_name = http::HeaderName::from_bytes(name.as_bytes());
+            let parsed_value = http::HeaderValue::from_str(value.get_ref());
+            match (parsed_name, parsed_value) {
+                (Ok(n), Ok(v)) if n != http::header::HOST => headers.push((n, v)),
+                (Ok(_), Ok(_)) => cx.error(
+                    value.span(),
+                    "`headers` cannot set Host: it comes from the url",
+                ),
+                (Err(_), _) => cx.error(
+                    table.span(),
+                    format!("\"{name}\" in `headers` is not a valid header name"),
+                ),
+                (_, Err(_)) => cx.error(
+                    value.span(),
+                    format!(
+                        "the value of header \"{name}\" holds characters a header cannot carry"
+                    ),
+                ),
+            }
+        }
+    }
+    let max_redirects = match pick(&raw.max_redirects, &d.max_redirects) {
+        None => defaults::MAX_REDIRECTS,
+        Some(v) => match u32::try_from(*v.get_ref()) {
+            Ok(n) if n <= defaults::MAX_REDIRECTS_LIMIT => n,
+            _ => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "`max_redirects` must be between 0 and {}",
+                        defaults::MAX_REDIRECTS_LIMIT
+                    ),
+                );
+                defaults::MAX_REDIRECTS
+            }
+        },
+    };
+    let app_errors = pick(&raw.app_errors, &d.app_errors).is_none_or(|v| *v.get_ref());
 
     // Keys that make no sense for this kind of target, when the site sets them itself.
     if let Some(t) = &target {
@@ -496,6 +574,14 @@ fn validate_site(
                 raw.expect_status.as_ref().map(|v| v.span()),
             ),
             ("expect_body", raw.expect_body.as_ref().map(|v| v.span())),
+            ("forbid_body", raw.forbid_body.as_ref().map(|v| v.span())),
+            ("method", raw.method.as_ref().map(|v| v.span())),
+            ("headers", raw.headers.as_ref().map(|v| v.span())),
+            (
+                "max_redirects",
+                raw.max_redirects.as_ref().map(|v| v.span()),
+            ),
+            ("app_errors", raw.app_errors.as_ref().map(|v| v.span())),
         ];
         if !t.scheme.uses_http() {
             for (key, span) in http_only {
@@ -540,6 +626,7 @@ fn validate_site(
         expect: Expect {
             status,
             body: if uses_http { body } else { None },
+            forbid_body: if uses_http { forbid_body } else { None },
             ips,
             slow,
             cert_warn_days,
@@ -547,6 +634,12 @@ fn validate_site(
             ca_file: if uses_tls { ca_file } else { None },
             addresses,
             banner: if uses_http { None } else { banner },
+        },
+        http: HttpOptions {
+            method,
+            headers,
+            max_redirects,
+            app_errors,
         },
     })
 }
@@ -743,7 +836,7 @@ url = "tcp://x"
 interval = "500ms"
 "#,
         );
-        assert_eq!(e.len(), 4, "{e:#?}");
+        assert_eq!(e.len(), 5, "{e:#?}");
         assert!(
             e[0].starts_with("s.toml:3:7: unsupported scheme \"ftp\""),
             "{}",
@@ -755,14 +848,19 @@ interval = "500ms"
             e[1]
         );
         assert!(
-            e[2].starts_with("s.toml:12:7: \"tcp://x\" needs a port"),
+            e[2].starts_with("s.toml:11:8: duplicate site name \"a\" (first defined on line 2)"),
             "{}",
             e[2]
         );
         assert!(
-            e[3].starts_with("s.toml:13:12: `interval` is 500ms"),
+            e[3].starts_with("s.toml:12:7: \"tcp://x\" needs a port"),
             "{}",
             e[3]
+        );
+        assert!(
+            e[4].starts_with("s.toml:13:12: `interval` is 500ms"),
+            "{}",
+            e[4]
         );
     }
 

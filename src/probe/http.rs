@@ -5,13 +5,14 @@
 //! Generic over the stream, so the same code runs over TCP, TLS or an
 //! in-memory duplex in unit tests.
 
-use crate::config::{SiteSpec, StatusSet};
+use crate::config::{Host, HttpOptions, Method, StatusSet, Target};
 use crate::diagnosis::Cause;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
-use hyper::header::{ACCEPT, CONNECTION, HOST, USER_AGENT};
+use hyper::header::{ACCEPT, CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
+use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -30,6 +31,12 @@ pub struct Response {
     pub ttfb: Duration,
     /// The body, read up to [`MAX_BODY`], when a check asked for it.
     pub body: Option<Bytes>,
+    /// Whether the body was longer than [`MAX_BODY`] (only the start was read).
+    pub truncated: bool,
+    /// The `Location` header, for redirects.
+    pub location: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
 }
 
 /// Why no usable response came back.
@@ -41,12 +48,28 @@ pub struct Failure {
     pub what: String,
 }
 
-/// Sends one request for `site` over `io` and reads the response head, then
-/// the body if `read_body`; gives up at `deadline` with `http.timeout`.
+/// The `Host` header for a target (no port when it is the scheme's default).
+pub fn host_header(target: &Target) -> String {
+    let default_port = if target.scheme.uses_tls() { 443 } else { 80 };
+    let host = match &target.host {
+        Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => target.host_str.clone(),
+    };
+    if target.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", target.port)
+    }
+}
+
+/// Sends one request for `target` over `io` and reads the response head,
+/// then the body if `wants_body(status)`; gives up at `deadline` with
+/// `http.timeout`.
 pub async fn request<S>(
     io: S,
-    site: &SiteSpec,
-    read_body: bool,
+    target: &Target,
+    opts: &HttpOptions,
+    wants_body: impl FnOnce(u16) -> bool,
     deadline: Instant,
 ) -> Result<Response, Failure>
 where
@@ -58,63 +81,50 @@ where
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
                 .await
                 .map_err(|e| classify(&e))?;
-        let target = &site.target;
-        let default_port = if target.scheme.uses_tls() { 443 } else { 80 };
-        let host_header = match (&target.host, target.port == default_port) {
-            (crate::config::Host::Ip(std::net::IpAddr::V6(ip)), true) => format!("[{ip}]"),
-            (crate::config::Host::Ip(std::net::IpAddr::V6(ip)), false) => {
-                format!("[{ip}]:{}", target.port)
-            }
-            (_, true) => target.host_str.clone(),
-            (_, false) => format!("{}:{}", target.host_str, target.port),
+        let method = match opts.method {
+            Method::Get => http::Method::GET,
+            Method::Head => http::Method::HEAD,
         };
-        let req = Request::get(target.path.as_str())
-            .header(HOST, host_header)
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(target.path.as_str())
+            .header(HOST, host_header(target))
             .header(USER_AGENT, USER_AGENT_VALUE)
             .header(ACCEPT, "*/*")
-            .header(CONNECTION, "close")
-            .body(Empty::new())
-            .map_err(|e| Failure {
-                cause: Cause::HttpProtocol,
-                what: format!("cannot build the request: {e}"),
-            })?;
+            .header(CONNECTION, "close");
+        for (name, value) in &opts.headers {
+            builder = builder.header(name, value);
+        }
+        let req = builder.body(Empty::new()).map_err(|e| Failure {
+            cause: Cause::HttpProtocol,
+            what: format!("cannot build the request: {e}"),
+        })?;
         let work = async move {
             let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
             let ttfb = started.elapsed();
             let status = resp.status().as_u16();
-            let body = if read_body {
-                let limited = http_body_util::Limited::new(resp.into_body(), MAX_BODY);
-                match limited.collect().await {
-                    Ok(collected) => Some(collected.to_bytes()),
-                    Err(e) => {
-                        // A body over the limit is still checked on what was read:
-                        // Limited discards it, so report the size problem plainly.
-                        if e.downcast_ref::<http_body_util::LengthLimitError>()
-                            .is_some()
-                        {
-                            return Err(Failure {
-                                cause: Cause::HttpContent,
-                                what: format!(
-                                    "the body is larger than {} KiB and was not checked",
-                                    MAX_BODY / 1024
-                                ),
-                            });
-                        }
-                        match e.downcast::<hyper::Error>() {
-                            Ok(h) => return Err(classify(&h)),
-                            Err(e) => {
-                                return Err(Failure {
-                                    cause: Cause::HttpEmpty,
-                                    what: e.to_string(),
-                                });
-                            }
-                        }
-                    }
-                }
-            } else {
-                None
+            let header = |name| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
             };
-            Ok(Response { status, ttfb, body })
+            let location = header(LOCATION);
+            let content_type = header(CONTENT_TYPE);
+            let (body, truncated) = if wants_body(status) {
+                let (b, t) = read_body(resp.into_body()).await?;
+                (Some(b), t)
+            } else {
+                (None, false)
+            };
+            Ok(Response {
+                status,
+                ttfb,
+                body,
+                truncated,
+                location,
+                content_type,
+            })
         };
         let mut conn = std::pin::pin!(conn);
         let mut work = std::pin::pin!(work);
@@ -134,6 +144,81 @@ where
             ),
         }),
     }
+}
+
+/// Reads at most [`MAX_BODY`] bytes; says whether there was more.
+async fn read_body(mut body: hyper::body::Incoming) -> Result<(Bytes, bool), Failure> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| classify(&e))?;
+        if let Ok(data) = frame.into_data() {
+            let room = MAX_BODY - buf.len();
+            if data.len() >= room {
+                buf.extend_from_slice(&data[..room]);
+                return Ok((buf.freeze(), true));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok((buf.freeze(), false))
+}
+
+/// What a success page that is really an application error looks like.
+/// Returns the name of the error found.
+pub fn app_error(body: &[u8], content_type: Option<&str>) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(body);
+    const SIGNATURES: &[(&str, &str)] = &[
+        (
+            "Error establishing a database connection",
+            "WordPress cannot reach its database (\"Error establishing a database connection\")",
+        ),
+        (
+            "There has been a critical error on this website",
+            "WordPress critical error (\"There has been a critical error on this website\")",
+        ),
+        ("<b>Fatal error</b>:", "PHP fatal error"),
+        ("<b>Parse error</b>:", "PHP parse error"),
+    ];
+    for (needle, name) in SIGNATURES {
+        if text.contains(needle) {
+            return Some(name);
+        }
+    }
+    // PHP without HTML error formatting prints the error at the start of a line.
+    for line in text.lines() {
+        let line = line.trim_start_matches("<br />").trim_start();
+        if line.starts_with("Fatal error: ") || line.starts_with("PHP Fatal error:") {
+            return Some("PHP fatal error");
+        }
+        if line.starts_with("Parse error: ") || line.starts_with("PHP Parse error:") {
+            return Some("PHP parse error");
+        }
+    }
+    let html = content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"));
+    if html && blank_html(&text) {
+        return Some("blank page (an HTML response with nothing in its body)");
+    }
+    None
+}
+
+/// An HTML document that is empty, or whose `<body>` holds nothing but
+/// whitespace: the "white screen" of a crashed PHP application.
+fn blank_html(text: &str) -> bool {
+    if text.trim().is_empty() {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    let Some(open) = lower.find("<body") else {
+        return false;
+    };
+    let Some(open_end) = lower[open..].find('>') else {
+        return false;
+    };
+    let inner_start = open + open_end + 1;
+    let inner_end = lower[inner_start..]
+        .find("</body")
+        .map_or(lower.len(), |i| inner_start + i);
+    lower[inner_start..inner_end].trim().is_empty()
 }
 
 /// Maps a hyper error to a cause.
@@ -205,7 +290,7 @@ mod tests {
         assert_eq!(classify_status(200, &odd), Some(Cause::HttpStatus));
     }
 
-    fn site() -> SiteSpec {
+    fn site() -> crate::config::SiteSpec {
         crate::config::parse(
             std::path::Path::new("t.toml"),
             "[[site]]\nname = \"t\"\nurl = \"http://t.test/x\"\n",
@@ -225,7 +310,8 @@ mod tests {
             let _ = server.shutdown().await;
         });
         let deadline = Instant::now() + Duration::from_secs(5);
-        request(client, &site(), true, deadline).await
+        let site = site();
+        request(client, &site.target, &site.http, |_| true, deadline).await
     }
 
     #[tokio::test]

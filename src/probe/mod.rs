@@ -1,5 +1,6 @@
 //! One probe of one site: walk DNS → TCP → TLS → HTTP the way a browser
-//! does, time each layer, and stop at the first that fails.
+//! does, time each layer, and stop at the first that fails; follow
+//! redirects, walking every hop the same way.
 //!
 //! Sees only a [`SiteSpec`] and the shared [`ProbeDeps`] (resolvers, TLS
 //! configurations); knows nothing of state, alerts or the store. A site that
@@ -11,9 +12,10 @@ pub mod http;
 pub mod tcp;
 pub mod tls;
 
-use crate::config::{AddressMode, Host, SiteSpec};
+use crate::config::{AddressMode, Host, Method, SiteSpec, Target};
 use crate::diagnosis::{Cause, HintFacts, Layer, Status, hint};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -44,7 +46,7 @@ pub struct ProbeReport {
     pub detail: String,
     /// One sentence: what to check first (absent when up).
     pub hint: Option<String>,
-    /// Every layer attempted, in order.
+    /// Every layer attempted, in order (several hops when redirected).
     pub layers: Vec<LayerReport>,
     /// Wall-clock start of the probe.
     #[serde(with = "crate::timefmt")]
@@ -53,8 +55,10 @@ pub struct ProbeReport {
     pub ms: f64,
     /// The address the result is about (the one used, or the one that failed worst).
     pub addr: Option<SocketAddr>,
-    /// The HTTP status received, if any.
+    /// The HTTP status received last, if any.
     pub http_status: Option<u16>,
+    /// The leaf certificate presented last, if any.
+    pub cert: Option<tls::CertFacts>,
 }
 
 /// sitewatch could not probe at all: its own failure, not the site's.
@@ -88,14 +92,16 @@ pub enum DepsError {
 }
 
 impl ProbeDeps {
-    /// Builds the resolvers and TLS configurations `sites` need.
+    /// Builds the resolvers and TLS configurations `sites` need. Redirects
+    /// may lead anywhere, so HTTP sites always get the system resolver and
+    /// an HTTPS configuration.
     pub fn new<'a>(
         sites: impl IntoIterator<Item = &'a SiteSpec> + Clone,
     ) -> Result<ProbeDeps, DepsError> {
-        let need_system = sites
-            .clone()
-            .into_iter()
-            .any(|s| matches!(s.target.host, Host::Name(_)) && s.expect.resolvers.is_empty());
+        let need_system = sites.clone().into_iter().any(|s| {
+            (matches!(s.target.host, Host::Name(_)) && s.expect.resolvers.is_empty())
+                || (s.target.scheme.uses_http() && s.http.max_redirects > 0)
+        });
         let resolvers = dns::Resolvers::new(
             need_system,
             sites
@@ -105,7 +111,9 @@ impl ProbeDeps {
         )?;
         let mut tls = tls::TlsClients::new();
         for site in sites {
-            if site.target.scheme.uses_tls() {
+            if site.target.scheme.uses_tls()
+                || (site.target.scheme.uses_http() && site.http.max_redirects > 0)
+            {
                 tls.prepare(
                     site.expect.ca_file.as_deref(),
                     site.target.scheme.uses_http(),
@@ -116,22 +124,41 @@ impl ProbeDeps {
     }
 }
 
-/// Collects layer reports and builds the final report.
+/// Collects layer reports and what the walk found on the way.
 struct Walk<'a> {
     site: &'a SiteSpec,
     started: Instant,
     started_at: SystemTime,
     layers: Vec<LayerReport>,
+    hop: u32,
     addr: Option<SocketAddr>,
+    local: Option<IpAddr>,
     http_status: Option<u16>,
+    cert: Option<tls::CertFacts>,
+    /// Degraded findings that count only if nothing worse is found.
+    partial: Option<String>,
+    expiring: Option<String>,
 }
 
 fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-impl<'a> Walk<'a> {
+/// How one hop ended.
+enum Hop {
+    /// The walk is over: the cause (if any) and the detail sentence.
+    Done(Option<Cause>, String),
+    /// The server redirects: follow `location` (already absolute).
+    Redirect(String, u16),
+}
+
+impl Walk<'_> {
     fn layer(&mut self, layer: Layer, ok: bool, elapsed: Duration, detail: String) {
+        let detail = if self.hop == 0 {
+            detail
+        } else {
+            format!("redirect {}: {detail}", self.hop)
+        };
         self.layers.push(LayerReport {
             layer,
             ok,
@@ -140,18 +167,24 @@ impl<'a> Walk<'a> {
         });
     }
 
-    fn finish(self, cause: Option<Cause>, detail: String) -> ProbeReport {
+    fn finish(self, target: &Target, cause: Option<Cause>, detail: String) -> ProbeReport {
         let status = cause.map_or(Status::Up, Cause::status);
         let hint = cause.map(|c| {
-            hint(
+            let mut h = hint(
                 c,
                 &HintFacts {
-                    host: &self.site.target.host_str,
-                    port: self.site.target.port,
+                    host: &target.host_str,
+                    port: target.port,
                     addr: self.addr,
                     http_status: self.http_status,
                 },
-            )
+            );
+            if c == Cause::HttpBlocked
+                && let Some(local) = self.local
+            {
+                h.push_str(&format!(" (it connects from {local})"));
+            }
+            h
         });
         ProbeReport {
             status,
@@ -163,6 +196,7 @@ impl<'a> Walk<'a> {
             ms: ms(self.started.elapsed()),
             addr: self.addr,
             http_status: self.http_status,
+            cert: self.cert,
         }
     }
 }
@@ -184,11 +218,91 @@ pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, Probe
         started,
         started_at: SystemTime::now(),
         layers: Vec::with_capacity(4),
+        hop: 0,
         addr: None,
+        local: None,
         http_status: None,
+        cert: None,
+        partial: None,
+        expiring: None,
     };
-    let target = &site.target;
+    let mut target = Cow::Borrowed(&site.target);
+    let mut chain: Vec<String> = Vec::new();
+    loop {
+        let (cause, detail) = match walk_hop(&mut walk, &target, deps, deadline).await? {
+            Hop::Done(cause, detail) => (cause, detail),
+            Hop::Redirect(next, status) => {
+                chain.push(target.url.clone());
+                let path = || format!("{} → {next}", chain.join(" → "));
+                let stop = if chain.contains(&next) {
+                    Some(format!("redirect loop: {}", path()))
+                } else if walk.hop >= site.http.max_redirects {
+                    Some(format!(
+                        "more than {} redirects: {}",
+                        site.http.max_redirects,
+                        path()
+                    ))
+                } else {
+                    match crate::config::parse_target(&next) {
+                        Ok(t) if t.scheme.uses_http() => {
+                            target = Cow::Owned(t);
+                            walk.hop += 1;
+                            None
+                        }
+                        Ok(_) | Err(_) => Some(format!(
+                            "{} redirects ({status}) to {next}, which is not an http(s) URL",
+                            chain.last().map_or("", String::as_str)
+                        )),
+                    }
+                };
+                match stop {
+                    Some(what) => (Some(Cause::HttpRedirects), what),
+                    None => continue,
+                }
+            }
+        };
+        // A down cause explains more than any degraded finding on the way.
+        let cause_is_down = cause.is_some_and(|c| c.status() == Status::Down);
+        let report = if cause_is_down {
+            walk.finish(&target, cause, detail)
+        } else if let Some(partial) = walk.partial.take() {
+            walk.finish(
+                &target,
+                Some(Cause::TcpPartial),
+                format!("{detail}; but {partial}"),
+            )
+        } else if let Some(expiring) = walk.expiring.take() {
+            walk.finish(
+                &target,
+                Some(Cause::TlsExpiring),
+                format!("{detail}; but {expiring}"),
+            )
+        } else {
+            let detail = if chain.is_empty() {
+                detail
+            } else {
+                format!(
+                    "{detail} after {} redirect{} ({} → {})",
+                    chain.len(),
+                    if chain.len() == 1 { "" } else { "s" },
+                    chain.join(" → "),
+                    target.url
+                )
+            };
+            walk.finish(&target, cause, detail)
+        };
+        return Ok(report);
+    }
+}
 
+/// One hop: DNS, TCP, then the upper layers.
+async fn walk_hop(
+    walk: &mut Walk<'_>,
+    target: &Target,
+    deps: &ProbeDeps,
+    deadline: Instant,
+) -> Result<Hop, ProbeError> {
+    let site = walk.site;
     // DNS
     let ips: Vec<IpAddr> = match &target.host {
         Host::Ip(ip) => vec![*ip],
@@ -201,26 +315,24 @@ pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, Probe
             match tokio::time::timeout_at(deadline, dns::lookup(resolver, name)).await {
                 Err(_) => {
                     let took = t.elapsed();
-                    walk.layer(
-                        Layer::Dns,
-                        false,
-                        took,
-                        format!("no answer for {name} within {} ms", took.as_millis()),
-                    );
-                    return Ok(walk.finish(
-                        Some(Cause::DnsTimeout),
-                        format!("no DNS answer for {name} within {} ms", took.as_millis()),
-                    ));
+                    let what = format!("no DNS answer for {name} within {} ms", took.as_millis());
+                    walk.layer(Layer::Dns, false, took, what.clone());
+                    return Ok(Hop::Done(Some(Cause::DnsTimeout), what));
                 }
                 Ok(Err(e)) => {
                     let took = t.elapsed();
                     let (cause, what) = dns::classify(&e);
                     walk.layer(Layer::Dns, false, took, format!("{name}: {what}"));
-                    return Ok(walk.finish(Some(cause), format!("resolving {name} failed: {what}")));
+                    return Ok(Hop::Done(
+                        Some(cause),
+                        format!("resolving {name} failed: {what}"),
+                    ));
                 }
                 Ok(Ok(ips)) => {
                     let took = t.elapsed();
-                    if !site.expect.ips.is_empty()
+                    // The expected addresses are the site's own, not those of a redirect target.
+                    if walk.hop == 0
+                        && !site.expect.ips.is_empty()
                         && !ips.iter().any(|ip| site.expect.ips.contains(ip))
                     {
                         let what = format!(
@@ -229,7 +341,7 @@ pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, Probe
                             list(&site.expect.ips)
                         );
                         walk.layer(Layer::Dns, false, took, what.clone());
-                        return Ok(walk.finish(Some(Cause::DnsUnexpectedAddress), what));
+                        return Ok(Hop::Done(Some(Cause::DnsUnexpectedAddress), what));
                     }
                     walk.layer(Layer::Dns, true, took, format!("{name} → {}", list(&ips)));
                     ips
@@ -261,6 +373,7 @@ pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, Probe
         }
     };
     walk.addr = Some(addr);
+    walk.local = stream.local_addr().ok().map(|a| a.ip());
     walk.layer(
         Layer::Tcp,
         true,
@@ -269,36 +382,30 @@ pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, Probe
     );
 
     // The upper layers run on the winner while the other attempts finish.
-    let upper = upper_layers(&mut walk, stream, addr, deps, deadline);
+    let upper = upper_layers(walk, target, stream, addr, deps, deadline);
     let (outcome, others) = match connecting {
-        Some(c) if site.expect.addresses == AddressMode::All => {
-            let (outcome, others) = tokio::join!(upper, c.finish());
-            (outcome, others)
-        }
+        Some(c) if site.expect.addresses == AddressMode::All => tokio::join!(upper, c.finish()),
         _ => (upper.await, Vec::new()),
     };
-    let (cause, detail) = outcome?;
-    // A failure above TCP explains more than a dead sibling address does.
-    if cause.is_some() {
-        return Ok(walk.finish(cause, detail));
-    }
+    let outcome = outcome?;
     if let Some(failing) = partial(&others) {
-        return Ok(walk.finish(Some(Cause::TcpPartial), format!("{detail}; but {failing}")));
+        walk.partial.get_or_insert(failing);
     }
     let skipped: Vec<String> = others
         .iter()
         .filter(|a| a.no_route_for_family)
         .map(|a| a.addr.ip().to_string())
         .collect();
-    let detail = if skipped.is_empty() {
-        detail
-    } else {
-        format!(
-            "{detail} (skipped {}: this host has no route for that address family)",
-            skipped.join(", ")
-        )
-    };
-    Ok(walk.finish(None, detail))
+    Ok(match outcome {
+        Hop::Done(cause, detail) if !skipped.is_empty() => Hop::Done(
+            cause,
+            format!(
+                "{detail} (skipped {}: this host has no route for that address family)",
+                skipped.join(", ")
+            ),
+        ),
+        other => other,
+    })
 }
 
 /// What one connect attempt did, in words.
@@ -330,15 +437,16 @@ fn partial(others: &[tcp::Attempt]) -> Option<String> {
         .collect();
     (!failing.is_empty()).then(|| {
         format!(
-            "{} of the addresses fail: {}",
+            "{} of the addresses fail{}: {}",
             failing.len(),
-            failing.join(", ")
+            if failing.len() == 1 { "s" } else { "" },
+            failing.join("; ")
         )
     })
 }
 
-/// Builds the report when no address connected.
-fn all_failed(mut walk: Walk<'_>, took: Duration, attempts: &[tcp::Attempt]) -> ProbeReport {
+/// The hop's outcome when no address connected.
+fn all_failed(walk: &mut Walk<'_>, took: Duration, attempts: &[tcp::Attempt]) -> Hop {
     let worst = tcp::worst_of(attempts);
     let cause = worst.and_then(|a| a.cause).unwrap_or(Cause::TcpTimeout);
     walk.addr = worst.map(|a| a.addr);
@@ -349,22 +457,21 @@ fn all_failed(mut walk: Walk<'_>, took: Duration, attempts: &[tcp::Attempt]) -> 
         format!("every address failed: {}", what.join("; "))
     };
     walk.layer(Layer::Tcp, false, took, detail.clone());
-    walk.finish(Some(cause), detail)
+    Hop::Done(Some(cause), detail)
 }
 
-/// TLS, then HTTP or a banner, on a connected stream. Returns the cause
-/// (if any) and the detail sentence.
+/// TLS, then HTTP or a banner, on a connected stream.
 async fn upper_layers(
     walk: &mut Walk<'_>,
+    target: &Target,
     stream: tokio::net::TcpStream,
     addr: SocketAddr,
     deps: &ProbeDeps,
     deadline: Instant,
-) -> Result<(Option<Cause>, String), ProbeError> {
+) -> Result<Hop, ProbeError> {
     let site = walk.site;
-    let target = &site.target;
     if !target.scheme.uses_tls() {
-        return after_connect(walk, stream, addr, deadline).await;
+        return Ok(after_connect(walk, target, stream, addr, deadline).await);
     }
     let config = deps
         .tls
@@ -374,14 +481,9 @@ async fn upper_layers(
         })?;
     let server_name = match &target.host {
         Host::Ip(ip) => rustls::pki_types::ServerName::IpAddress((*ip).into()),
-        Host::Name(name) => match rustls::pki_types::ServerName::try_from(name.clone()) {
-            Ok(n) => n,
-            Err(e) => {
-                return Err(ProbeError::Setup(format!(
-                    "{name} is not a valid TLS server name: {e}"
-                )));
-            }
-        },
+        Host::Name(name) => rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+            ProbeError::Setup(format!("{name} is not a valid TLS server name: {e}"))
+        })?,
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
     let t = Instant::now();
@@ -393,14 +495,15 @@ async fn upper_layers(
                 took.as_millis()
             );
             walk.layer(Layer::Tls, false, took, what.clone());
-            Ok((Some(Cause::TlsTimeout), what))
+            Ok(Hop::Done(Some(Cause::TlsTimeout), what))
         }
         Ok(Err(e)) => {
             let took = t.elapsed();
-            let (cause, what) = tls::classify(&e);
-            let what = format!("TLS handshake with {addr} failed: {what}");
+            let f = tls::classify(&e, &target.host_str);
+            walk.cert = f.cert;
+            let what = format!("TLS handshake with {addr} failed: {}", f.what);
             walk.layer(Layer::Tls, false, took, what.clone());
-            Ok((Some(cause), what))
+            Ok(Hop::Done(Some(f.cause), what))
         }
         Ok(Ok(tls_stream)) => {
             let took = t.elapsed();
@@ -415,8 +518,28 @@ async fn upper_layers(
                 .alpn_protocol()
                 .map(|p| format!(", ALPN {}", String::from_utf8_lossy(p)))
                 .unwrap_or_default();
-            walk.layer(Layer::Tls, true, took, format!("{version}{alpn}"));
-            after_connect(walk, tls_stream, addr, deadline).await
+            let cert = conn
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| tls::cert_facts(leaf, SystemTime::now()));
+            let facts = cert
+                .as_ref()
+                .map(|c| format!("; {}", tls::describe_valid(c)))
+                .unwrap_or_default();
+            walk.layer(Layer::Tls, true, took, format!("{version}{alpn}{facts}"));
+            if let Some(c) = &cert
+                && c.days_left < i64::from(site.expect.cert_warn_days)
+            {
+                walk.expiring.get_or_insert(format!(
+                    "the certificate of {} expires in {} day{} (warning at {})",
+                    target.host_str,
+                    c.days_left,
+                    if c.days_left == 1 { "" } else { "s" },
+                    site.expect.cert_warn_days
+                ));
+            }
+            walk.cert = cert;
+            Ok(after_connect(walk, target, tls_stream, addr, deadline).await)
         }
     }
 }
@@ -424,87 +547,146 @@ async fn upper_layers(
 /// The top layer: HTTP for http(s), a banner check or nothing for tcp/tls.
 async fn after_connect<S>(
     walk: &mut Walk<'_>,
+    target: &Target,
     io: S,
     addr: SocketAddr,
     deadline: Instant,
-) -> Result<(Option<Cause>, String), ProbeError>
+) -> Hop
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let site = walk.site;
-    if !site.target.scheme.uses_http() {
+    if !target.scheme.uses_http() {
         let Some(expected) = &site.expect.banner else {
             let total = walk.started.elapsed();
-            return Ok((None, format!("connected to {addr} in {} ms", ms(total))));
+            return Hop::Done(None, format!("connected to {addr} in {} ms", ms(total)));
         };
-        return Ok(banner(walk, io, addr, expected, deadline).await);
+        return banner(walk, io, addr, expected, deadline).await;
     }
+    let opts = &site.http;
+    let checks_body = site.expect.body.is_some() || site.expect.forbid_body.is_some();
+    let follows = opts.max_redirects > 0;
+    let wants_body = |status: u16| {
+        let redirect = follows && (300..400).contains(&status);
+        opts.method == Method::Get
+            && !redirect
+            && (checks_body || (opts.app_errors && (200..300).contains(&status)))
+    };
     let t = Instant::now();
-    let read_body = site.expect.body.is_some();
-    match http::request(io, site, read_body, deadline).await {
+    let resp = match http::request(io, target, opts, wants_body, deadline).await {
         Err(f) => {
-            let took = t.elapsed();
-            walk.layer(Layer::Http, false, took, f.what.clone());
-            Ok((
+            walk.layer(Layer::Http, false, t.elapsed(), f.what.clone());
+            return Hop::Done(
                 Some(f.cause),
-                format!("{} from {addr}: {}", site.target.url, f.what),
-            ))
-        }
-        Ok(resp) => {
-            let took = t.elapsed();
-            walk.http_status = Some(resp.status);
-            let head = format!(
-                "HTTP {} in {} ms (first byte after {} ms)",
-                resp.status,
-                ms(took),
-                ms(resp.ttfb)
+                format!("{} from {addr}: {}", target.url, f.what),
             );
-            if let Some(cause) = http::classify_status(resp.status, &site.expect.status) {
-                walk.layer(Layer::Http, false, took, head);
-                return Ok((
-                    Some(cause),
-                    format!(
-                        "{} answered {} from {addr}; accepted: {}",
-                        site.target.url, resp.status, site.expect.status
-                    ),
-                ));
-            }
-            if let (Some(text), Some(body)) = (&site.expect.body, &resp.body)
-                && !contains(body, text.as_bytes())
-            {
-                walk.layer(Layer::Http, false, took, head);
-                return Ok((
-                    Some(Cause::HttpContent),
-                    format!(
-                        "{} answered {} but the body ({} bytes) lacks \"{text}\"",
-                        site.target.url,
-                        resp.status,
-                        body.len()
-                    ),
-                ));
-            }
-            walk.layer(Layer::Http, true, took, head);
-            let total = walk.started.elapsed();
-            if let Some(slow) = site.expect.slow
-                && total > slow
-            {
-                return Ok((
-                    Some(Cause::HttpSlow),
-                    format!(
-                        "{} answered {} in {} ms, slower than {} ms",
-                        site.target.url,
-                        resp.status,
-                        ms(total),
-                        slow.as_millis()
-                    ),
-                ));
-            }
-            Ok((
-                None,
-                format!("HTTP {} from {addr} in {} ms", resp.status, ms(total)),
-            ))
+        }
+        Ok(resp) => resp,
+    };
+    let took = t.elapsed();
+    walk.http_status = Some(resp.status);
+    let head = format!(
+        "HTTP {} in {} ms (first byte after {} ms)",
+        resp.status,
+        ms(took),
+        ms(resp.ttfb)
+    );
+    if follows
+        && (300..400).contains(&resp.status)
+        && let Some(location) = &resp.location
+    {
+        let next = url::Url::parse(&target.url).and_then(|base| base.join(location));
+        walk.layer(
+            Layer::Http,
+            true,
+            took,
+            format!("{head}, redirect to {location}"),
+        );
+        return match next {
+            Ok(next) => Hop::Redirect(next.to_string(), resp.status),
+            Err(e) => Hop::Done(
+                Some(Cause::HttpRedirects),
+                format!(
+                    "{} redirects ({}) to an invalid location \"{location}\": {e}",
+                    target.url, resp.status
+                ),
+            ),
+        };
+    }
+    if let Some(cause) = http::classify_status(resp.status, &site.expect.status) {
+        walk.layer(Layer::Http, false, took, head);
+        return Hop::Done(
+            Some(cause),
+            format!(
+                "{} answered {} from {addr}; accepted: {}",
+                target.url, resp.status, site.expect.status
+            ),
+        );
+    }
+    if let Some(body) = &resp.body {
+        let size = if resp.truncated {
+            format!("first {} KiB", body.len() / 1024)
+        } else {
+            format!("{} bytes", body.len())
+        };
+        if let Some(text) = &site.expect.body
+            && !contains(body, text.as_bytes())
+        {
+            walk.layer(Layer::Http, false, took, head);
+            return Hop::Done(
+                Some(Cause::HttpContent),
+                format!(
+                    "{} answered {} but the body ({size}) lacks \"{text}\"",
+                    target.url, resp.status
+                ),
+            );
+        }
+        if let Some(text) = &site.expect.forbid_body
+            && contains(body, text.as_bytes())
+        {
+            walk.layer(Layer::Http, false, took, head);
+            return Hop::Done(
+                Some(Cause::HttpContent),
+                format!(
+                    "{} answered {} but the body ({size}) holds the forbidden \"{text}\"",
+                    target.url, resp.status
+                ),
+            );
+        }
+        if opts.app_errors
+            && (200..300).contains(&resp.status)
+            && let Some(error) = http::app_error(body, resp.content_type.as_deref())
+        {
+            walk.layer(Layer::Http, false, took, head);
+            return Hop::Done(
+                Some(Cause::HttpAppError),
+                format!(
+                    "{} answered {} but the page is an application error: {error}",
+                    target.url, resp.status
+                ),
+            );
         }
     }
+    walk.layer(Layer::Http, true, took, head);
+    let total = walk.started.elapsed();
+    if let Some(slow) = site.expect.slow
+        && total > slow
+    {
+        return Hop::Done(
+            Some(Cause::HttpSlow),
+            format!(
+                "{} answered {} in {} ms, slower than {} ms",
+                target.url,
+                resp.status,
+                ms(total),
+                slow.as_millis()
+            ),
+        );
+    }
+    Hop::Done(
+        None,
+        format!("HTTP {} from {addr} in {} ms", resp.status, ms(total)),
+    )
 }
 
 /// Reads the server's first line and checks it holds `expected`.
@@ -514,7 +696,7 @@ async fn banner<S>(
     addr: SocketAddr,
     expected: &str,
     deadline: Instant,
-) -> (Option<Cause>, String)
+) -> Hop
 where
     S: AsyncRead + Unpin,
 {
@@ -531,12 +713,12 @@ where
         Ok(Ok(0)) => format!("{addr} closed the connection without a banner"),
         Ok(Ok(_)) if text.contains(expected) => {
             walk.layer(Layer::Tcp, true, took, format!("banner: {text}"));
-            return (None, format!("{addr} greeted with \"{text}\""));
+            return Hop::Done(None, format!("{addr} greeted with \"{text}\""));
         }
         Ok(Ok(_)) => format!("{addr} greeted with \"{text}\", expected \"{expected}\""),
     };
     walk.layer(Layer::Tcp, false, took, what.clone());
-    (Some(Cause::TcpBanner), what)
+    Hop::Done(Some(Cause::TcpBanner), what)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

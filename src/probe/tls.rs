@@ -1,15 +1,161 @@
 //! The TLS layer: client configurations built once (system roots plus a
-//! site's `ca_file`, ring provider, ALPN http/1.1 for HTTPS) and the table
-//! from rustls errors to cause codes.
+//! site's `ca_file`, ring provider, ALPN http/1.1 for HTTPS), the facts of
+//! the presented certificate (subject, issuer, names, validity), and the
+//! table from rustls errors to cause codes.
+//!
+//! The standard webpki verifier decides; a thin wrapper around it attaches
+//! the leaf certificate's facts to a rejection, so "expired" comes with the
+//! date and "untrusted" with the issuer.
 
 use crate::diagnosis::Cause;
-use rustls::pki_types::CertificateDer;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
+    SignatureScheme,
+};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The facts of a certificate that an operator needs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CertFacts {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS names and addresses it is valid for.
+    pub names: Vec<String>,
+    /// Start of validity.
+    #[serde(with = "crate::timefmt")]
+    pub not_before: SystemTime,
+    /// End of validity.
+    #[serde(with = "crate::timefmt")]
+    pub not_after: SystemTime,
+    /// Whole days from the probe to `not_after` (negative once expired).
+    pub days_left: i64,
+}
+
+/// Reads the facts of a DER certificate as of `now`.
+pub fn cert_facts(der: &[u8], now: SystemTime) -> Option<CertFacts> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let at = |ts: i64| {
+        if ts >= 0 {
+            UNIX_EPOCH + Duration::from_secs(ts.unsigned_abs())
+        } else {
+            UNIX_EPOCH - Duration::from_secs(ts.unsigned_abs())
+        }
+    };
+    let not_before = at(cert.validity().not_before.timestamp());
+    let not_after = at(cert.validity().not_after.timestamp());
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => names.push((*d).to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => names
+                        .push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
+                    16 => names
+                        .push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let secs_left = match not_after.duration_since(now) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    Some(CertFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        names,
+        not_before,
+        not_after,
+        days_left: secs_left.div_euclid(86_400),
+    })
+}
+
+/// A certificate the verifier rejected, with the facts of the leaf.
+#[derive(Debug)]
+pub struct Rejected {
+    /// rustls' verdict.
+    pub error: rustls::Error,
+    /// The presented leaf certificate.
+    pub leaf: Option<CertFacts>,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// The webpki verifier, attaching certificate facts to rejections.
+#[derive(Debug)]
+struct FactsOnRejection {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+fn system_time(t: UnixTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(t.as_secs())
+}
+
+impl ServerCertVerifier for FactsOnRejection {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|error| match error {
+                rustls::Error::InvalidCertificate(_) => {
+                    rustls::Error::Other(OtherError(Arc::new(Rejected {
+                        error,
+                        leaf: cert_facts(end_entity, system_time(now)),
+                    })))
+                }
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
 
 /// TLS client configurations, keyed by (`ca_file`, speaks HTTP).
 pub struct TlsClients {
@@ -31,6 +177,9 @@ pub enum BuildError {
     /// rustls refused the configuration.
     #[error("cannot configure TLS: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The verifier could not be built (no usable root at all).
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
 }
 
 impl TlsClients {
@@ -42,9 +191,7 @@ impl TlsClients {
             tracing::warn!(error = %err, "some system CA certificates could not be loaded");
         }
         let (added, ignored) = system_roots.add_parsable_certificates(loaded.certs);
-        if ignored > 0 {
-            tracing::debug!(added, ignored, "system CA certificates loaded");
-        }
+        tracing::debug!(added, ignored, "system CA certificates loaded");
         TlsClients {
             system_roots,
             configs: HashMap::new(),
@@ -59,29 +206,28 @@ impl TlsClients {
         }
         let mut roots = self.system_roots.clone();
         if let Some(path) = ca_file {
+            let ca_error = |message: String| BuildError::CaFile {
+                path: path.to_path_buf(),
+                message,
+            };
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| BuildError::CaFile {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| ca_error(e.to_string()))?;
             if certs.is_empty() {
-                return Err(BuildError::CaFile {
-                    path: path.to_path_buf(),
-                    message: "no PEM certificate in it".to_string(),
-                });
+                return Err(ca_error("no PEM certificate in it".to_string()));
             }
             for cert in certs {
-                roots.add(cert).map_err(|e| BuildError::CaFile {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()?;
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(FactsOnRejection { inner }))
             .with_no_client_auth();
         if http {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -102,30 +248,133 @@ impl Default for TlsClients {
     }
 }
 
-/// Maps a failed handshake to a cause and a short phrase for `detail`.
-pub fn classify(err: &io::Error) -> (Cause, String) {
+/// A failed handshake, classified.
+#[derive(Debug)]
+pub struct Failure {
+    /// The cause code.
+    pub cause: Cause,
+    /// What happened, for `detail`.
+    pub what: String,
+    /// The presented leaf, when the certificate was the problem.
+    pub cert: Option<CertFacts>,
+}
+
+fn day(t: SystemTime) -> String {
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.get(..10).unwrap_or(&s).to_string()
+}
+
+fn days(n: i64) -> String {
+    match n.abs() {
+        1 => "1 day".to_string(),
+        d => format!("{d} days"),
+    }
+}
+
+/// Maps a failed handshake to a cause, with the certificate's facts.
+pub fn classify(err: &io::Error, host: &str) -> Failure {
     let Some(tls) = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     else {
-        return match err.kind() {
-            io::ErrorKind::UnexpectedEof => (
-                Cause::TlsHandshake,
-                "the server closed the connection during the handshake".to_string(),
-            ),
-            io::ErrorKind::ConnectionReset => (
-                Cause::TlsHandshake,
-                "the server reset the connection during the handshake".to_string(),
-            ),
-            _ => (Cause::TlsHandshake, err.to_string()),
+        let what = match err.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                "the server closed the connection during the handshake".to_string()
+            }
+            io::ErrorKind::ConnectionReset => {
+                "the server reset the connection during the handshake".to_string()
+            }
+            _ => err.to_string(),
+        };
+        return Failure {
+            cause: Cause::TlsHandshake,
+            what,
+            cert: None,
         };
     };
-    classify_rustls(tls)
+    if let rustls::Error::Other(OtherError(inner)) = tls
+        && let Some(rejected) = inner.downcast_ref::<Rejected>()
+    {
+        let cause = classify_rustls(&rejected.error);
+        let what = describe_rejection(cause, &rejected.error, rejected.leaf.as_ref(), host);
+        return Failure {
+            cause,
+            what,
+            cert: rejected.leaf.clone(),
+        };
+    }
+    let cause = classify_rustls(tls);
+    Failure {
+        cause,
+        what: tls.to_string(),
+        cert: None,
+    }
+}
+
+fn describe_rejection(
+    cause: Cause,
+    error: &rustls::Error,
+    leaf: Option<&CertFacts>,
+    host: &str,
+) -> String {
+    let Some(c) = leaf else {
+        return error.to_string();
+    };
+    match cause {
+        Cause::TlsExpired => format!(
+            "the certificate of {host} expired on {} ({} ago); issuer {}",
+            day(c.not_after),
+            days(c.days_left),
+            c.issuer
+        ),
+        Cause::TlsNotYetValid => format!(
+            "the certificate of {host} is valid only from {}; issuer {}",
+            day(c.not_before),
+            c.issuer
+        ),
+        Cause::TlsHostname => format!(
+            "the certificate is for {}, not {host}; subject {}",
+            if c.names.is_empty() {
+                "no names".to_string()
+            } else {
+                c.names.join(", ")
+            },
+            c.subject
+        ),
+        Cause::TlsUntrusted => {
+            let why = if c.subject == c.issuer {
+                "it is self-signed".to_string()
+            } else {
+                format!(
+                    "issuer {} is not a trusted root and the server sent no chain to one",
+                    c.issuer
+                )
+            };
+            format!("the certificate of {host} is not trusted: {why} ({error})")
+        }
+        _ => format!("{error}; subject {}, issuer {}", c.subject, c.issuer),
+    }
+}
+
+/// One sentence of a valid certificate's facts for the TLS layer's detail.
+pub fn describe_valid(c: &CertFacts) -> String {
+    format!(
+        "certificate {} for {}, issuer {}, expires {} (in {})",
+        c.subject,
+        if c.names.is_empty() {
+            "no names".to_string()
+        } else {
+            c.names.join(", ")
+        },
+        c.issuer,
+        day(c.not_after),
+        days(c.days_left)
+    )
 }
 
 /// Maps a rustls error to a cause.
-pub fn classify_rustls(err: &rustls::Error) -> (Cause, String) {
-    let cause = match err {
+pub fn classify_rustls(err: &rustls::Error) -> Cause {
+    match err {
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 Cause::TlsExpired
@@ -139,8 +388,7 @@ pub fn classify_rustls(err: &rustls::Error) -> (Cause, String) {
             _ => Cause::TlsUntrusted,
         },
         _ => Cause::TlsHandshake,
-    };
-    (cause, err.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -190,11 +438,28 @@ mod tests {
             ),
         ];
         for (err, want) in table {
-            assert_eq!(classify_rustls(&err).0, want, "{err:?}");
+            assert_eq!(classify_rustls(&err), want, "{err:?}");
             let wrapped = io::Error::new(io::ErrorKind::InvalidData, err);
-            assert_eq!(classify(&wrapped).0, want);
+            assert_eq!(classify(&wrapped, "x.test").cause, want);
         }
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-        assert_eq!(classify(&eof).0, Cause::TlsHandshake);
+        assert_eq!(classify(&eof, "x.test").cause, Cause::TlsHandshake);
+        // A rejection carrying facts is classified by the rustls error inside.
+        let rejected = rustls::Error::Other(OtherError(Arc::new(Rejected {
+            error: rustls::Error::InvalidCertificate(C::Expired),
+            leaf: None,
+        })));
+        let wrapped = io::Error::new(io::ErrorKind::InvalidData, rejected);
+        assert_eq!(classify(&wrapped, "x.test").cause, Cause::TlsExpired);
+    }
+
+    #[test]
+    fn days_are_whole_and_signed() {
+        assert_eq!(days(1), "1 day");
+        assert_eq!(days(-3), "3 days");
+        assert_eq!(
+            day(UNIX_EPOCH + Duration::from_secs(86_400 * 365)),
+            "1971-01-01"
+        );
     }
 }
