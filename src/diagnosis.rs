@@ -278,10 +278,10 @@ pub fn hint(cause: Cause, facts: &HintFacts<'_>) -> String {
             "the redirects do not end: check the redirect rules (http to https, www to bare name) in the web server and the application".to_string()
         }
         Cause::HttpContent => format!(
-            "the page of {host} lacks the expected text: it may show an error or another page; open it in a browser"
+            "the page of {host} does not look as expected (the expected text is missing or the forbidden text is there): it may show an error, a maintenance page or another site; open it in a browser"
         ),
         Cause::HttpAppError => {
-            "the page is an application error served as success: check the database server (`systemctl status mysql`) and the PHP error log".to_string()
+            "the site shows an application error with a success status: check the database server (`systemctl status mysql`), the PHP error log and recent plugin or theme updates".to_string()
         }
         Cause::HttpSlow => format!(
             "{host} works but answers slowly: check the server's load, the database and caching"

@@ -278,6 +278,12 @@ pub fn nagios_line(site: &SiteSpec, report: &ProbeReport) -> String {
         }
         perf.push_str(&format!(" {label}={};;;0", seconds(layer.ms)));
     }
+    if let Some(cert) = &report.cert {
+        perf.push_str(&format!(
+            " cert_days={};{}:;0:",
+            cert.days_left, site.expect.cert_warn_days
+        ));
+    }
     // Perfdata and the text are separated by '|', so none may appear in the text.
     format!(
         "SITEWATCH {word} - {}: {} | {perf}",

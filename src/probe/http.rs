@@ -221,25 +221,33 @@ fn blank_html(text: &str) -> bool {
     lower[inner_start..inner_end].trim().is_empty()
 }
 
+/// hyper's words when the server sends bytes before any request was
+/// answered (an SSH or SMTP greeting): it is not speaking HTTP.
+const UNEXPECTED_MESSAGE: &str = "received unexpected message from connection";
+
 /// Maps a hyper error to a cause.
 pub fn classify(err: &hyper::Error) -> Failure {
+    let mut what = err.to_string();
+    let mut unexpected = what == UNEXPECTED_MESSAGE;
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let text = s.to_string();
+        unexpected |= text == UNEXPECTED_MESSAGE;
+        what.push_str(": ");
+        what.push_str(&text);
+        source = s.source();
+    }
     let cause = if err.is_parse()
         || err.is_parse_status()
         || err.is_parse_too_large()
         || err.is_parse_version_h2()
+        || unexpected
     {
         Cause::HttpProtocol
     } else {
         // Closed, reset or cut short before a complete response.
         Cause::HttpEmpty
     };
-    let mut what = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        what.push_str(": ");
-        what.push_str(&s.to_string());
-        source = s.source();
-    }
     Failure { cause, what }
 }
 
@@ -312,6 +320,87 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let site = site();
         request(client, &site.target, &site.http, |_| true, deadline).await
+    }
+
+    #[tokio::test]
+    async fn a_server_that_speaks_first_is_not_http() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let _ = server.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+            let mut buf = [0u8; 1024];
+            let _ = server.read(&mut buf).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        });
+        let site = site();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = request(client, &site.target, &site.http, |_| false, deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err.cause, Cause::HttpProtocol, "{}", err.what);
+    }
+
+    #[test]
+    fn application_error_pages_are_recognised() {
+        let html = Some("text/html; charset=UTF-8");
+        let table: &[(&str, Option<&str>, bool)] = &[
+            (
+                "<h1>Error establishing a database connection</h1>",
+                html,
+                true,
+            ),
+            (
+                "<p>There has been a critical error on this website.</p>",
+                html,
+                true,
+            ),
+            (
+                "<br />\n<b>Fatal error</b>:  Uncaught Error: x in /a.php:3",
+                html,
+                true,
+            ),
+            ("<b>Parse error</b>: syntax error", html, true),
+            (
+                "PHP Fatal error:  Allowed memory size exhausted",
+                None,
+                true,
+            ),
+            (
+                "Parse error: syntax error, unexpected '}'",
+                Some("text/plain"),
+                true,
+            ),
+            ("", html, true),
+            ("<html><body>  \n </body></html>", html, true),
+            (
+                "<html><body><div id=\"root\"></div></body></html>",
+                html,
+                false,
+            ),
+            ("", None, false),
+            ("", Some("application/json"), false),
+            (
+                "<p>How to fix a PHP Fatal error: a tutorial</p>",
+                html,
+                false,
+            ),
+            ("<html><body>Welcome</body></html>", html, false),
+        ];
+        for &(body, ct, want) in table {
+            assert_eq!(
+                app_error(body.as_bytes(), ct).is_some(),
+                want,
+                "{body:?} {ct:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_header_omits_default_ports() {
+        let t = |u: &str| crate::config::parse_target(u).unwrap();
+        assert_eq!(host_header(&t("https://a.test/")), "a.test");
+        assert_eq!(host_header(&t("http://a.test:8080/")), "a.test:8080");
+        assert_eq!(host_header(&t("http://[::1]/")), "[::1]");
+        assert_eq!(host_header(&t("https://[::1]:8443/")), "[::1]:8443");
     }
 
     #[tokio::test]

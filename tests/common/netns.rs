@@ -97,3 +97,67 @@ impl Drop for NetNs {
             .output();
     }
 }
+
+/// Servers running inside a namespace, on a thread of their own; stopped
+/// (and their sockets closed) on drop.
+pub struct Served<T> {
+    /// What the setup returned (addresses, ports).
+    pub info: T,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<T> Drop for Served<T> {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl NetNs {
+    /// Runs `setup` on a thread that has entered this namespace, so every
+    /// socket it opens lives there; keeps the runtime (and whatever `setup`
+    /// returned as its guard) running until the result is dropped.
+    pub fn serve<T, G, F, Fut>(&self, setup: F) -> Served<T>
+    where
+        T: Send + 'static,
+        G: 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (T, G)>,
+    {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.name);
+        let (info_tx, info_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns(2) on a valid namespace fd; it affects this thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (info, guard) = setup().await;
+                info_tx.send(info).unwrap();
+                // Serve until the owner drops its handle (bounded: 5 minutes).
+                let waiter = tokio::task::spawn_blocking(move || {
+                    let _ = stop_rx.recv_timeout(std::time::Duration::from_secs(300));
+                });
+                let _ = waiter.await;
+                drop(guard);
+            });
+        });
+        let info = info_rx
+            .recv()
+            .expect("the namespace's servers failed to start");
+        Served {
+            info,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}

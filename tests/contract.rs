@@ -1,0 +1,68 @@
+//! The diagnosis contract: the cause codes match shared/DIAGNOSIS.md
+//! exactly (code, status, layer), and every hint is pinned word for word by
+//! tests/fixtures/hints.txt.
+
+use sitewatch::diagnosis::{Cause, HintFacts, hint};
+use std::path::Path;
+
+fn facts() -> HintFacts<'static> {
+    HintFacts {
+        host: "blog.example.com",
+        port: 443,
+        addr: Some("203.0.113.7:443".parse().unwrap()),
+        http_status: Some(403),
+    }
+}
+
+#[test]
+fn every_hint_is_pinned() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hints.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let pinned: Vec<(&str, &str)> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once('\t').expect("code<TAB>hint"))
+        .collect();
+    assert_eq!(pinned.len(), Cause::ALL.len(), "one pinned hint per cause");
+    for (code, want) in pinned {
+        let cause = Cause::from_code(code).unwrap_or_else(|| panic!("unknown code {code}"));
+        assert_eq!(hint(cause, &facts()), want, "{code}");
+    }
+}
+
+#[test]
+fn codes_match_the_contract_document() {
+    // CI lays shared/ beside the project; a developer checkout may not have it.
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/DIAGNOSIS.md");
+    let Ok(text) = std::fs::read_to_string(&doc) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("{} is missing under CI", doc.display());
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIPPED codes_match_the_contract_document: {} not found !!!!!!!!\n",
+            doc.display()
+        );
+        return;
+    };
+    let mut rows = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let code = cells[1].trim_matches('`');
+        // The cause table's codes are layer.name; the result-field table's are not.
+        if code.contains('.') {
+            rows.push((code.to_string(), cells[2].to_string(), cells[3].to_string()));
+        }
+    }
+    assert_eq!(
+        rows.len(),
+        Cause::ALL.len(),
+        "the document lists {} codes",
+        rows.len()
+    );
+    for (code, status, layer) in rows {
+        let cause = Cause::from_code(&code)
+            .unwrap_or_else(|| panic!("{code} is in the contract but not in sitewatch"));
+        assert_eq!(cause.status().as_str(), status, "{code}");
+        assert_eq!(cause.layer().as_str(), layer, "{code}");
+    }
+}
