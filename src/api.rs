@@ -1,15 +1,17 @@
 //! The HTTP API (axum): `/status`, `/status/{name}` and `/healthz`, served
 //! from a read-only [`StatusStore`] handle.
 
+use crate::history::Resolution;
 use crate::store::{SiteView, StatusStore};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use std::future::Future;
+use std::time::Duration;
 use std::time::SystemTime;
 use tokio::net::TcpListener;
 
@@ -36,6 +38,8 @@ pub fn router(store: StatusStore) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/status/{name}", get(site))
+        .route("/status/{name}/history", get(history))
+        .route("/incidents", get(incidents))
         .route("/healthz", get(healthz))
         .fallback(|| async {
             error(
@@ -61,7 +65,132 @@ async fn site(State(store): State<StatusStore>, Path(name): Path<String>) -> Res
 }
 
 async fn healthz(State(store): State<StatusStore>) -> Response {
-    Json(store.health()).into_response()
+    let health = store.health();
+    let code = if health.storage_error.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(health)).into_response()
+}
+
+/// Query of `GET /status/{name}/history`.
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    from: Option<String>,
+    to: Option<String>,
+    resolution: Option<String>,
+}
+
+fn parse_time(text: &str, name: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(text).map_err(|_| {
+        format!("`{name}` must be an RFC 3339 time like 2026-11-25T18:00:00Z, not \"{text}\"")
+    })
+}
+
+async fn history(
+    State(store): State<StatusStore>,
+    Path(name): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    if store.site(&name).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no site named \"{name}\""));
+    }
+    let now = SystemTime::now();
+    let to = match q.to.as_deref().map(|t| parse_time(t, "to")).transpose() {
+        Ok(t) => t.unwrap_or(now),
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    };
+    let from = match q.from.as_deref().map(|t| parse_time(t, "from")).transpose() {
+        Ok(t) => t.unwrap_or(to - Duration::from_secs(24 * 3600)),
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    };
+    if from >= to {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`from` must be before `to`".to_string(),
+        );
+    }
+    let resolution = match q.resolution.as_deref() {
+        None => {
+            let span = to.duration_since(from).unwrap_or_default();
+            if span <= crate::history::RAW_RETENTION {
+                Resolution::Raw
+            } else {
+                Resolution::Hour
+            }
+        }
+        Some(r) => match Resolution::parse(r) {
+            Some(r) => r,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`resolution` must be \"raw\" or \"hour\", not \"{r}\""),
+                );
+            }
+        },
+    };
+    let Some(reader) = store.history() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history is not kept".to_string(),
+        );
+    };
+    let site = name.clone();
+    let result =
+        tokio::task::spawn_blocking(move || reader.history(&site, from, to, resolution)).await;
+    match result {
+        Ok(Ok(points)) => Json(serde_json::json!({
+            "site": name,
+            "from": crate::timefmt::rfc3339(from),
+            "to": crate::timefmt::rfc3339(to),
+            "resolution": match resolution { Resolution::Raw => "raw", Resolution::Hour => "hour" },
+            "points": points,
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the history: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Query of `GET /incidents`.
+#[derive(serde::Deserialize)]
+struct IncidentQuery {
+    site: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn incidents(State(store): State<StatusStore>, Query(q): Query<IncidentQuery>) -> Response {
+    if let Some(site) = &q.site
+        && store.site(site).is_none()
+    {
+        return error(StatusCode::NOT_FOUND, format!("no site named \"{site}\""));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`limit` must be between 1 and 1000".to_string(),
+        );
+    }
+    let Some(reader) = store.history() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history is not kept".to_string(),
+        );
+    };
+    let site = q.site.clone();
+    match tokio::task::spawn_blocking(move || reader.incidents(site.as_deref(), limit)).await {
+        Ok(Ok(list)) => Json(serde_json::json!({ "incidents": list })).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the incidents: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

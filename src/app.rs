@@ -3,6 +3,7 @@
 //! stop signal. The only module that knows every other.
 
 use crate::config::{self, Config};
+use crate::history::{History, WriterThread};
 use crate::probe::ProbeDeps;
 use crate::store::StatusStore;
 use crate::{api, schedule, shutdown};
@@ -24,6 +25,7 @@ pub struct Running {
     stop: CancellationToken,
     scheduler: JoinHandle<()>,
     api: JoinHandle<std::io::Result<()>>,
+    writer: WriterThread,
 }
 
 impl Running {
@@ -35,6 +37,11 @@ impl Running {
     /// Waits until the scheduler has drained and the API has closed.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.scheduler.await.context("the scheduler task failed")?;
+        // The scheduler has handed over its last records: flush them to disk.
+        let writer = self.writer;
+        tokio::task::spawn_blocking(move || writer.stop())
+            .await
+            .context("the history writer failed")?;
         self.api
             .await
             .context("the API task failed")?
@@ -50,12 +57,20 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         .context("the API listener has no address")?;
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .context("cannot prepare the probes")?;
-    let store = StatusStore::new(&config.sites, SystemTime::now());
+    let (history, writer, saved) = History::open(&state_dir(config), &config.sites);
+    let store = StatusStore::new(
+        &config.sites,
+        SystemTime::now(),
+        &saved,
+        Some(history.reader()),
+    );
     let stop = CancellationToken::new();
     let scheduler = tokio::spawn(schedule::run(
         config.sites.clone(),
+        saved,
         Arc::new(deps),
         store.clone(),
+        Some(history),
         config.daemon.max_concurrent_probes,
         stop.clone(),
     ));
@@ -70,6 +85,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         stop,
         scheduler,
         api,
+        writer,
     })
 }
 

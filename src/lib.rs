@@ -21,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod diagnosis;
+pub mod history;
 pub mod probe;
 pub mod schedule;
 pub mod shutdown;

@@ -10,11 +10,13 @@
 //! and never delays another site.
 
 use crate::config::SiteSpec;
+use crate::history::History;
 use crate::probe::{self, ProbeDeps, ProbeReport};
 use crate::state::{self, Observation, SiteState, Thresholds};
 use crate::store::{LagStats, SchedulerStats, StatusStore};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, mpsc};
@@ -104,8 +106,10 @@ fn lag_stats(h: &hdrhistogram::Histogram<u64>) -> LagStats {
 /// probes in flight finish (each ends by its own deadline) and returns.
 pub async fn run(
     sites: Vec<Arc<SiteSpec>>,
+    mut saved: HashMap<String, SiteState>,
     deps: Arc<ProbeDeps>,
     store: StatusStore,
+    history: Option<History>,
     max_concurrent: usize,
     shutdown: CancellationToken,
 ) {
@@ -115,7 +119,9 @@ pub async fn run(
         .iter()
         .map(|spec| Slot {
             spec: Arc::clone(spec),
-            state: SiteState::new(wall_start),
+            state: saved
+                .remove(&spec.name)
+                .unwrap_or_else(|| SiteState::new(wall_start)),
             running: false,
         })
         .collect();
@@ -154,7 +160,7 @@ pub async fn run(
                     break;
                 }
                 for done in results.drain(..) {
-                    handle(&mut slots, &store, &mut stats, &mut lag, done);
+                    handle(&mut slots, &store, history.as_ref(), &mut stats, &mut lag, done);
                 }
             }
             () = &mut timer, if wake.is_some() => {
@@ -203,7 +209,14 @@ pub async fn run(
             break;
         }
         for done in results.drain(..) {
-            handle(&mut slots, &store, &mut stats, &mut lag, done);
+            handle(
+                &mut slots,
+                &store,
+                history.as_ref(),
+                &mut stats,
+                &mut lag,
+                done,
+            );
         }
     }
     stats.lag_ms = lag_stats(&lag);
@@ -240,6 +253,7 @@ fn spawn_probe(
 fn handle(
     slots: &mut [Slot],
     store: &StatusStore,
+    history: Option<&History>,
     stats: &mut SchedulerStats,
     lag: &mut hdrhistogram::Histogram<u64>,
     done: Done,
@@ -281,6 +295,19 @@ fn handle(
     slot.state = next;
     if let Some(t) = &transition {
         log_transition(spec, t, &report);
+    }
+    if let Some(h) = history {
+        h.probe(
+            spec,
+            report.started_at,
+            report.status,
+            report.cause,
+            report.ms,
+            next,
+        );
+        if let Some(t) = &transition {
+            h.transition(spec, *t, &report.detail);
+        }
     }
     store.record(done.idx, next, report, transition);
 }

@@ -6,10 +6,11 @@
 //! `now` is passed in.
 
 use crate::diagnosis::{Cause, Status};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 
 /// What sitewatch believes about a site.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Health {
     /// No conclusive probe yet.
     Unknown,
@@ -42,7 +43,7 @@ impl Health {
 }
 
 /// One probe's verdict, as the state machine sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Observation {
     /// The probe found the site up.
     Up,
@@ -89,7 +90,7 @@ pub struct Thresholds {
 }
 
 /// A run of consecutive observations and when it began.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     /// How many observations in a row.
     pub count: u32,
@@ -113,7 +114,7 @@ impl Run {
 }
 
 /// Everything the state machine remembers about one site.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteState {
     /// The confirmed health.
     pub health: Health,

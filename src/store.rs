@@ -8,6 +8,7 @@
 
 use crate::config::SiteSpec;
 use crate::diagnosis::Cause;
+use crate::history::{HistoryReader, Uptime};
 use crate::probe::{LayerReport, ProbeReport};
 use crate::state::{Health, SiteState, Transition};
 use serde::Serialize;
@@ -22,6 +23,7 @@ pub struct StatusStore {
 }
 
 struct Shared {
+    history: Option<HistoryReader>,
     started_at: SystemTime,
     sites: Vec<Entry>,
     index: HashMap<String, usize>,
@@ -99,6 +101,8 @@ pub struct SiteView {
     pub error: Option<String>,
     /// The last confirmed change.
     pub last_change: Option<ChangeView>,
+    /// Uptime percentages (24h, 7d, 30d, 90d) from the history.
+    pub uptime: Option<Uptime>,
 }
 
 /// A confirmed change as the API shows it.
@@ -120,8 +124,10 @@ pub struct ChangeView {
 /// The daemon's own health, as `/healthz` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct HealthView {
-    /// "ok".
+    /// "ok", or "error" when sitewatch cannot keep its history.
     pub status: &'static str,
+    /// The storage problem, if any (probing and alerting go on).
+    pub storage_error: Option<String>,
     /// sitewatch's version.
     pub version: &'static str,
     /// When the daemon started.
@@ -142,13 +148,22 @@ pub struct HealthView {
 }
 
 impl StatusStore {
-    /// A store for `sites`, all unknown as of `now`.
-    pub fn new(sites: &[Arc<SiteSpec>], now: SystemTime) -> StatusStore {
+    /// A store for `sites` as of `now`, with the states saved before a
+    /// restart (others start unknown) and the history to read uptime from.
+    pub fn new(
+        sites: &[Arc<SiteSpec>],
+        now: SystemTime,
+        saved: &std::collections::HashMap<String, SiteState>,
+        history: Option<HistoryReader>,
+    ) -> StatusStore {
         let entries: Vec<Entry> = sites
             .iter()
             .map(|spec| Entry {
                 spec: Arc::clone(spec),
-                state: SiteState::new(now),
+                state: saved
+                    .get(&spec.name)
+                    .copied()
+                    .unwrap_or_else(|| SiteState::new(now)),
                 report: None,
                 last_error: None,
                 last_transition: None,
@@ -161,6 +176,7 @@ impl StatusStore {
             .collect();
         StatusStore {
             shared: Arc::new(Mutex::new(Shared {
+                history,
                 started_at: now,
                 sites: entries,
                 index,
@@ -208,13 +224,21 @@ impl StatusStore {
 
     /// Every site, in configuration order.
     pub fn sites(&self) -> Vec<SiteView> {
-        self.lock().sites.iter().map(view).collect()
+        let shared = self.lock();
+        shared
+            .sites
+            .iter()
+            .map(|e| view(e, shared.history.as_ref()))
+            .collect()
     }
 
     /// One site by name.
     pub fn site(&self, name: &str) -> Option<SiteView> {
         let shared = self.lock();
-        shared.index.get(name).map(|&i| view(&shared.sites[i]))
+        shared
+            .index
+            .get(name)
+            .map(|&i| view(&shared.sites[i], shared.history.as_ref()))
     }
 
     /// The daemon's own health.
@@ -222,8 +246,14 @@ impl StatusStore {
         let shared = self.lock();
         let count =
             |f: fn(&Health) -> bool| shared.sites.iter().filter(|e| f(&e.state.health)).count();
+        let storage_error = shared.history.as_ref().and_then(HistoryReader::error);
         HealthView {
-            status: "ok",
+            status: if storage_error.is_some() {
+                "error"
+            } else {
+                "ok"
+            },
+            storage_error,
             version: env!("CARGO_PKG_VERSION"),
             started_at: shared.started_at,
             sites: shared.sites.len(),
@@ -234,9 +264,14 @@ impl StatusStore {
             scheduler: shared.scheduler.clone(),
         }
     }
+
+    /// The history, for the API's history and incident endpoints.
+    pub fn history(&self) -> Option<HistoryReader> {
+        self.lock().history.clone()
+    }
 }
 
-fn view(e: &Entry) -> SiteView {
+fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
     let health = e.state.health;
     let r = e.report.as_ref();
     SiteView {
@@ -265,5 +300,6 @@ fn view(e: &Entry) -> SiteView {
                 _ => None,
             },
         }),
+        uptime: history.and_then(|h| h.uptime(&e.spec.name)),
     }
 }

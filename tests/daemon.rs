@@ -10,7 +10,11 @@ use tokio::net::TcpListener;
 
 async fn start(config_text: &str) -> (sitewatch::app::Running, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), config_text);
+    let text = format!(
+        "[daemon]\nstate_dir = \"{}\"\n\n{config_text}",
+        dir.path().join("state").display()
+    );
+    let path = write_config(dir.path(), &text);
     let config = sitewatch::config::load(&path).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = sitewatch::app::start(&config, listener).unwrap();

@@ -4,60 +4,9 @@
 
 mod common;
 
-use common::daemon::{get_json, write_config};
-use std::process::Stdio;
+use common::daemon::{get_json, signal, spawn_daemon, write_config};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-/// Starts `sitewatch run` and returns it with its API address, read from
-/// its own "api listening" log line (no fixed port, no sleep).
-async fn spawn_daemon(
-    config: &std::path::Path,
-) -> (Child, String, mpsc::UnboundedReceiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sitewatch"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("SITEWATCH_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = rx.recv().await {
-            if line.contains("api listening") {
-                let addr = line
-                    .split("addr=")
-                    .nth(1)
-                    .unwrap()
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-                return addr;
-            }
-        }
-        panic!("the daemon exited before listening");
-    })
-    .await
-    .expect("the daemon did not start listening within 10 s");
-    (child, format!("http://{addr}"), rx)
-}
-
-fn signal(child: &Child, sig: i32) {
-    let pid = child.id().expect("still running") as i32;
-    // SAFETY: kill(2) on the PID of a child this test started and still owns.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-}
+use tokio::process::Command;
 
 async fn stops_cleanly_on(sig: i32) {
     let dir = tempfile::tempdir().unwrap();

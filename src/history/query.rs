@@ -1,0 +1,242 @@
+//! Reads for the API: a site's probe history and the incident list, each on
+//! its own read-only connection (WAL lets it read while the writer writes).
+
+use super::{from_ms, unix_ms};
+use rusqlite::{Connection, OpenFlags, params};
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// At most this many points are returned by one history request.
+pub const MAX_POINTS: usize = 20_000;
+
+/// The granularity of a history request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Every probe (kept 48 hours).
+    Raw,
+    /// One point per hour (kept 400 days).
+    Hour,
+}
+
+impl Resolution {
+    /// Parses `raw` or `hour`.
+    pub fn parse(text: &str) -> Option<Resolution> {
+        match text {
+            "raw" => Some(Resolution::Raw),
+            "hour" => Some(Resolution::Hour),
+            _ => None,
+        }
+    }
+}
+
+/// One point of a site's history.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum HistoryPoint {
+    /// One probe.
+    Raw {
+        /// When it started.
+        #[serde(with = "crate::timefmt")]
+        at: SystemTime,
+        /// up, degraded or down.
+        status: &'static str,
+        /// The cause, when not up.
+        cause: Option<String>,
+        /// How long it took.
+        ms: f64,
+    },
+    /// One hour.
+    Hour {
+        /// The start of the hour.
+        #[serde(with = "crate::timefmt")]
+        at: SystemTime,
+        /// Probes made.
+        probes: i64,
+        /// Probes that found the site down.
+        failures: i64,
+        /// Probes that found it degraded.
+        degraded: i64,
+        /// Percentage of probes that did not find it down.
+        uptime: f64,
+        /// Median probe time.
+        p50_ms: f64,
+        /// 95th percentile probe time.
+        p95_ms: f64,
+        /// Slowest probe.
+        max_ms: f64,
+    },
+}
+
+/// One cause of an incident's timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentCause {
+    /// When this cause began.
+    #[serde(with = "crate::timefmt")]
+    pub at: SystemTime,
+    /// The cause code.
+    pub cause: Option<String>,
+}
+
+/// One outage.
+#[derive(Clone, Debug, Serialize)]
+pub struct Incident {
+    /// Its id.
+    pub id: i64,
+    /// The site.
+    pub site: String,
+    /// The first failed probe.
+    #[serde(with = "crate::timefmt")]
+    pub started_at: SystemTime,
+    /// The first good probe after it, `null` while it lasts.
+    #[serde(with = "crate::timefmt::option")]
+    pub ended_at: Option<SystemTime>,
+    /// Its length so far, in seconds.
+    pub duration_s: f64,
+    /// The causes, in order.
+    pub causes: Vec<IncidentCause>,
+    /// The detail of the first confirmed failure.
+    pub first_error: String,
+    /// The detail of the last one.
+    pub last_error: String,
+}
+
+fn open(path: &Path) -> Result<Connection, String> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn status_word(code: i64) -> &'static str {
+    match code {
+        0 => "up",
+        1 => "degraded",
+        _ => "down",
+    }
+}
+
+pub(super) fn history(
+    path: &Path,
+    site: &str,
+    from: SystemTime,
+    to: SystemTime,
+    resolution: Resolution,
+) -> Result<Vec<HistoryPoint>, String> {
+    let conn = open(path)?;
+    let (lo, hi) = (unix_ms(from), unix_ms(to));
+    let e = |e: rusqlite::Error| e.to_string();
+    let points = match resolution {
+        Resolution::Raw => {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT x.at_ms, x.status, x.cause, x.ms FROM sample x JOIN site s ON s.id = x.site_id
+                     WHERE s.name = ?1 AND x.at_ms >= ?2 AND x.at_ms < ?3 ORDER BY x.at_ms LIMIT ?4",
+                )
+                .map_err(e)?;
+            stmt.query_map(params![site, lo, hi, MAX_POINTS as i64], |r| {
+                Ok(HistoryPoint::Raw {
+                    at: from_ms(r.get(0)?),
+                    status: status_word(r.get(1)?),
+                    cause: r.get(2)?,
+                    ms: r.get(3)?,
+                })
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?
+        }
+        Resolution::Hour => {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT h.hour, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms FROM hourly h
+                     JOIN site s ON s.id = h.site_id
+                     WHERE s.name = ?1 AND h.hour >= ?2 AND h.hour < ?3 ORDER BY h.hour LIMIT ?4",
+                )
+                .map_err(e)?;
+            stmt.query_map(
+                params![
+                    site,
+                    lo.div_euclid(3_600_000),
+                    (hi + 3_599_999).div_euclid(3_600_000),
+                    MAX_POINTS as i64
+                ],
+                |r| {
+                    let probes: i64 = r.get(1)?;
+                    let failures: i64 = r.get(2)?;
+                    Ok(HistoryPoint::Hour {
+                        at: from_ms(r.get::<_, i64>(0)? * 3_600_000),
+                        probes,
+                        failures,
+                        degraded: r.get(3)?,
+                        uptime: if probes > 0 {
+                            100.0 * (probes - failures) as f64 / probes as f64
+                        } else {
+                            100.0
+                        },
+                        p50_ms: r.get(4)?,
+                        p95_ms: r.get(5)?,
+                        max_ms: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?
+        }
+    };
+    Ok(points)
+}
+
+pub(super) fn incidents(
+    path: &Path,
+    site: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Incident>, String> {
+    let conn = open(path)?;
+    let e = |e: rusqlite::Error| e.to_string();
+    let mut stmt = conn
+        .prepare(
+            "SELECT i.id, s.name, i.started_ms, i.ended_ms, i.causes, i.first_error, i.last_error
+             FROM incident i JOIN site s ON s.id = i.site_id
+             WHERE ?1 IS NULL OR s.name = ?1 ORDER BY i.started_ms DESC LIMIT ?2",
+        )
+        .map_err(e)?;
+    let now = SystemTime::now();
+    let rows = stmt
+        .query_map(params![site, limit as i64], |r| {
+            let started = from_ms(r.get(2)?);
+            let ended: Option<i64> = r.get(3)?;
+            let ended = ended.map(from_ms);
+            let causes: String = r.get(4)?;
+            let causes: Vec<serde_json::Value> = serde_json::from_str(&causes).unwrap_or_default();
+            Ok(Incident {
+                id: r.get(0)?,
+                site: r.get(1)?,
+                started_at: started,
+                ended_at: ended,
+                duration_s: ended
+                    .unwrap_or(now)
+                    .duration_since(started)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                causes: causes
+                    .iter()
+                    .map(|c| IncidentCause {
+                        at: from_ms(c["at_ms"].as_i64().unwrap_or_default()),
+                        cause: c["cause"].as_str().map(str::to_string),
+                    })
+                    .collect(),
+                first_error: r.get(5)?,
+                last_error: r.get(6)?,
+            })
+        })
+        .map_err(e)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(e)?;
+    Ok(rows)
+}

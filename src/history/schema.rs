@@ -1,0 +1,108 @@
+//! The SQLite schema and its migrations, versioned with `PRAGMA user_version`.
+//!
+//! Each migration runs once, in order, inside a transaction; a database
+//! newer than this sitewatch is refused rather than damaged.
+
+use rusqlite::Connection;
+
+/// Migration N brings the schema from version N to N + 1.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: sites, current state, probe samples, hourly aggregates,
+    // transitions and incidents.
+    "
+    CREATE TABLE site (
+        id    INTEGER PRIMARY KEY,
+        name  TEXT NOT NULL UNIQUE
+    ) STRICT;
+
+    -- The state machine's memory of each site, so a restart resumes it.
+    CREATE TABLE site_state (
+        site_id    INTEGER PRIMARY KEY REFERENCES site(id),
+        url        TEXT NOT NULL,
+        status     TEXT NOT NULL,          -- unknown, up, degraded, down
+        cause      TEXT,                   -- cause code when degraded or down
+        since_ms   INTEGER NOT NULL,       -- when the status began (unix ms)
+        state      TEXT NOT NULL,          -- the full state as JSON
+        updated_ms INTEGER NOT NULL
+    ) STRICT;
+
+    -- Raw probe results, kept 48 hours.
+    CREATE TABLE sample (
+        site_id  INTEGER NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        status   INTEGER NOT NULL,         -- 0 up, 1 degraded, 2 down
+        cause    TEXT,
+        ms       REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX sample_site_at ON sample(site_id, at_ms);
+    CREATE INDEX sample_at ON sample(at_ms);
+
+    -- One row per site and hour, kept 400 days.
+    CREATE TABLE hourly (
+        site_id   INTEGER NOT NULL,
+        hour      INTEGER NOT NULL,        -- unix seconds / 3600
+        probes    INTEGER NOT NULL,
+        failures  INTEGER NOT NULL,        -- probes that found the site down
+        degraded  INTEGER NOT NULL,
+        p50_ms    REAL NOT NULL,
+        p95_ms    REAL NOT NULL,
+        max_ms    REAL NOT NULL,
+        PRIMARY KEY (site_id, hour)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Every confirmed change of a site's status.
+    CREATE TABLE transition (
+        id         INTEGER PRIMARY KEY,
+        site_id    INTEGER NOT NULL,
+        at_ms      INTEGER NOT NULL,       -- when the new status began
+        kind       TEXT NOT NULL,          -- initial, down, cause_changed, degraded, recovered, resolved
+        from_status TEXT NOT NULL,
+        from_cause TEXT,
+        to_status  TEXT NOT NULL,
+        to_cause   TEXT,
+        detail     TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX transition_site_at ON transition(site_id, at_ms);
+
+    -- Outages: from the first failed probe to the first good one.
+    CREATE TABLE incident (
+        id          INTEGER PRIMARY KEY,
+        site_id     INTEGER NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        ended_ms    INTEGER,               -- NULL while the outage lasts
+        causes      TEXT NOT NULL,         -- JSON timeline: [{\"at_ms\":…,\"cause\":\"…\"}]
+        first_error TEXT NOT NULL,
+        last_error  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX incident_site_started ON incident(site_id, started_ms);
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT;
+    ",
+];
+
+/// The schema version this sitewatch writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings `conn` to [`VERSION`].
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if current > VERSION {
+        return Err(format!(
+            "the database has schema version {current}, newer than this sitewatch's {VERSION}: upgrade sitewatch or move the file aside"
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {i}: {e}"))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
