@@ -245,7 +245,16 @@ fn spawn_probe(
             began: Instant::now(),
             sent: false,
         };
-        let result = probe::run(&spec, &deps).await.map_err(|e| e.to_string());
+        // The site's timeout, but never past its next slot (less a slice),
+        // so a hanging site does not lose every other slot.
+        let began = reporter.began;
+        let next_slot = planned + spec.interval;
+        let deadline = (began + spec.timeout)
+            .min(next_slot.checked_sub(SLICE).unwrap_or(next_slot))
+            .max(began + spec.timeout / 2);
+        let result = probe::run_until(&spec, &deps, deadline)
+            .await
+            .map_err(|e| e.to_string());
         reporter.send(result);
     });
 }

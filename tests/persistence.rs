@@ -57,7 +57,11 @@ async fn an_outage_survives_sigkill_and_recovers_with_its_true_length() {
     )
     .await;
     let outage_start = since(&down);
-    assert_eq!(incidents(&api).await.len(), 1);
+    wait_for("the incident to be written", Duration::from_secs(5), || {
+        let api = api.clone();
+        async move { (incidents(&api).await.len() == 1).then_some(()) }
+    })
+    .await;
     // Let the writer commit (it writes at least once a second), then kill without warning.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     kill9(child).await;
@@ -353,12 +357,19 @@ async fn a_full_disk_never_stops_probing() {
     let h = wait_health(&api, 503, Duration::from_secs(30)).await;
     assert!(h["storage_error"].as_str().is_some(), "{h}");
     let (_, before) = get_json(&format!("{api}/healthz")).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, after) = get_json(&format!("{api}/healthz")).await;
-    assert!(
-        after["scheduler"]["probes"].as_u64() > before["scheduler"]["probes"].as_u64(),
-        "probing goes on: {after}"
-    );
+    let before = before["scheduler"]["probes"].as_u64().unwrap();
+    wait_for(
+        "probing to go on with the disk full",
+        Duration::from_secs(10),
+        || {
+            let api = api.clone();
+            async move {
+                let (_, after) = get_json(&format!("{api}/healthz")).await;
+                (after["scheduler"]["probes"].as_u64().unwrap() >= before + 2).then_some(())
+            }
+        },
+    )
+    .await;
     std::fs::remove_file(&filler).unwrap();
     wait_health(&api, 200, Duration::from_secs(15)).await;
     kill9(child).await;

@@ -116,8 +116,14 @@ pub(crate) enum Record {
         transition: Transition,
         detail: String,
     },
+    /// Write everything queued before it, do the due maintenance, then ack.
+    Sync(mpsc::Sender<()>),
     Stop,
 }
+
+/// Where the writer reads the time: the wall clock, or a simulated one
+/// (tests and the growth benchmark replay days of history in seconds).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The writing side: a cheap handle the scheduler sends records through.
 #[derive(Clone)]
@@ -166,10 +172,20 @@ impl History {
         dir: &Path,
         sites: &[Arc<SiteSpec>],
     ) -> (History, WriterThread, HashMap<String, SiteState>) {
+        Self::open_with_clock(dir, sites, Arc::new(SystemTime::now))
+    }
+
+    /// [`History::open`] with the writer reading time from `clock`.
+    pub fn open_with_clock(
+        dir: &Path,
+        sites: &[Arc<SiteSpec>],
+        clock: Clock,
+    ) -> (History, WriterThread, HashMap<String, SiteState>) {
         let path = dir.join(DB_FILE);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel();
-        let (writer, states) = writer::Writer::start(path.clone(), Arc::clone(&shared), sites);
+        let (writer, states) =
+            writer::Writer::start(path.clone(), Arc::clone(&shared), sites, clock);
         let handle = std::thread::Builder::new()
             .name("sitewatch-history".into())
             .spawn(move || writer.run(rx))
@@ -211,6 +227,14 @@ impl History {
             ms,
             state,
         });
+    }
+
+    /// Waits until everything queued so far is written and the maintenance
+    /// due by the writer's clock is done (at most `limit`). Returns whether
+    /// the writer answered in time.
+    pub fn sync(&self, limit: Duration) -> bool {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(Record::Sync(tx)).is_ok() && rx.recv_timeout(limit).is_ok()
     }
 
     /// Queues a transition (and the incident bookkeeping it implies).

@@ -26,16 +26,16 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     ) STRICT;
 
-    -- Raw probe results, kept 48 hours.
+    -- Raw probe results, kept 48 hours. One b-tree keyed by site and time:
+    -- every read and every prune goes by site.
     CREATE TABLE sample (
         site_id  INTEGER NOT NULL,
         at_ms    INTEGER NOT NULL,
         status   INTEGER NOT NULL,         -- 0 up, 1 degraded, 2 down
         cause    TEXT,
-        ms       REAL NOT NULL
-    ) STRICT;
-    CREATE INDEX sample_site_at ON sample(site_id, at_ms);
-    CREATE INDEX sample_at ON sample(at_ms);
+        ms       REAL NOT NULL,
+        PRIMARY KEY (site_id, at_ms)
+    ) STRICT, WITHOUT ROWID;
 
     -- One row per site and hour, kept 400 days.
     CREATE TABLE hourly (

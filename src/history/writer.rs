@@ -3,7 +3,7 @@
 //! uptime figures current, and survives every storage fault by keeping
 //! records in memory and retrying.
 
-use super::{Record, Shared, Uptime, schema, unix_ms};
+use super::{Clock, Record, Shared, Uptime, schema, unix_ms};
 use crate::config::SiteSpec;
 use crate::diagnosis::Status;
 use crate::state::{Health, Kind, SiteState};
@@ -20,6 +20,12 @@ const MAX_PENDING: usize = 200_000;
 const BATCH: usize = 5_000;
 /// Time between attempts while the database cannot be opened or written.
 const RETRY: Duration = Duration::from_secs(5);
+/// After waking for a record, the writer waits this long for more, so a
+/// busy scheduler wakes it at most a few times a second.
+const GATHER: Duration = Duration::from_millis(200);
+/// A site's state is saved at least this often even when only its run
+/// counters moved (they matter only while a change is being confirmed).
+const STATE_EVERY: Duration = Duration::from_secs(60);
 /// How often the uptime figures are published.
 const PUBLISH: Duration = Duration::from_secs(5);
 /// Windows of the uptime figures, in hours.
@@ -41,6 +47,7 @@ struct SiteCounts {
 
 pub(super) struct Writer {
     path: PathBuf,
+    clock: Clock,
     shared: Arc<Shared>,
     conn: Option<Connection>,
     next_try: Instant,
@@ -52,6 +59,8 @@ pub(super) struct Writer {
     maintained_hour: Option<i64>,
     next_publish: Instant,
     last_logged: Option<(String, Instant)>,
+    /// The state last saved per site id, and when.
+    saved: HashMap<i64, (SiteState, SystemTime)>,
 }
 
 fn status_code(s: Status) -> i64 {
@@ -78,9 +87,11 @@ impl Writer {
         path: PathBuf,
         shared: Arc<Shared>,
         sites: &[Arc<SiteSpec>],
+        clock: Clock,
     ) -> (Writer, HashMap<String, SiteState>) {
         let mut w = Writer {
             path,
+            clock,
             shared,
             conn: None,
             next_try: Instant::now(),
@@ -91,10 +102,12 @@ impl Writer {
             maintained_hour: None,
             next_publish: Instant::now(),
             last_logged: None,
+            saved: HashMap::new(),
         };
         w.ensure_open();
         let states = w.load_states(sites);
-        w.maintain(SystemTime::now());
+        let now = (w.clock)();
+        w.maintain(now);
         w.publish();
         (w, states)
     }
@@ -127,6 +140,7 @@ impl Writer {
     fn move_aside(&mut self) {
         self.conn = None;
         self.site_ids.clear();
+        self.saved.clear();
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
             .to_string()
             .replace(':', "");
@@ -237,23 +251,43 @@ impl Writer {
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Record>) {
         let mut stop = false;
+        let mut acks: Vec<mpsc::Sender<()>> = Vec::new();
+        let mut backlog = false;
         while !stop {
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(Record::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
-                Ok(r) => self.accept(r),
+                Ok(Record::Sync(ack)) => acks.push(ack),
+                Ok(r) => {
+                    self.accept(r);
+                    // Let a batch gather instead of waking for every record
+                    // (not when records are already backed up).
+                    if !backlog {
+                        std::thread::sleep(GATHER);
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            while !stop && self.pending.len() < BATCH * 4 {
+            while !stop && acks.is_empty() && self.pending.len() < BATCH * 4 {
                 match rx.try_recv() {
                     Ok(Record::Stop) | Err(mpsc::TryRecvError::Disconnected) => stop = true,
+                    Ok(Record::Sync(ack)) => acks.push(ack),
                     Ok(r) => self.accept(r),
                     Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
+            backlog = self.pending.len() >= BATCH * 4;
+            if !acks.is_empty() {
+                // A sync promises that the records before it are written.
+                self.next_try = Instant::now();
+            }
             self.flush(stop);
-            self.maintain(SystemTime::now());
-            if stop || Instant::now() >= self.next_publish {
+            let now = (self.clock)();
+            self.maintain(now);
+            if stop || !acks.is_empty() || Instant::now() >= self.next_publish {
                 self.publish();
+            }
+            for ack in acks.drain(..) {
+                let _ = ack.send(());
             }
         }
         if !self.pending.is_empty() {
@@ -266,7 +300,10 @@ impl Writer {
 
     fn accept(&mut self, r: Record) {
         if let Record::Probe { site, status, .. } = &r {
-            let c = self.counts.entry(site.name.clone()).or_default();
+            let c = match self.counts.get_mut(&site.name) {
+                Some(c) => c,
+                None => self.counts.entry(site.name.clone()).or_default(),
+            };
             c.current.probes += 1;
             c.current.failures += u64::from(*status == Status::Down);
         }
@@ -341,11 +378,12 @@ impl Writer {
         for r in self.pending.iter().take(n) {
             let name = match r {
                 Record::Probe { site, .. } | Record::Transition { site, .. } => &site.name,
-                Record::Stop => continue,
+                Record::Stop | Record::Sync(_) => continue,
             };
             Self::site_id(conn, &mut self.site_ids, name)?;
         }
         let tx = conn.transaction()?;
+        let mut saved_now = Vec::new();
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO site_state(site_id, url, status, cause, since_ms, state, updated_ms)
@@ -355,7 +393,7 @@ impl Writer {
                    updated_ms = excluded.updated_ms",
             )?;
             let mut sample = tx.prepare_cached(
-                "INSERT INTO sample(site_id, at_ms, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO sample(site_id, at_ms, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for r in self.pending.iter().take(n) {
                 match r {
@@ -368,17 +406,21 @@ impl Writer {
                         state,
                     } => {
                         let id = self.site_ids[&site.name];
-                        let json = serde_json::to_string(state)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                        upsert.execute(params![
-                            id,
-                            site.target.url,
-                            state.health.as_str(),
-                            state.health.cause().map(|c| c.as_str()),
-                            unix_ms(state.since),
-                            json,
-                            unix_ms(*at)
-                        ])?;
+                        if worth_saving(self.saved.get(&id), state, site, *at) {
+                            let json = serde_json::to_string(state).map_err(|e| {
+                                rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+                            })?;
+                            upsert.execute(params![
+                                id,
+                                site.target.url,
+                                state.health.as_str(),
+                                state.health.cause().map(|c| c.as_str()),
+                                unix_ms(state.since),
+                                json,
+                                unix_ms(*at)
+                            ])?;
+                            saved_now.push((id, *state, *at));
+                        }
                         sample.execute(params![
                             id,
                             unix_ms(*at),
@@ -395,11 +437,16 @@ impl Writer {
                         let id = self.site_ids[&site.name];
                         write_transition(&tx, id, transition, detail)?;
                     }
-                    Record::Stop => {}
+                    Record::Stop | Record::Sync(_) => {}
                 }
             }
         }
-        tx.commit()
+        tx.commit()?;
+        // Only what was committed counts as saved.
+        for (id, state, at) in saved_now {
+            self.saved.insert(id, (state, at));
+        }
+        Ok(())
     }
 
     /// Hourly roll-up, pruning and uptime windows, once per hour.
@@ -445,10 +492,15 @@ impl Writer {
         }
         tx.execute("INSERT INTO meta(key, value) VALUES ('aggregated_hour', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [hour - 1])?;
         let now_ms = unix_ms(now);
-        tx.execute(
-            "DELETE FROM sample WHERE at_ms < ?1",
-            [now_ms - super::RAW_RETENTION.as_millis() as i64],
-        )?;
+        let ids: Vec<i64> = tx
+            .prepare("SELECT id FROM site")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let raw_cutoff = now_ms - super::RAW_RETENTION.as_millis() as i64;
+        for &id in &ids {
+            tx.prepare_cached("DELETE FROM sample WHERE site_id = ?1 AND at_ms < ?2")?
+                .execute([id, raw_cutoff])?;
+        }
         let keep_ms = now_ms - super::AGGREGATE_RETENTION.as_millis() as i64;
         tx.execute(
             "DELETE FROM hourly WHERE hour < ?1",
@@ -484,8 +536,8 @@ impl Writer {
             }
         }
         let mut stmt = conn.prepare(
-            "SELECT s.name, COUNT(*), SUM(x.status = 2) FROM sample x JOIN site s ON s.id = x.site_id
-             WHERE x.at_ms >= ?1 GROUP BY s.name",
+            "SELECT s.name, COUNT(*), SUM(x.status = 2) FROM site s CROSS JOIN sample x
+             WHERE x.site_id = s.id AND x.at_ms >= ?1 GROUP BY s.name",
         )?;
         let rows = stmt.query_map([hour * 3_600_000], |r| {
             Ok((
@@ -547,10 +599,39 @@ impl Writer {
     }
 }
 
+/// Whether a site's new state must be saved now. Everything but the run
+/// counters is saved at once; the counters are saved while they are within
+/// a confirmation window (where a restart would otherwise change when a
+/// change is confirmed) and otherwise at least every [`STATE_EVERY`].
+fn worth_saving(
+    last: Option<&(SiteState, SystemTime)>,
+    state: &SiteState,
+    site: &SiteSpec,
+    at: SystemTime,
+) -> bool {
+    let Some((prev, saved_at)) = last else {
+        return true;
+    };
+    let window = site.confirm_down.max(site.confirm_up) + 1;
+    let count = |r: Option<crate::state::Run>| r.map_or(0, |r| r.count);
+    prev.health != state.health
+        || prev.since != state.since
+        || prev.cause_since != state.cause_since
+        || prev.last != state.last
+        || count(state.fails)
+            .max(count(state.oks))
+            .max(count(state.same_run))
+            .max(count(state.class_run))
+            <= window
+        || at.duration_since(*saved_at).unwrap_or_default() >= STATE_EVERY
+}
+
 /// Rolls one hour of samples into `hourly` (idempotent).
 fn aggregate_hour(tx: &rusqlite::Transaction<'_>, hour: i64) -> Result<(), rusqlite::Error> {
     let mut stmt = tx.prepare(
-        "SELECT site_id, status, ms FROM sample WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY site_id",
+        // CROSS JOIN keeps site as the outer loop: one primary-key range per site.
+        "SELECT x.site_id, x.status, x.ms FROM site s CROSS JOIN sample x
+         WHERE x.site_id = s.id AND x.at_ms >= ?1 AND x.at_ms < ?2 ORDER BY s.id",
     )?;
     let rows = stmt.query_map([hour * 3_600_000, (hour + 1) * 3_600_000], |r| {
         Ok((

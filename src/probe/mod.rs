@@ -12,7 +12,7 @@ pub mod http;
 pub mod tcp;
 pub mod tls;
 
-use crate::config::{AddressMode, Host, Method, SiteSpec, Target};
+use crate::config::{AddressMode, Host, Method, Scheme, SiteSpec, Target};
 use crate::diagnosis::{Cause, HintFacts, Layer, Status, hint};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -211,8 +211,17 @@ fn list(addrs: &[IpAddr]) -> String {
 
 /// Probes `site` once, within its timeout.
 pub async fn run(site: &SiteSpec, deps: &ProbeDeps) -> Result<ProbeReport, ProbeError> {
+    run_until(site, deps, Instant::now() + site.timeout).await
+}
+
+/// Probes `site` once, giving up at `deadline` (the scheduler ends a probe
+/// before the site's next slot even when it started late).
+pub async fn run_until(
+    site: &SiteSpec,
+    deps: &ProbeDeps,
+    deadline: Instant,
+) -> Result<ProbeReport, ProbeError> {
     let started = Instant::now();
-    let deadline = started + site.timeout;
     let mut walk = Walk {
         site,
         started,
@@ -312,7 +321,9 @@ async fn walk_hop(
                 .get(&site.expect.resolvers)
                 .map_err(ProbeError::Setup)?;
             let t = Instant::now();
-            match tokio::time::timeout_at(deadline, dns::lookup(resolver, name)).await {
+            // Boxed: the resolver's future is large, and address-literal
+            // probes (the bulk of plain TCP checks) should not carry it.
+            match tokio::time::timeout_at(deadline, Box::pin(dns::lookup(resolver, name))).await {
                 Err(_) => {
                     let took = t.elapsed();
                     let what = format!("no DNS answer for {name} within {} ms", took.as_millis());
@@ -373,7 +384,12 @@ async fn walk_hop(
         }
     };
     walk.addr = Some(addr);
-    walk.local = stream.local_addr().ok().map(|a| a.ip());
+    if target.scheme.uses_http() {
+        // Requests are small and the answer is wanted at once; the local
+        // address is named in the hint if the site blocks the monitor.
+        let _ = stream.set_nodelay(true);
+        walk.local = stream.local_addr().ok().map(|a| a.ip());
+    }
     walk.layer(
         Layer::Tcp,
         true,
@@ -382,7 +398,21 @@ async fn walk_hop(
     );
 
     // The upper layers run on the winner while the other attempts finish.
-    let upper = upper_layers(walk, target, stream, addr, deps, deadline);
+    // A plain connect check is done once connected. Otherwise the upper
+    // layers run boxed, so their TLS and HTTP state does not inflate every
+    // probe task.
+    let plain = target.scheme == Scheme::Tcp && site.expect.banner.is_none();
+    let upper = async {
+        if plain {
+            drop(stream);
+            Ok(Hop::Done(
+                None,
+                format!("connected to {addr} in {} ms", ms(walk.started.elapsed())),
+            ))
+        } else {
+            Box::pin(upper_layers(walk, target, stream, addr, deps, deadline)).await
+        }
+    };
     let (outcome, others) = match connecting {
         Some(c) if site.expect.addresses == AddressMode::All => tokio::join!(upper, c.finish()),
         _ => (upper.await, Vec::new()),

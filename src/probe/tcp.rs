@@ -116,11 +116,7 @@ pub async fn connect_one(addr: SocketAddr, deadline: Instant) -> ConnectOutcome 
     })?;
     let started = Instant::now();
     match tokio::time::timeout_at(deadline, socket.connect(addr)).await {
-        Ok(Ok(stream)) => {
-            // Probes send small requests and want the answer at once.
-            let _ = stream.set_nodelay(true);
-            Ok((stream, started.elapsed()))
-        }
+        Ok(Ok(stream)) => Ok((stream, started.elapsed())),
         Ok(Err(e)) => {
             let v6 = addr.is_ipv6();
             match classify_connect_error(&e, v6) {

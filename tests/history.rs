@@ -1,0 +1,232 @@
+//! The history store through its public API, on a real SQLite file, with a
+//! simulated clock so hours and days pass in milliseconds: hourly roll-up,
+//! percentiles, uptime, pruning, incidents and resumed states.
+
+use sitewatch::diagnosis::{Cause, Status};
+use sitewatch::history::{History, HistoryPoint, Resolution};
+use sitewatch::state::{Health, Kind, Observation, SiteState, Thresholds, Transition, step};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const HOUR: u64 = 3600;
+
+fn sites() -> Vec<Arc<sitewatch::config::SiteSpec>> {
+    sitewatch::config::parse(
+        std::path::Path::new("h.toml"),
+        "[[site]]\nname = \"a\"\nurl = \"tcp://127.0.0.1:1\"\n\n[[site]]\nname = \"b\"\nurl = \"tcp://127.0.0.1:2\"\n",
+    )
+    .unwrap()
+    .sites
+}
+
+struct SimClock(Arc<AtomicU64>);
+
+impl SimClock {
+    fn new(start: u64) -> (SimClock, sitewatch::history::Clock) {
+        let secs = Arc::new(AtomicU64::new(start));
+        let read = Arc::clone(&secs);
+        (
+            SimClock(secs),
+            Arc::new(move || UNIX_EPOCH + Duration::from_secs(read.load(Ordering::SeqCst))),
+        )
+    }
+    fn set(&self, secs: u64) {
+        self.0.store(secs, Ordering::SeqCst);
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten days ago, on an hour boundary.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let base = (now - 10 * 24 * HOUR) / HOUR * HOUR;
+    let (clock, read) = SimClock::new(base);
+    let sites = sites();
+    let (h, writer, saved) = History::open_with_clock(dir.path(), &sites, read);
+    assert!(saved.is_empty());
+    let state = SiteState::new(at(base));
+    for hour in 0..3u64 {
+        for minute in 0..60u64 {
+            let t = base + hour * HOUR + minute * 60;
+            clock.set(t);
+            // Site a: always up, 1..=60 ms. Site b: down one minute in ten.
+            h.probe(
+                &sites[0],
+                at(t),
+                Status::Up,
+                None,
+                (minute + 1) as f64,
+                state,
+            );
+            let down = minute % 10 == 0;
+            let (status, cause) = if down {
+                (Status::Down, Some(Cause::TcpRefused))
+            } else {
+                (Status::Up, None)
+            };
+            h.probe(&sites[1], at(t), status, cause, 5.0, state);
+        }
+        clock.set(base + (hour + 1) * HOUR);
+        assert!(h.sync(Duration::from_secs(30)), "writer did not answer");
+    }
+    let reader = h.reader();
+    let points = reader
+        .history("a", at(base), at(base + 3 * HOUR), Resolution::Hour)
+        .unwrap();
+    assert_eq!(points.len(), 3, "{points:?}");
+    let HistoryPoint::Hour {
+        probes,
+        failures,
+        p50_ms,
+        p95_ms,
+        max_ms,
+        uptime,
+        ..
+    } = points[0]
+    else {
+        panic!("{points:?}")
+    };
+    assert_eq!((probes, failures), (60, 0));
+    assert_eq!((p50_ms, p95_ms, max_ms, uptime), (31.0, 57.0, 60.0, 100.0));
+    let points = reader
+        .history("b", at(base), at(base + 3 * HOUR), Resolution::Hour)
+        .unwrap();
+    let HistoryPoint::Hour {
+        probes,
+        failures,
+        uptime,
+        ..
+    } = points[2]
+    else {
+        panic!()
+    };
+    assert_eq!((probes, failures, uptime), (60, 6, 90.0));
+    let up = reader.uptime("b").unwrap();
+    assert_eq!((up.d1, up.d90), (Some(90.0), Some(90.0)));
+    assert_eq!(reader.uptime("a").unwrap().d7, Some(100.0));
+    let raw = reader
+        .history("b", at(base), at(base + HOUR), Resolution::Raw)
+        .unwrap();
+    assert_eq!(raw.len(), 60);
+
+    // 49 hours later the raw samples are gone; the hourly rows remain.
+    clock.set(base + 52 * HOUR);
+    assert!(h.sync(Duration::from_secs(30)));
+    assert!(
+        reader
+            .history("b", at(base), at(base + 3 * HOUR), Resolution::Raw)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        reader
+            .history("b", at(base), at(base + 3 * HOUR), Resolution::Hour)
+            .unwrap()
+            .len(),
+        3
+    );
+    // The 24 h window no longer holds any probe; the 7 d window still does.
+    let up = reader.uptime("b").unwrap();
+    assert_eq!((up.d1, up.d7), (None, Some(90.0)));
+    writer.stop();
+}
+
+#[test]
+fn incidents_keep_their_cause_timeline_and_states_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites = sites();
+    let th = Thresholds {
+        confirm_down: 1,
+        confirm_up: 1,
+    };
+    let t0 = SystemTime::now() - Duration::from_secs(600);
+    let (h, writer, _) = History::open(dir.path(), &sites);
+    let mut s = SiteState::new(t0);
+    let mut feed = |obs: Observation, secs: u64, detail: &str| {
+        let (next, tr) = step(&s, obs, t0 + Duration::from_secs(secs), th);
+        let (status, cause) = match obs {
+            Observation::Up => (Status::Up, None),
+            Observation::Degraded(c) => (Status::Degraded, Some(c)),
+            Observation::Down(c) => (Status::Down, Some(c)),
+        };
+        h.probe(
+            &sites[0],
+            t0 + Duration::from_secs(secs),
+            status,
+            cause,
+            1.0,
+            next,
+        );
+        if let Some(tr) = tr {
+            h.transition(&sites[0], tr, detail);
+        }
+        s = next;
+        tr
+    };
+    feed(Observation::Up, 0, "up");
+    assert_eq!(
+        feed(
+            Observation::Down(Cause::HttpBadGateway),
+            60,
+            "502 from 10.0.0.1"
+        )
+        .unwrap()
+        .kind,
+        Kind::Down
+    );
+    assert_eq!(
+        feed(
+            Observation::Down(Cause::TcpRefused),
+            120,
+            "10.0.0.1:443 refused"
+        )
+        .unwrap()
+        .kind,
+        Kind::CauseChanged
+    );
+    assert!(h.sync(Duration::from_secs(30)));
+    let open = h.reader().incidents(Some("a"), 10).unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].ended_at.is_none());
+    let causes: Vec<_> = open[0]
+        .causes
+        .iter()
+        .map(|c| c.cause.clone().unwrap())
+        .collect();
+    assert_eq!(causes, ["http.bad_gateway", "tcp.refused"]);
+    assert_eq!(
+        (open[0].first_error.as_str(), open[0].last_error.as_str()),
+        ("502 from 10.0.0.1", "10.0.0.1:443 refused")
+    );
+    writer.stop();
+
+    // Reopened: the down state comes back as it was.
+    let (h, writer, saved) = History::open(dir.path(), &sites);
+    let resumed = saved["a"];
+    assert_eq!(resumed.health, Health::Down(Cause::TcpRefused));
+    assert_eq!(resumed.since, s.since);
+    assert_eq!(resumed, s, "counters and runs resume too");
+    let (_, tr) = step(&resumed, Observation::Up, t0 + Duration::from_secs(300), th);
+    let tr: Transition = tr.unwrap();
+    assert_eq!(
+        tr.kind,
+        Kind::Recovered {
+            outage: Duration::from_secs(240)
+        }
+    );
+    h.transition(&sites[0], tr, "up again");
+    assert!(h.sync(Duration::from_secs(30)));
+    let closed = h.reader().incidents(None, 10).unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].duration_s, 240.0);
+    writer.stop();
+}
