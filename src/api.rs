@@ -21,6 +21,7 @@ struct StatusBody {
     #[serde(with = "crate::timefmt")]
     generated_at: SystemTime,
     sites: Vec<SiteView>,
+    alerts: Option<crate::alert::AlertStats>,
 }
 
 /// The body of every error response.
@@ -54,6 +55,7 @@ async fn status(State(store): State<StatusStore>) -> Json<StatusBody> {
     Json(StatusBody {
         generated_at: SystemTime::now(),
         sites: store.sites(),
+        alerts: store.alerts(),
     })
 }
 

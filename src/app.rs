@@ -25,6 +25,7 @@ pub struct Running {
     stop: CancellationToken,
     scheduler: JoinHandle<()>,
     api: JoinHandle<std::io::Result<()>>,
+    alerts: JoinHandle<()>,
     writer: WriterThread,
 }
 
@@ -37,6 +38,8 @@ impl Running {
     /// Waits until the scheduler has drained and the API has closed.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.scheduler.await.context("the scheduler task failed")?;
+        // Then the alerts it handed over are stored (and tried once more).
+        self.alerts.await.context("the alert dispatcher failed")?;
         // The scheduler has handed over its last records: flush them to disk.
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.stop())
@@ -57,20 +60,30 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         .context("the API listener has no address")?;
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .context("cannot prepare the probes")?;
-    let (history, writer, saved) = History::open(&state_dir(config), &config.sites);
+    let dir = state_dir(config);
+    let (dispatcher, alert_stats) =
+        crate::alert::Dispatcher::new(config, &dir).map_err(anyhow::Error::msg)?;
+    let (history, writer, saved) = History::open(&dir, &config.sites);
     let store = StatusStore::new(
         &config.sites,
         SystemTime::now(),
         &saved,
         Some(history.reader()),
-    );
+    )
+    .with_alert_stats(alert_stats);
     let stop = CancellationToken::new();
+    let (alert_tx, alert_rx) = tokio::sync::mpsc::unbounded_channel();
+    // The dispatcher ends when the scheduler drops its sender, after its last event.
+    let alerts = tokio::spawn(dispatcher.run(config.sites.clone(), alert_rx));
     let scheduler = tokio::spawn(schedule::run(
         config.sites.clone(),
         saved,
         Arc::new(deps),
-        store.clone(),
-        Some(history),
+        schedule::Sinks {
+            store: store.clone(),
+            history: Some(history),
+            alerts: Some(alert_tx),
+        },
         config.daemon.max_concurrent_probes,
         stop.clone(),
     ));
@@ -85,6 +98,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         stop,
         scheduler,
         api,
+        alerts,
         writer,
     })
 }

@@ -16,6 +16,7 @@
 //! Rules: `diagnosis`, `state` and `config` do no network I/O and do not use
 //! tokio; `probe` knows nothing of state or the store; `api` only reads.
 
+pub mod alert;
 pub mod api;
 pub mod app;
 pub mod cli;

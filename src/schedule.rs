@@ -9,6 +9,7 @@
 //! semaphore caps probes in flight; a hanging probe ends at its own deadline
 //! and never delays another site.
 
+use crate::alert;
 use crate::config::SiteSpec;
 use crate::history::History;
 use crate::probe::{self, ProbeDeps, ProbeReport};
@@ -104,12 +105,21 @@ fn lag_stats(h: &hdrhistogram::Histogram<u64>) -> LagStats {
 
 /// Runs the schedule for `sites` until `shutdown` fires, then lets the
 /// probes in flight finish (each ends by its own deadline) and returns.
+/// Where the scheduler's results go.
+pub struct Sinks {
+    /// The latest state of every site, for the API.
+    pub store: StatusStore,
+    /// The history database.
+    pub history: Option<History>,
+    /// The alert dispatcher.
+    pub alerts: Option<mpsc::UnboundedSender<alert::Event>>,
+}
+
 pub async fn run(
     sites: Vec<Arc<SiteSpec>>,
     mut saved: HashMap<String, SiteState>,
     deps: Arc<ProbeDeps>,
-    store: StatusStore,
-    history: Option<History>,
+    sinks: Sinks,
     max_concurrent: usize,
     shutdown: CancellationToken,
 ) {
@@ -160,7 +170,7 @@ pub async fn run(
                     break;
                 }
                 for done in results.drain(..) {
-                    handle(&mut slots, &store, history.as_ref(), &mut stats, &mut lag, done);
+                    handle(&mut slots, &sinks, &mut stats, &mut lag, done);
                 }
             }
             () = &mut timer, if wake.is_some() => {
@@ -194,7 +204,7 @@ pub async fn run(
         if now >= next_publish {
             next_publish = now + PUBLISH_EVERY;
             stats.lag_ms = lag_stats(&lag);
-            store.set_scheduler(stats.clone());
+            sinks.store.set_scheduler(stats.clone());
         }
     }
 
@@ -209,18 +219,11 @@ pub async fn run(
             break;
         }
         for done in results.drain(..) {
-            handle(
-                &mut slots,
-                &store,
-                history.as_ref(),
-                &mut stats,
-                &mut lag,
-                done,
-            );
+            handle(&mut slots, &sinks, &mut stats, &mut lag, done);
         }
     }
     stats.lag_ms = lag_stats(&lag);
-    store.set_scheduler(stats);
+    sinks.store.set_scheduler(stats);
     tracing::info!("scheduler stopped");
 }
 
@@ -261,8 +264,7 @@ fn spawn_probe(
 
 fn handle(
     slots: &mut [Slot],
-    store: &StatusStore,
-    history: Option<&History>,
+    sinks: &Sinks,
     stats: &mut SchedulerStats,
     lag: &mut hdrhistogram::Histogram<u64>,
     done: Done,
@@ -283,7 +285,7 @@ fn handle(
         Err(error) => {
             stats.probe_errors += 1;
             tracing::warn!(site = %spec.name, %error, "could not probe; the site's state is unchanged");
-            store.record_error(done.idx, error);
+            sinks.store.record_error(done.idx, error);
             return;
         }
     };
@@ -305,7 +307,7 @@ fn handle(
     if let Some(t) = &transition {
         log_transition(spec, t, &report);
     }
-    if let Some(h) = history {
+    if let Some(h) = &sinks.history {
         h.probe(
             spec,
             report.started_at,
@@ -318,7 +320,16 @@ fn handle(
             h.transition(spec, *t, &report.detail);
         }
     }
-    store.record(done.idx, next, report, transition);
+    if let (Some(tx), Some(t)) = (&sinks.alerts, &transition)
+        && t.kind.alerts()
+    {
+        let _ = tx.send(alert::Event {
+            site: Arc::clone(spec),
+            transition: *t,
+            report: report.clone(),
+        });
+    }
+    sinks.store.record(done.idx, next, report, transition);
 }
 
 fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) {

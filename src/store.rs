@@ -24,6 +24,7 @@ pub struct StatusStore {
 
 struct Shared {
     history: Option<HistoryReader>,
+    alerts: Option<crate::alert::SharedStats>,
     started_at: SystemTime,
     sites: Vec<Entry>,
     index: HashMap<String, usize>,
@@ -145,6 +146,8 @@ pub struct HealthView {
     pub unknown: usize,
     /// The scheduler's figures.
     pub scheduler: SchedulerStats,
+    /// Alert deliveries: pending, and per channel sent, failed, last error.
+    pub alerts: Option<crate::alert::AlertStats>,
 }
 
 impl StatusStore {
@@ -177,12 +180,26 @@ impl StatusStore {
         StatusStore {
             shared: Arc::new(Mutex::new(Shared {
                 history,
+                alerts: None,
                 started_at: now,
                 sites: entries,
                 index,
                 scheduler: SchedulerStats::default(),
             })),
         }
+    }
+
+    /// Shows the alert dispatcher's figures on `/healthz` and `/status`.
+    pub fn with_alert_stats(self, stats: crate::alert::SharedStats) -> StatusStore {
+        self.lock().alerts = Some(stats);
+        self
+    }
+
+    /// The alert delivery figures, if alerts are configured.
+    pub fn alerts(&self) -> Option<crate::alert::AlertStats> {
+        let stats = self.lock().alerts.clone()?;
+        let s = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(s)
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -262,6 +279,10 @@ impl StatusStore {
             down: count(|h| matches!(h, Health::Down(_))),
             unknown: count(|h| matches!(h, Health::Unknown)),
             scheduler: shared.scheduler.clone(),
+            alerts: shared
+                .alerts
+                .as_ref()
+                .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         }
     }
 

@@ -170,6 +170,8 @@ impl CheckArgs {
                 max_redirects: self.max_redirects,
                 app_errors: !self.no_app_errors,
             },
+            notify: Vec::new(),
+            remind_every: None,
         })
     }
 

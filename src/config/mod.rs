@@ -6,6 +6,7 @@
 //! inherit `[defaults]` → immutable [`Config`]. Nothing here does I/O except
 //! [`load`] reading the file.
 
+mod alert;
 mod defaults;
 mod model;
 mod validate;

@@ -17,6 +17,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// The monitored sites, in file order.
     pub sites: Vec<Arc<SiteSpec>>,
+    /// The alert channels, in file order.
+    pub channels: Vec<ChannelSpec>,
 }
 
 /// The `[daemon]` table.
@@ -49,6 +51,10 @@ pub struct SiteSpec {
     pub expect: Expect,
     /// How the HTTP layer asks (http and https only).
     pub http: HttpOptions,
+    /// The alert channels this site's changes go to.
+    pub notify: Vec<String>,
+    /// Repeat a down alert this often while the site stays down (off if `None`).
+    pub remind_every: Option<Duration>,
 }
 
 /// How the HTTP layer makes its request.
@@ -194,4 +200,110 @@ pub struct Target {
     pub port: u16,
     /// Path and query for HTTP (always starts with `/`).
     pub path: String,
+}
+
+/// A named alert channel (`[alert.NAME]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelSpec {
+    /// Its name, as sites' `notify` lists it.
+    pub name: String,
+    /// Where and how it delivers.
+    pub kind: ChannelKind,
+}
+
+/// The kinds of alert channel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChannelKind {
+    /// Email over SMTP.
+    Email(EmailSpec),
+    /// A Slack incoming webhook.
+    Slack(SlackSpec),
+    /// A generic JSON webhook.
+    Webhook(WebhookSpec),
+}
+
+impl ChannelKind {
+    /// The `type` word of this kind.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelKind::Email(_) => "email",
+            ChannelKind::Slack(_) => "slack",
+            ChannelKind::Webhook(_) => "webhook",
+        }
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only with `allow_plain = true`.
+    None,
+}
+
+/// An email channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailSpec {
+    /// SMTP server.
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// Transport security.
+    pub tls: SmtpTls,
+    /// AUTH user, if the server requires it.
+    pub username: Option<String>,
+    /// AUTH password.
+    pub password: Option<SecretRef>,
+    /// The From mailbox.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Extra trusted roots for the SMTP server's certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A Slack channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlackSpec {
+    /// The incoming-webhook URL (a secret: it lets anyone post).
+    pub url: SecretRef,
+}
+
+/// A generic webhook channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookSpec {
+    /// Where to POST.
+    pub url: SecretRef,
+    /// Key of the HMAC-SHA256 signature header, if any.
+    pub secret: Option<SecretRef>,
+    /// Extra trusted roots for the receiver's certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where a secret comes from. The value itself is read at start-up and
+/// never logged or served.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// Written in sites.toml itself.
+    Value(String),
+    /// A file (trailing newline trimmed).
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A systemd credential in `$CREDENTIALS_DIRECTORY` (`LoadCredential=`).
+    Credential(String),
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Value(_) => f.write_str("Value(***)"),
+            SecretRef::File(p) => write!(f, "File({})", p.display()),
+            SecretRef::Env(v) => write!(f, "Env({v})"),
+            SecretRef::Credential(c) => write!(f, "Credential({c})"),
+        }
+    }
 }

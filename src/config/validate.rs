@@ -142,16 +142,18 @@ struct RawSite {
     headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     max_redirects: Option<Spanned<i64>>,
     app_errors: Option<Spanned<bool>>,
+    notify: Option<Spanned<Vec<Spanned<String>>>>,
+    remind_every: Option<Spanned<Dur>>,
 }
 
-struct Cx<'a> {
+pub(super) struct Cx<'a> {
     path: &'a Path,
     text: &'a str,
-    diags: Vec<Diagnostic>,
+    pub(super) diags: Vec<Diagnostic>,
 }
 
 impl Cx<'_> {
-    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column, source_line) = locate(self.text, span.start);
         self.diags.push(Diagnostic {
             path: self.path.to_path_buf(),
@@ -178,7 +180,7 @@ impl Cx<'_> {
         }
     }
 
-    fn relative(&self, p: &str) -> PathBuf {
+    pub(super) fn relative(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             p.to_path_buf()
@@ -205,6 +207,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     let mut daemon = None;
     let mut defaults_raw = RawSite::default();
     let mut sites_raw: Vec<(Range<usize>, RawSite)> = Vec::new();
+    let mut channels = Vec::new();
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
             "version" => match value.get_ref().as_integer().map(|i| i.as_str()) {
@@ -244,14 +247,37 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     "`site` must be a list of tables: write each site as a [[site]] block",
                 ),
             },
+            "alert" => match value.get_ref().as_table() {
+                Some(table) => {
+                    for (name, body) in table.iter() {
+                        let name = Spanned::new(name.span(), name.get_ref().to_string());
+                        if let Some(raw) = cx.de::<super::alert::RawChannel>(body)
+                            && let Some(ch) =
+                                super::alert::validate(&mut cx, &name, body.span(), &raw)
+                        {
+                            channels.push(ch);
+                        }
+                    }
+                }
+                None => cx.error(
+                    value.span(),
+                    "`alert` must hold tables: write each channel as [alert.NAME]",
+                ),
+            },
             other => cx.error(
                 key.span(),
-                format!("unknown table `{other}`, expected `daemon`, `defaults` or `site`"),
+                format!(
+                    "unknown table `{other}`, expected `daemon`, `defaults`, `site` or `alert`"
+                ),
             ),
         }
     }
 
     let daemon = validate_daemon(&mut cx, daemon);
+    let channel_names: Vec<String> = channels
+        .iter()
+        .map(|c: &ChannelSpec| c.name.clone())
+        .collect();
     let mut sites = Vec::with_capacity(sites_raw.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (span, raw) in &sites_raw {
@@ -272,7 +298,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                 seen.insert(name.get_ref().clone(), line);
             }
         }
-        if let Some(site) = validate_site(&mut cx, span.clone(), raw, &defaults_raw)
+        if let Some(site) = validate_site(&mut cx, span.clone(), raw, &defaults_raw, &channel_names)
             && !duplicate
         {
             sites.push(Arc::new(site));
@@ -284,6 +310,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             path: path.to_path_buf(),
             daemon,
             sites,
+            channels,
         })
     } else {
         cx.diags.sort_by_key(|d| (d.line, d.column));
@@ -342,6 +369,7 @@ fn validate_site(
     span: Range<usize>,
     raw: &RawSite,
     d: &RawSite,
+    channels: &[String],
 ) -> Option<SiteSpec> {
     let before = cx.diags.len();
     let name = match &raw.name {
@@ -565,6 +593,35 @@ fn validate_site(
         },
     };
     let app_errors = pick(&raw.app_errors, &d.app_errors).is_none_or(|v| *v.get_ref());
+    // Alerts go to every channel unless the site (or [defaults]) picks some.
+    let notify = match pick(&raw.notify, &d.notify) {
+        None => channels.to_vec(),
+        Some(list) => {
+            for n in list.get_ref() {
+                if !channels.contains(n.get_ref()) {
+                    let known = if channels.is_empty() {
+                        "no [alert.NAME] channel is defined".to_string()
+                    } else {
+                        format!("defined: {}", channels.join(", "))
+                    };
+                    cx.error(
+                        n.span(),
+                        format!(
+                            "`notify` names \"{}\", which is not an alert channel ({known})",
+                            n.get_ref()
+                        ),
+                    );
+                }
+            }
+            list.get_ref().iter().map(|n| n.get_ref().clone()).collect()
+        }
+    };
+    let remind_every = pick(&raw.remind_every, &d.remind_every).map(|v| v.get_ref().0);
+    if let (Some(v), Some(r)) = (pick(&raw.remind_every, &d.remind_every), remind_every)
+        && r < Duration::from_secs(60)
+    {
+        cx.error(v.span(), "`remind_every` must be at least 1m");
+    }
 
     // Keys that make no sense for this kind of target, when the site sets them itself.
     if let Some(t) = &target {
@@ -641,6 +698,8 @@ fn validate_site(
             max_redirects,
             app_errors,
         },
+        notify,
+        remind_every,
     })
 }
 
@@ -671,7 +730,7 @@ pub fn parse_address_mode(text: &str) -> Result<AddressMode, String> {
     }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+pub(super) fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name

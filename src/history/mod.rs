@@ -148,7 +148,8 @@ impl WriterThread {
     }
 }
 
-pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+/// Milliseconds since the Unix epoch (negative before it).
+pub fn unix_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),

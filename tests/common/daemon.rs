@@ -20,6 +20,8 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
 
 /// GETs `url` and parses JSON; returns the status code too.
 pub async fn get_json(url: &str) -> (u16, Value) {
+    // reqwest is built without a default crypto provider (sitewatch uses ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let resp = reqwest::get(url)
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));

@@ -1,0 +1,382 @@
+//! Sending one alert through one channel: email (lettre), Slack and the
+//! generic webhook (reqwest). Secrets are resolved once, at start-up, and
+//! never appear in logs or errors.
+
+use super::{Alert, render};
+use crate::config::{ChannelKind, ChannelSpec, EmailSpec, SecretRef, SmtpTls};
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Time allowed for one attempt.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A secret value: its Debug and Display never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Reads a secret from where sites.toml says it is.
+pub fn resolve(source: &SecretRef) -> Result<Secret, String> {
+    let value = match source {
+        SecretRef::Value(v) => v.clone(),
+        SecretRef::File(p) => {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+        }
+        SecretRef::Env(name) => std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?,
+        SecretRef::Credential(name) => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                .ok_or_else(|| format!("credential {name}: $CREDENTIALS_DIRECTORY is not set (is LoadCredential= in the unit?)"))?;
+            let path = std::path::Path::new(&dir).join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read credential {}: {e}", path.display()))?
+        }
+    };
+    let value = value.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err("the secret is empty".to_string());
+    }
+    Ok(Secret(value))
+}
+
+/// Why an attempt failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendError {
+    /// Try again later (connection refused, SMTP 4xx, HTTP 5xx, 429).
+    Transient {
+        /// What happened.
+        message: String,
+        /// What the receiver asked for (Retry-After).
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help (SMTP 5xx such as a refused password, HTTP 4xx).
+    Permanent(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Transient { message, .. } => write!(f, "{message} (will retry)"),
+            SendError::Permanent(m) => write!(f, "{m} (permanent: not retried)"),
+        }
+    }
+}
+
+/// A channel ready to send: spec plus resolved secrets and clients.
+pub struct Channel {
+    /// The name in sites.toml.
+    pub name: String,
+    kind: Ready,
+    /// Every secret value of this channel, to scrub from error texts.
+    secrets: Vec<Secret>,
+}
+
+enum Ready {
+    Email {
+        spec: EmailSpec,
+        password: Option<Secret>,
+        roots: Vec<Vec<u8>>,
+    },
+    Slack {
+        url: Secret,
+        client: reqwest::Client,
+    },
+    Webhook {
+        url: Secret,
+        key: Option<Secret>,
+        client: reqwest::Client,
+    },
+}
+
+fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(crate::probe::http::USER_AGENT_VALUE)
+        .timeout(ATTEMPT_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl Channel {
+    /// Resolves secrets and builds clients for a channel of sites.toml.
+    pub fn new(spec: &ChannelSpec) -> Result<Channel, String> {
+        let (kind, secrets) = match &spec.kind {
+            ChannelKind::Email(e) => {
+                let password = e.password.as_ref().map(resolve).transpose()?;
+                let roots = match &e.ca_file {
+                    Some(p) => vec![
+                        std::fs::read(p)
+                            .map_err(|err| format!("cannot read {}: {err}", p.display()))?,
+                    ],
+                    None => Vec::new(),
+                };
+                let secrets = password.iter().cloned().collect();
+                (
+                    Ready::Email {
+                        spec: e.clone(),
+                        password,
+                        roots,
+                    },
+                    secrets,
+                )
+            }
+            ChannelKind::Slack(s) => {
+                let url = resolve(&s.url)?;
+                let client = http_client(None)?;
+                (
+                    Ready::Slack {
+                        url: url.clone(),
+                        client,
+                    },
+                    vec![url],
+                )
+            }
+            ChannelKind::Webhook(w) => {
+                let url = resolve(&w.url)?;
+                if !(url.expose().starts_with("http://") || url.expose().starts_with("https://")) {
+                    return Err("the webhook url is not an http:// or https:// URL".to_string());
+                }
+                let key = w.secret.as_ref().map(resolve).transpose()?;
+                let client = http_client(w.ca_file.as_deref())?;
+                let mut secrets = vec![url.clone()];
+                secrets.extend(key.iter().cloned());
+                (Ready::Webhook { url, key, client }, secrets)
+            }
+        };
+        Ok(Channel {
+            name: spec.name.clone(),
+            kind,
+            secrets,
+        })
+    }
+
+    /// Removes every secret value from a text (errors may quote URLs).
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            out = out.replace(s.expose(), "***");
+        }
+        out
+    }
+
+    /// Sends `alert` once.
+    pub async fn send(&self, alert: &Alert, now: SystemTime) -> Result<(), SendError> {
+        let result = match &self.kind {
+            Ready::Email {
+                spec,
+                password,
+                roots,
+            } => send_email(spec, password.as_ref(), roots, alert, &self.name, now).await,
+            Ready::Slack { url, client } => {
+                let body = render::slack(alert, now);
+                post(client, url.expose(), &body, &[]).await
+            }
+            Ready::Webhook { url, key, client } => {
+                let body = serde_json::to_vec(&render::webhook(alert))
+                    .map_err(|e| SendError::Permanent(e.to_string()))?;
+                let mut headers = vec![(
+                    "x-sitewatch-delivery".to_string(),
+                    format!("{}.{}", alert.id, self.name),
+                )];
+                if let Some(k) = key {
+                    headers.push((
+                        "x-sitewatch-signature".to_string(),
+                        format!("sha256={}", sign(k.expose().as_bytes(), &body)),
+                    ));
+                }
+                post_bytes(client, url.expose(), body, &headers).await
+            }
+        };
+        result.map_err(|e| match e {
+            SendError::Transient {
+                message,
+                retry_after,
+            } => SendError::Transient {
+                message: self.scrub(&message),
+                retry_after,
+            },
+            SendError::Permanent(m) => SendError::Permanent(self.scrub(&m)),
+        })
+    }
+}
+
+/// HMAC-SHA256 of `body` with `key`, hex-encoded.
+pub fn sign(key: &[u8], body: &[u8]) -> String {
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), body);
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn send_email(
+    spec: &EmailSpec,
+    password: Option<&Secret>,
+    roots: &[Vec<u8>],
+    alert: &Alert,
+    channel: &str,
+    now: SystemTime,
+) -> Result<(), SendError> {
+    let permanent =
+        |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
+    let mut message = Message::builder()
+        .from(spec.from.parse().map_err(|e| permanent("bad From", &e))?)
+        .subject(render::subject(alert))
+        .message_id(Some(format!("<{}.{}@sitewatch>", alert.id, channel)))
+        .header(ContentType::TEXT_PLAIN);
+    for to in &spec.to {
+        message = message.to(to.parse().map_err(|e| permanent("bad To", &e))?);
+    }
+    let message = message
+        .body(render::body(alert, now))
+        .map_err(|e| permanent("cannot build the message", &e))?;
+    let tls = if spec.tls == SmtpTls::None {
+        Tls::None
+    } else {
+        let mut params = TlsParameters::builder(spec.host.clone());
+        for pem in roots {
+            params = params.add_root_certificate(
+                Certificate::from_pem(pem).map_err(|e| permanent("bad ca_file", &e))?,
+            );
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|e| permanent("cannot configure TLS", &e))?;
+        match spec.tls {
+            SmtpTls::StartTls => Tls::Required(params),
+            _ => Tls::Wrapper(params),
+        }
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(spec.host.clone())
+        .port(spec.port)
+        .tls(tls)
+        .timeout(Some(ATTEMPT_TIMEOUT));
+    if let (Some(user), Some(pw)) = (&spec.username, password) {
+        transport = transport.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
+    }
+    match transport.build().send(message).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
+            "the mail server refused: {e}"
+        ))),
+        Err(e) => Err(SendError::Transient {
+            message: format!("mail to {}:{} failed: {e}", spec.host, spec.port),
+            retry_after: None,
+        }),
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(String, String)],
+) -> Result<(), SendError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| SendError::Permanent(e.to_string()))?;
+    post_bytes(client, url, bytes, headers).await
+}
+
+async fn post_bytes(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Result<(), SendError> {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.map_err(|e| SendError::Transient {
+        // without_url: the URL of a Slack webhook is its secret.
+        message: format!("cannot reach the receiver: {}", e.without_url()),
+        retry_after: None,
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let message = format!("the receiver answered {status}: {}", text.trim());
+    if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
+        Err(SendError::Transient {
+            message,
+            retry_after,
+        })
+    } else {
+        Err(SendError::Permanent(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_env_and_are_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let s = resolve(&SecretRef::File(f)).unwrap();
+        assert_eq!(s.expose(), "s3cret");
+        assert_eq!(format!("{s:?}"), "***");
+        assert!(resolve(&SecretRef::Env("SITEWATCH_TEST_SURELY_UNSET".into())).is_err());
+        assert!(resolve(&SecretRef::Value(String::new())).is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! The words of every alert: subject, email body, Slack payload and the
+//! generic webhook's JSON. Pure: the alert and `now` come in, text comes out.
+
+use super::{Alert, AlertKind};
+use crate::diagnosis::Cause;
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+
+fn words(c: Option<Cause>) -> String {
+    c.map_or_else(
+        || "unknown cause".to_string(),
+        |c| format!("{} ({c})", c.words()),
+    )
+}
+
+/// A duration the way people say it: `3h 12m`, `45s`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, _) => format!("{mins}m {secs}s"),
+        (0, _, _) => format!("{hours}h {mins}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
+/// A wall-clock time as `2026-11-25 19:00:00 UTC`.
+pub fn when(t: SystemTime) -> String {
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", s.trim_end_matches('Z').replace('T', " "))
+}
+
+/// The subject line: short and greppable.
+pub fn subject(a: &Alert) -> String {
+    let site = &a.site;
+    match a.kind {
+        AlertKind::Down => format!("[sitewatch] DOWN {site} — {}", words(a.cause)),
+        AlertKind::CauseChanged => format!(
+            "[sitewatch] STILL DOWN {site} — now {}, was {}",
+            words(a.cause),
+            words(a.previous_cause)
+        ),
+        AlertKind::Degraded => format!("[sitewatch] DEGRADED {site} — {}", words(a.cause)),
+        AlertKind::Recovered => format!(
+            "[sitewatch] RECOVERED {site} — up after {}",
+            human(Duration::from_secs(a.outage_s.unwrap_or(0)))
+        ),
+        AlertKind::Resolved => format!(
+            "[sitewatch] OK {site} — no longer degraded ({})",
+            words(a.previous_cause)
+        ),
+        AlertKind::Reminder => format!(
+            "[sitewatch] STILL DOWN {site} — {} for {}",
+            words(a.cause),
+            human(a.at.duration_since(a.since).unwrap_or_default())
+        ),
+        AlertKind::Test => format!("[sitewatch] TEST {site} — this channel works"),
+    }
+}
+
+/// One line per layer: `dns ok 3.1 ms · tcp FAIL 0.4 ms`.
+fn layers_line(a: &Alert) -> String {
+    a.layers
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} {:.1} ms",
+                l.layer.as_str(),
+                if l.ok { "ok" } else { "FAIL" },
+                l.ms
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn headline(a: &Alert) -> String {
+    let site = &a.site;
+    match a.kind {
+        AlertKind::Down => format!("{site} is DOWN: {}", words(a.cause)),
+        AlertKind::CauseChanged => format!(
+            "{site} is still DOWN, for another reason: {} (was {})",
+            words(a.cause),
+            words(a.previous_cause)
+        ),
+        AlertKind::Degraded => format!("{site} is DEGRADED: {}", words(a.cause)),
+        AlertKind::Recovered => format!(
+            "{site} is UP again after {} down",
+            human(Duration::from_secs(a.outage_s.unwrap_or(0)))
+        ),
+        AlertKind::Resolved => format!(
+            "{site} is fully UP again (was degraded: {})",
+            words(a.previous_cause)
+        ),
+        AlertKind::Reminder => format!("{site} is still DOWN: {}", words(a.cause)),
+        AlertKind::Test => format!(
+            "This is a test message from sitewatch for channel {}.",
+            a.site
+        ),
+    }
+}
+
+/// The plain-text email body.
+pub fn body(a: &Alert, now: SystemTime) -> String {
+    let mut out = headline(a);
+    out.push_str("\n\n");
+    if a.kind == AlertKind::Test {
+        out.push_str("If you can read this, alerts sent through it will reach you.\n");
+        out.push_str(&format!("\n-- \nsitewatch · {}\n", a.id));
+        return out;
+    }
+    let mut row = |k: &str, v: &str| out.push_str(&format!("{k:<9} {v}\n"));
+    row("URL:", &a.url);
+    let ago = human(now.duration_since(a.since).unwrap_or_default());
+    match a.kind {
+        AlertKind::Recovered | AlertKind::Resolved => row("Back at:", &when(a.since)),
+        _ => row("Since:", &format!("{} ({ago} ago)", when(a.since))),
+    }
+    row("Detail:", &a.detail);
+    if let Some(h) = &a.hint {
+        row("Check:", h);
+    }
+    if let Some(addr) = &a.addr {
+        row("Address:", &addr.to_string());
+    }
+    if !a.layers.is_empty() {
+        row("Layers:", &layers_line(a));
+    }
+    if a.kind == AlertKind::Recovered {
+        if !a.timeline.is_empty() {
+            out.push_str("\nCauses during the outage:\n");
+            for (t, c) in &a.timeline {
+                out.push_str(&format!("  {}  {}\n", when(*t), words(Some(*c))));
+            }
+        }
+        if let Some(e) = &a.first_error {
+            out.push_str(&format!("First error: {e}\n"));
+        }
+        if let Some(e) = &a.last_error {
+            out.push_str(&format!("Last error:  {e}\n"));
+        }
+    }
+    out.push_str(&format!("\n-- \nsitewatch · alert {}\n", a.id));
+    out
+}
+
+/// Escapes text for Slack's mrkdwn (`&`, `<`, `>`), so that site text can
+/// never ping a channel or forge a link.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut t: String = text.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The Slack incoming-webhook payload: `text` (the notification fallback)
+/// plus Block Kit blocks.
+pub fn slack(a: &Alert, now: SystemTime) -> Value {
+    let icon = match a.kind {
+        AlertKind::Down | AlertKind::CauseChanged | AlertKind::Reminder => "🔴",
+        AlertKind::Degraded => "🟡",
+        AlertKind::Recovered | AlertKind::Resolved => "🟢",
+        AlertKind::Test => "🔧",
+    };
+    let header = truncate(
+        &format!("{icon} {}", subject(a).trim_start_matches("[sitewatch] ")),
+        150,
+    );
+    let mut fields = vec![
+        json!({"type": "mrkdwn", "text": truncate(&format!("*URL*\n{}", slack_escape(&a.url)), 2000)}),
+    ];
+    if a.kind != AlertKind::Test {
+        let since = match a.kind {
+            AlertKind::Recovered | AlertKind::Resolved => format!("*Back at*\n{}", when(a.since)),
+            _ => format!(
+                "*Since*\n{} ({} ago)",
+                when(a.since),
+                human(now.duration_since(a.since).unwrap_or_default())
+            ),
+        };
+        fields.push(json!({"type": "mrkdwn", "text": since}));
+        if let Some(c) = a.cause {
+            fields.push(json!({"type": "mrkdwn", "text": format!("*Cause*\n{} (`{c}`)", slack_escape(c.words()))}));
+        }
+    }
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&slack_escape(&headline(a)), 3000)}, "fields": fields}),
+    ];
+    if a.kind != AlertKind::Test {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Detail*\n{}", slack_escape(&a.detail)), 3000)}}));
+        if let Some(h) = &a.hint {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Check first*\n{}", slack_escape(h)), 3000)}}));
+        }
+    }
+    let mut context = Vec::new();
+    if !a.layers.is_empty() {
+        context.push(
+            json!({"type": "mrkdwn", "text": truncate(&slack_escape(&layers_line(a)), 2000)}),
+        );
+    }
+    context.push(
+        json!({"type": "mrkdwn", "text": format!("sitewatch · alert {}", slack_escape(&a.id))}),
+    );
+    blocks.push(json!({"type": "context", "elements": context}));
+    json!({"text": slack_escape(&subject(a)), "blocks": blocks})
+}
+
+/// The generic webhook's body, version 1 (docs/alerts.md documents it).
+pub fn webhook(a: &Alert) -> Value {
+    json!({
+        "version": 1,
+        "id": a.id,
+        "event": a.kind.as_str(),
+        "site": a.site,
+        "url": a.url,
+        "status": a.status,
+        "cause": a.cause,
+        "previous_cause": a.previous_cause,
+        "detail": a.detail,
+        "hint": a.hint,
+        "since": crate::timefmt::rfc3339(a.since),
+        "at": crate::timefmt::rfc3339(a.at),
+        "outage_s": a.outage_s,
+        "address": a.addr.map(|x| x.to_string()),
+        "layers": a.layers,
+        "subject": subject(a),
+    })
+}
