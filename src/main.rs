@@ -2,8 +2,7 @@
 //! hands over to the library. Exit codes: 0 ok (or up), 1 degraded or an
 //! invalid config, 2 down, 3 usage or internal error.
 
-use clap::Parser;
-use sitewatch::cli::{self, Cli, Command, check::EXIT_UNKNOWN};
+use sitewatch::cli::{self, Command, Invocation, check::EXIT_UNKNOWN};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -26,8 +25,13 @@ fn init_logging(default: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // rustls, reqwest and lettre all use ring; make it the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = match cli::parse() {
+        Ok(Invocation::Cli(cli)) => cli,
+        Ok(Invocation::Generate(args)) => {
+            return ExitCode::from(u8::try_from(cli::generate::run(&args)).unwrap_or(1));
+        }
         Err(e) => {
             let code = if e.use_stderr() { EXIT_UNKNOWN } else { 0 };
             let _ = e.print();
@@ -49,6 +53,10 @@ fn main() -> ExitCode {
         Command::Check(args) => {
             init_logging("error");
             cli::check::run(args)
+        }
+        Command::NotifyTest(args) => {
+            init_logging("warn");
+            cli::notify_test(args)
         }
         Command::Validate(arg) => cli::validate(arg),
     };

@@ -237,3 +237,182 @@ pub fn webhook(a: &Alert) -> Value {
         "subject": subject(a),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::Layer;
+    use crate::probe::LayerReport;
+    use std::time::UNIX_EPOCH;
+
+    fn t(secs: u64) -> SystemTime {
+        // 2026-11-25 19:00:00 UTC
+        UNIX_EPOCH + Duration::from_secs(1_795_633_200 + secs)
+    }
+
+    fn alert(kind: AlertKind) -> Alert {
+        Alert {
+            id: "blog-down-1795633200000".into(),
+            kind,
+            site: "blog".into(),
+            url: "https://blog.example.com/".into(),
+            status: "down".into(),
+            cause: Some(Cause::TcpRefused),
+            previous_cause: Some(Cause::HttpBadGateway),
+            detail: "203.0.113.7:443 refused the connection".into(),
+            hint: Some(
+                "nothing is listening on 203.0.113.7:443: is the web server running?".into(),
+            ),
+            since: t(0),
+            at: t(312),
+            outage_s: Some(725),
+            timeline: vec![(t(0), Cause::HttpBadGateway), (t(180), Cause::TcpRefused)],
+            first_error: Some("https://blog.example.com/ answered 502".into()),
+            last_error: Some("203.0.113.7:443 refused the connection".into()),
+            layers: vec![
+                LayerReport {
+                    layer: Layer::Dns,
+                    ok: true,
+                    ms: 3.12,
+                    detail: String::new(),
+                },
+                LayerReport {
+                    layer: Layer::Tcp,
+                    ok: false,
+                    ms: 0.41,
+                    detail: String::new(),
+                },
+            ],
+            addr: Some("203.0.113.7:443".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn subjects_are_pinned() {
+        let table = [
+            (
+                AlertKind::Down,
+                "[sitewatch] DOWN blog — connection refused (tcp.refused)",
+            ),
+            (
+                AlertKind::CauseChanged,
+                "[sitewatch] STILL DOWN blog — now connection refused (tcp.refused), was bad gateway (502) (http.bad_gateway)",
+            ),
+            (
+                AlertKind::Recovered,
+                "[sitewatch] RECOVERED blog — up after 12m 5s",
+            ),
+            (
+                AlertKind::Reminder,
+                "[sitewatch] STILL DOWN blog — connection refused (tcp.refused) for 5m 12s",
+            ),
+            (
+                AlertKind::Test,
+                "[sitewatch] TEST blog — this channel works",
+            ),
+        ];
+        for (kind, want) in table {
+            assert_eq!(subject(&alert(kind)), want);
+        }
+        let mut d = alert(AlertKind::Degraded);
+        d.cause = Some(Cause::TlsExpiring);
+        assert_eq!(
+            subject(&d),
+            "[sitewatch] DEGRADED blog — certificate expires soon (tls.expiring)"
+        );
+        d.kind = AlertKind::Resolved;
+        d.previous_cause = Some(Cause::TlsExpiring);
+        assert_eq!(
+            subject(&d),
+            "[sitewatch] OK blog — no longer degraded (certificate expires soon (tls.expiring))"
+        );
+    }
+
+    #[test]
+    fn down_body_is_pinned() {
+        assert_eq!(
+            body(&alert(AlertKind::Down), t(312)),
+            "blog is DOWN: connection refused (tcp.refused)\n\
+             \n\
+             URL:      https://blog.example.com/\n\
+             Since:    2026-11-25 19:00:00 UTC (5m 12s ago)\n\
+             Detail:   203.0.113.7:443 refused the connection\n\
+             Check:    nothing is listening on 203.0.113.7:443: is the web server running?\n\
+             Address:  203.0.113.7:443\n\
+             Layers:   dns ok 3.1 ms · tcp FAIL 0.4 ms\n\
+             \n\
+             -- \n\
+             sitewatch · alert blog-down-1795633200000\n"
+        );
+    }
+
+    #[test]
+    fn recovered_body_has_the_outage_its_causes_and_errors() {
+        let mut a = alert(AlertKind::Recovered);
+        a.since = t(725);
+        let b = body(&a, t(730));
+        assert!(
+            b.starts_with("blog is UP again after 12m 5s down\n\n"),
+            "{b}"
+        );
+        assert!(b.contains("Back at:  2026-11-25 19:12:05 UTC\n"), "{b}");
+        assert!(b.contains("Causes during the outage:\n  2026-11-25 19:00:00 UTC  bad gateway (502) (http.bad_gateway)\n  2026-11-25 19:03:00 UTC  connection refused (tcp.refused)\n"), "{b}");
+        assert!(b.contains("First error: https://blog.example.com/ answered 502\nLast error:  203.0.113.7:443 refused the connection\n"), "{b}");
+    }
+
+    #[test]
+    fn slack_escapes_and_keeps_within_limits() {
+        let mut a = alert(AlertKind::Down);
+        a.detail = "body lacks \"<b>Welcome</b>\" & says <!channel>".into();
+        let p = slack(&a, t(312));
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(
+            !text.contains("<!channel>") && text.contains("&lt;!channel&gt;"),
+            "{text}"
+        );
+        assert!(text.contains("&lt;b&gt;Welcome&lt;/b&gt;"), "{text}");
+        assert_eq!(
+            p["text"],
+            "[sitewatch] DOWN blog — connection refused (tcp.refused)"
+        );
+        assert_eq!(p["blocks"][0]["type"], "header");
+        assert!(
+            p["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= 150
+        );
+        let long = Alert {
+            site: "x".repeat(300),
+            ..alert(AlertKind::Down)
+        };
+        assert!(
+            slack(&long, t(0))["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= 150
+        );
+    }
+
+    #[test]
+    fn webhook_body_is_versioned() {
+        let w = webhook(&alert(AlertKind::Down));
+        assert_eq!(w["version"], 1);
+        assert_eq!(w["event"], "down");
+        assert_eq!(w["cause"], "tcp.refused");
+        assert_eq!(w["since"], "2026-11-25T19:00:00.000Z");
+        assert_eq!(w["id"], "blog-down-1795633200000");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(45)), "45s");
+        assert_eq!(human(Duration::from_secs(725)), "12m 5s");
+        assert_eq!(human(Duration::from_secs(3 * 3600 + 720)), "3h 12m");
+        assert_eq!(human(Duration::from_secs(2 * 86_400 + 3600)), "2d 1h");
+    }
+}

@@ -1,9 +1,12 @@
 //! The command line: `run`, `check` and `validate`, defined once with clap
-//! so help, man page and completions come from the same tree.
+//! so help, man page and completions come from the same tree, plus the
+//! hidden `generate` that writes the man pages and completions.
 
 pub mod check;
+pub mod generate;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// sitewatch: an uptime monitor that says why a site is down.
@@ -31,6 +34,83 @@ pub enum Command {
     Check(Box<check::CheckArgs>),
     /// Check a configuration file and report every mistake with file:line:column.
     Validate(ConfigArg),
+    /// Send a test message through every alert channel (or one) and say what failed.
+    NotifyTest(NotifyTestArgs),
+}
+
+/// Options of `sitewatch notify-test`.
+#[derive(Args, Debug)]
+pub struct NotifyTestArgs {
+    /// The sites file.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this channel ([alert.NAME])
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
+}
+
+/// `sitewatch notify-test`: returns the process exit code (0 all sent,
+/// 1 a channel failed or the config is invalid).
+pub fn notify_test(args: &NotifyTestArgs) -> i32 {
+    let path = args.config.path();
+    let config = match crate::config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sitewatch notify-test: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(crate::alert::notify_test(&config, args.channel.as_deref())) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("sitewatch notify-test: {e}");
+            1
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// One of the documented subcommands.
+    Cli(Cli),
+    /// The hidden `sitewatch generate man|completions …`.
+    Generate(generate::GenerateArgs),
+}
+
+/// Parses the process's arguments: [`Cli`]'s tree plus the hidden
+/// `generate`, which is added here rather than to [`Command`] so that help,
+/// man pages and completions (all made from `Cli::command()`) leave it out.
+pub fn parse() -> Result<Invocation, clap::Error> {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] with the given arguments (the first is the program name).
+pub fn parse_from<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut cmd = Cli::command().subcommand(generate::command());
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    let invocation = match matches.subcommand() {
+        Some(("generate", sub)) => {
+            generate::GenerateArgs::from_arg_matches(sub).map(Invocation::Generate)
+        }
+        _ => Cli::from_arg_matches(&matches).map(Invocation::Cli),
+    };
+    invocation.map_err(|e| e.format(&mut cmd))
 }
 
 /// `--config PATH`.
