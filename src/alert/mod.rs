@@ -274,8 +274,30 @@ impl Dispatcher {
         if channels.is_empty() {
             return;
         }
-        if let Err(e) = self.with_outbox(|o| o.add(&alert, &channels)) {
-            tracing::error!(alert = %alert.id, error = %e, "cannot store the alert in the outbox; sending it anyway, but it would not survive a restart");
+        let channels = match self.with_outbox(|o| o.add(&alert, &channels)) {
+            Ok(new) => {
+                if new.len() < channels.len() {
+                    tracing::info!(alert = %alert.id, "alert already stored (confirmed again after a restart): not sent twice");
+                }
+                new
+            }
+            Err(e) => {
+                tracing::error!(alert = %alert.id, error = %e, "cannot store the alert in the outbox; sending it anyway, but it would not survive a restart");
+                channels
+            }
+        };
+        // Also in memory: the same alert must not be queued twice.
+        let channels: Vec<String> = channels
+            .into_iter()
+            .filter(|c| {
+                !self
+                    .deliveries
+                    .iter()
+                    .any(|d| d.alert.id == alert.id && d.channel == *c)
+            })
+            .collect();
+        if channels.is_empty() {
+            return;
         }
         let alert = Arc::new(alert);
         let now = Instant::now();

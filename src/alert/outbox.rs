@@ -108,21 +108,28 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Stores new deliveries (one transaction, synced). An already stored
-    /// delivery (same alert and channel) is left as it is.
-    pub fn add(&mut self, alert: &Alert, channels: &[String]) -> Result<(), String> {
+    /// Stores new deliveries (one transaction, synced) and returns the
+    /// channels that were new: a delivery already stored (the same alert
+    /// confirmed again after a restart) is neither stored nor sent twice.
+    pub fn add(&mut self, alert: &Alert, channels: &[String]) -> Result<Vec<String>, String> {
         let json = serde_json::to_string(alert).map_err(|e| e.to_string())?;
         let now = crate::history::unix_ms(std::time::SystemTime::now());
         let conn = self.conn()?;
         let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
+        let mut new = Vec::new();
         for channel in channels {
-            tx.execute(
-                "INSERT OR IGNORE INTO delivery(alert_id, channel, alert, state, attempts, created_ms) VALUES (?1, ?2, ?3, 'pending', 0, ?4)",
-                params![alert.id, channel, json, now],
-            )
-            .map_err(|e| e.to_string())?;
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO delivery(alert_id, channel, alert, state, attempts, created_ms) VALUES (?1, ?2, ?3, 'pending', 0, ?4)",
+                    params![alert.id, channel, json, now],
+                )
+                .map_err(|e| e.to_string())?;
+            if inserted == 1 {
+                new.push(channel.clone());
+            }
         }
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(new)
     }
 
     /// Records an attempt's outcome: `Some(state)` ends the delivery.

@@ -6,4 +6,6 @@ pub mod daemon;
 pub mod dns;
 pub mod http;
 pub mod netns;
+pub mod receiver;
+pub mod smtp;
 pub mod tls;
