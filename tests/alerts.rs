@@ -101,7 +101,7 @@ secret = "{HOOK_SECRET}"
     .await;
 
     // Email: over TLS, authenticated, to both, with the cause and the hint.
-    let mails = smtp.wait_for_messages(1, Duration::from_secs(15)).await;
+    let mails = smtp.wait_for_messages(1, Duration::from_secs(25)).await;
     let m = &mails[0];
     assert_eq!(
         m.subject,
@@ -133,7 +133,7 @@ secret = "{HOOK_SECRET}"
     );
 
     // Slack: the documented shape, the subject as fallback text.
-    let posts = slack.wait_for(1, Duration::from_secs(15)).await;
+    let posts = slack.wait_for(1, Duration::from_secs(25)).await;
     assert_eq!(posts[0].path, format!("/services/{SLACK_TOKEN}"));
     let payload = posts[0].json();
     check_slack_payload(&payload).unwrap_or_else(|e| panic!("{e}\n{payload:#}"));
@@ -143,7 +143,7 @@ secret = "{HOOK_SECRET}"
     );
 
     // Webhook: version 1, signed with the secret.
-    let calls = hook.wait_for(1, Duration::from_secs(15)).await;
+    let calls = hook.wait_for(1, Duration::from_secs(25)).await;
     let body = calls[0].body.clone();
     let sig = calls[0]
         .header("x-sitewatch-signature")
@@ -176,7 +176,7 @@ secret = "{HOOK_SECRET}"
     // Recovery: the outage's length and its causes.
     let _web = AcceptClose::bind(&addr.to_string()).await.unwrap();
     wait_status(&api, "web", "up", None, Duration::from_secs(6)).await;
-    let mails = smtp.wait_for_messages(2, Duration::from_secs(15)).await;
+    let mails = smtp.wait_for_messages(2, Duration::from_secs(25)).await;
     let r = mails
         .iter()
         .find(|m| {
@@ -190,7 +190,7 @@ secret = "{HOOK_SECRET}"
         "{}",
         r.body
     );
-    let hooks = hook.wait_for(2, Duration::from_secs(15)).await;
+    let hooks = hook.wait_for(2, Duration::from_secs(25)).await;
     assert_eq!(hooks[1].json()["event"], "recovered");
     assert!(hooks[1].json()["outage_s"].as_u64().is_some());
 
@@ -271,7 +271,7 @@ async fn an_smtp_server_that_comes_up_late_gets_the_alert_once() {
     )
     .await;
     // The first attempt finds no server: a transient failure.
-    wait_for("a failed attempt", Duration::from_secs(10), || {
+    wait_for("a failed attempt", Duration::from_secs(25), || {
         let api = api.clone();
         async move {
             let (_, s) = get_json(&format!("{api}/status")).await;
@@ -305,7 +305,7 @@ async fn a_permanent_refusal_is_not_retried_and_shows() {
         hook.url("/h")
     );
     let (daemon, api) = start(dir.path(), &config).await;
-    hook.wait_for(1, Duration::from_secs(15)).await;
+    hook.wait_for(1, Duration::from_secs(25)).await;
     let s = wait_for("the refusal to show", Duration::from_secs(5), || {
         let api = api.clone();
         async move {
@@ -343,14 +343,14 @@ async fn an_alert_pending_at_sigkill_is_delivered_once_after_restart() {
     );
     let path = write_config(dir.path(), &text);
     let (mut child, _api, _logs) = spawn_daemon(&path).await;
-    let first = hook.wait_for(1, Duration::from_secs(15)).await;
+    let first = hook.wait_for(1, Duration::from_secs(25)).await;
     let id = first[0].header("x-sitewatch-delivery").unwrap().to_string();
     signal(&child, libc::SIGKILL);
     let _ = child.wait().await;
 
     hook.set_script(vec![Reply::ok()]);
     let (mut child, api, _logs) = spawn_daemon(&path).await;
-    let calls = hook.wait_for(2, Duration::from_secs(15)).await;
+    let calls = hook.wait_for(2, Duration::from_secs(25)).await;
     assert_eq!(calls[1].status, 200);
     assert_eq!(
         calls[1].header("x-sitewatch-delivery"),
@@ -416,4 +416,87 @@ async fn notify_test_says_which_channel_failed() {
     assert_eq!(out.0, Some(0), "{}", out.1);
     let test = good.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(test[0].json()["event"], "test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_twenty_sites_is_one_grouped_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start_ok().await;
+    let mut config = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n");
+    for i in 0..20 {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        config.push_str(&format!(
+            "[[site]]\nname = \"s{i:02}\"\nurl = \"tcp://{closed}\"\n\n"
+        ));
+    }
+    config.push_str(&format!(
+        "[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        hook.url("/h")
+    ));
+    let (daemon, _api) = start(dir.path(), &config).await;
+    let calls = hook.wait_for(1, Duration::from_secs(25)).await;
+    let j = calls[0].json();
+    assert_eq!(j["event"], "storm", "{j}");
+    assert_eq!(
+        j["subject"],
+        "[sitewatch] DOWN 20 sites — connection refused (tcp.refused)"
+    );
+    let detail = j["detail"].as_str().unwrap();
+    for i in 0..20 {
+        assert!(
+            detail.contains(&format!("- s{i:02} (tcp://")),
+            "s{i:02} missing: {detail}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hook.requests().len(), 1, "one message, not twenty");
+    daemon.stop();
+    daemon.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_site_is_reported_once_then_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start_ok().await;
+    let server = AcceptClose::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.addr;
+    let config = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nconfirm_down = 1\nconfirm_up = 1\n\n[[site]]\nname = \"flappy\"\nurl = \"tcp://{addr}\"\n\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        hook.url("/h")
+    );
+    let (daemon, api) = start(dir.path(), &config).await;
+    wait_status(&api, "flappy", "up", None, Duration::from_secs(5)).await;
+    // Down and up, four times over: eight changes in a few seconds.
+    let mut server = Some(server);
+    for _ in 0..4 {
+        if let Some(s) = server.take() {
+            s.close().await;
+        }
+        wait_status(
+            &api,
+            "flappy",
+            "down",
+            Some("tcp.refused"),
+            Duration::from_secs(5),
+        )
+        .await;
+        server = Some(AcceptClose::bind(&addr.to_string()).await.unwrap());
+        wait_status(&api, "flappy", "up", None, Duration::from_secs(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events: Vec<String> = hook
+        .requests()
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        events,
+        ["down", "recovered", "down", "recovered", "flapping"],
+        "then quiet"
+    );
+    daemon.stop();
+    daemon.wait().await.unwrap();
 }

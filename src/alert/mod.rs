@@ -12,6 +12,7 @@
 
 pub mod channel;
 pub mod outbox;
+pub mod policy;
 pub mod render;
 
 use crate::config::SiteSpec;
@@ -47,6 +48,12 @@ pub enum AlertKind {
     Reminder,
     /// `sitewatch notify-test`.
     Test,
+    /// Many sites down at once, in one message.
+    Storm,
+    /// A site changes state too often; quiet until it settles.
+    Flapping,
+    /// A flapping site has settled; its state now.
+    Settled,
 }
 
 impl AlertKind {
@@ -60,6 +67,9 @@ impl AlertKind {
             AlertKind::Resolved => "resolved",
             AlertKind::Reminder => "reminder",
             AlertKind::Test => "test",
+            AlertKind::Storm => "storm",
+            AlertKind::Flapping => "flapping",
+            AlertKind::Settled => "settled",
         }
     }
 }
@@ -223,6 +233,9 @@ pub struct Dispatcher {
     deliveries: Vec<Delivery>,
     outages: HashMap<String, Outage>,
     remind: HashMap<String, Duration>,
+    flaps: HashMap<String, policy::FlapGuard>,
+    /// The last alert made for each site (sent or not), for the settled message.
+    last: HashMap<String, (Alert, Vec<String>)>,
 }
 
 impl Dispatcher {
@@ -251,6 +264,8 @@ impl Dispatcher {
                 deliveries: Vec::new(),
                 outages: HashMap::new(),
                 remind,
+                flaps: HashMap::new(),
+                last: HashMap::new(),
             },
             stats,
         ))
@@ -299,16 +314,77 @@ impl Dispatcher {
         if channels.is_empty() {
             return;
         }
-        let alert = Arc::new(alert);
         let now = Instant::now();
+        if alert.kind == AlertKind::Down {
+            // Held briefly, so that many sites going down together become one message.
+            self.hold(alert, channels, now + policy::STORM_WINDOW);
+            return;
+        }
+        // A later alert of a site releases its held down alert first.
+        for d in self.deliveries.iter_mut() {
+            if d.alert.site == alert.site
+                && d.alert.kind == AlertKind::Down
+                && d.attempts == 0
+                && d.next > now
+            {
+                d.next = now;
+            }
+        }
+        self.hold(alert, channels, now);
+    }
+
+    fn hold(&mut self, alert: Alert, channels: Vec<String>, until: Instant) {
+        let alert = Arc::new(alert);
         for channel in channels {
             self.deliveries.push(Delivery {
                 alert: Arc::clone(&alert),
                 channel,
                 attempts: 0,
-                next: now,
+                next: until,
                 first_try: SystemTime::now(),
             });
+        }
+    }
+
+    /// Turns the held down alerts that are due into grouped messages where
+    /// at least [`policy::STORM_MIN`] share a channel and a cause.
+    fn group_storms(&mut self, busy: &[bool], now: Instant) {
+        let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, d) in self.deliveries.iter().enumerate() {
+            if d.alert.kind == AlertKind::Down
+                && d.attempts == 0
+                && d.next <= now
+                && !busy.get(i).copied().unwrap_or(false)
+            {
+                groups
+                    .entry((d.channel.clone(), policy::storm_key(&d.alert)))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for ((channel, _), members) in groups {
+            if members.len() < policy::STORM_MIN {
+                continue;
+            }
+            let group = {
+                let alerts: Vec<&Alert> = members
+                    .iter()
+                    .map(|&i| self.deliveries[i].alert.as_ref())
+                    .collect();
+                policy::storm(&alerts, SystemTime::now())
+            };
+            tracing::info!(channel = %channel, sites = members.len(), alert = %group.id, "many sites down at once: one grouped alert");
+            for &i in &members {
+                let d = &mut self.deliveries[i];
+                d.attempts = u32::MAX;
+                let (id, ch) = (d.alert.id.clone(), d.channel.clone());
+                let note = format!("sent as part of {}", group.id);
+                if let Err(e) = self.with_outbox(|o| o.update(&id, &ch, 0, "grouped", Some(&note)))
+                {
+                    tracing::error!(alert = %id, error = %e, "cannot record the grouped alert in the outbox");
+                }
+            }
+            self.enqueue(group, &[channel]);
         }
     }
 
@@ -360,7 +436,40 @@ impl Dispatcher {
             _ => {}
         }
         let channels = ev.site.notify.clone();
-        self.enqueue(alert, &channels);
+        self.last
+            .insert(site.clone(), (alert.clone(), channels.clone()));
+        match self.flaps.entry(site.clone()).or_default().on_change(now) {
+            policy::FlapVerdict::Pass => self.enqueue(alert, &channels),
+            policy::FlapVerdict::Suppress => {
+                tracing::info!(site = %site, change = ev.transition.kind.as_str(), "site is flapping: change not alerted");
+            }
+            policy::FlapVerdict::StartFlapping => {
+                let mut a = alert;
+                a.id = format!("{site}-flapping-{}", ms(now));
+                a.kind = AlertKind::Flapping;
+                tracing::warn!(site = %site, "site is flapping: one alert now, then quiet until it settles");
+                self.enqueue(a, &channels);
+            }
+        }
+    }
+
+    /// Flapping sites that have been quiet long enough: say where they ended up.
+    fn settle(&mut self) {
+        let now = SystemTime::now();
+        let settled: Vec<String> = self
+            .flaps
+            .iter_mut()
+            .filter_map(|(site, g)| g.settled(now).then(|| site.clone()))
+            .collect();
+        for site in settled {
+            if let Some((last, channels)) = self.last.get(&site).cloned() {
+                let mut a = last;
+                a.id = format!("{site}-settled-{}", ms(now));
+                a.kind = AlertKind::Settled;
+                a.at = now;
+                self.enqueue(a, &channels);
+            }
+        }
     }
 
     fn reminders(&mut self, channels_of: &HashMap<String, Vec<String>>) {
@@ -442,6 +551,8 @@ impl Dispatcher {
             // Start every due delivery that is not in flight.
             busy.resize(self.deliveries.len(), false);
             let now = Instant::now();
+            self.group_storms(&busy, now);
+            busy.resize(self.deliveries.len(), false);
             for (i, d) in self.deliveries.iter().enumerate() {
                 if busy[i] || d.attempts == u32::MAX || d.next > now {
                     continue;
@@ -486,7 +597,10 @@ impl Dispatcher {
                         busy.clear();
                     }
                 }
-                _ = tick.tick() => self.reminders(&channels_of),
+                _ = tick.tick() => {
+                    self.reminders(&channels_of);
+                    self.settle();
+                }
             }
         }
         // Let attempts in flight end (bounded by their timeout), recording results.

@@ -56,6 +56,12 @@ pub fn subject(a: &Alert) -> String {
             human(a.at.duration_since(a.since).unwrap_or_default())
         ),
         AlertKind::Test => format!("[sitewatch] TEST {site} — this channel works"),
+        AlertKind::Storm => format!("[sitewatch] DOWN {site} — {}", words(a.cause)),
+        AlertKind::Flapping => format!("[sitewatch] FLAPPING {site} — quiet until it settles"),
+        AlertKind::Settled => format!(
+            "[sitewatch] SETTLED {site} — now {}",
+            a.status.to_uppercase()
+        ),
     }
 }
 
@@ -98,6 +104,17 @@ fn headline(a: &Alert) -> String {
             "This is a test message from sitewatch for channel {}.",
             a.site
         ),
+        AlertKind::Storm => format!("{} are DOWN: {}", a.site, words(a.cause)),
+        AlertKind::Flapping => format!(
+            "{site} changed state {} times in {} minutes; further changes are not alerted until it has been stable for {} minutes",
+            super::policy::FLAP_CHANGES,
+            super::policy::FLAP_WINDOW.as_secs() / 60,
+            super::policy::FLAP_SETTLE.as_secs() / 60
+        ),
+        AlertKind::Settled => format!(
+            "{site} has stopped flapping and is {}",
+            a.status.to_uppercase()
+        ),
     }
 }
 
@@ -111,7 +128,9 @@ pub fn body(a: &Alert, now: SystemTime) -> String {
         return out;
     }
     let mut row = |k: &str, v: &str| out.push_str(&format!("{k:<9} {v}\n"));
-    row("URL:", &a.url);
+    if !a.url.is_empty() {
+        row("URL:", &a.url);
+    }
     let ago = human(now.duration_since(a.since).unwrap_or_default());
     match a.kind {
         AlertKind::Recovered | AlertKind::Resolved => row("Back at:", &when(a.since)),
@@ -171,6 +190,9 @@ pub fn slack(a: &Alert, now: SystemTime) -> Value {
         AlertKind::Degraded => "🟡",
         AlertKind::Recovered | AlertKind::Resolved => "🟢",
         AlertKind::Test => "🔧",
+        AlertKind::Storm => "🔴",
+        AlertKind::Flapping => "🟠",
+        AlertKind::Settled => "🔵",
     };
     let header = truncate(
         &format!("{icon} {}", subject(a).trim_start_matches("[sitewatch] ")),

@@ -1,0 +1,155 @@
+//! Alert policy that needs memory beyond one transition: flap damping and
+//! storm grouping. Pure: `now` is passed in.
+
+use super::{Alert, AlertKind};
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+/// Changes of one site within [`FLAP_WINDOW`] that make it "flapping".
+pub const FLAP_CHANGES: usize = 5;
+/// The window in which [`FLAP_CHANGES`] changes mean flapping.
+pub const FLAP_WINDOW: Duration = Duration::from_secs(20 * 60);
+/// A flapping site is settled after this long without a change.
+pub const FLAP_SETTLE: Duration = Duration::from_secs(15 * 60);
+/// Down alerts are held this long so that a storm can be grouped.
+pub const STORM_WINDOW: Duration = Duration::from_secs(10);
+/// This many sites down for one cause (or one address) within the window
+/// are sent as one grouped message.
+pub const STORM_MIN: usize = 5;
+
+/// What to do with a site's change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlapVerdict {
+    /// Send the alert as usual.
+    Pass,
+    /// This change makes the site flapping: send one "flapping" alert instead.
+    StartFlapping,
+    /// The site is flapping: say nothing.
+    Suppress,
+}
+
+/// Flap damping for one site.
+#[derive(Debug, Default)]
+pub struct FlapGuard {
+    changes: VecDeque<SystemTime>,
+    flapping: bool,
+}
+
+impl FlapGuard {
+    /// Records a change at `now` and says what to do with its alert.
+    pub fn on_change(&mut self, now: SystemTime) -> FlapVerdict {
+        self.changes.push_back(now);
+        while self
+            .changes
+            .front()
+            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() > FLAP_WINDOW)
+        {
+            self.changes.pop_front();
+        }
+        if self.flapping {
+            FlapVerdict::Suppress
+        } else if self.changes.len() >= FLAP_CHANGES {
+            self.flapping = true;
+            FlapVerdict::StartFlapping
+        } else {
+            FlapVerdict::Pass
+        }
+    }
+
+    /// Whether a flapping site has now been quiet long enough: true once,
+    /// when it settles.
+    pub fn settled(&mut self, now: SystemTime) -> bool {
+        let quiet = self
+            .changes
+            .back()
+            .is_none_or(|t| now.duration_since(*t).unwrap_or_default() >= FLAP_SETTLE);
+        if self.flapping && quiet {
+            self.flapping = false;
+            self.changes.clear();
+            return true;
+        }
+        false
+    }
+
+    /// Whether the site is flapping now.
+    pub fn flapping(&self) -> bool {
+        self.flapping
+    }
+}
+
+/// The key a storm is grouped by: the cause, or the address when the
+/// alerts name one (many sites behind one dead server).
+pub fn storm_key(a: &Alert) -> String {
+    a.cause
+        .map_or_else(|| "unknown".to_string(), |c| c.as_str().to_string())
+}
+
+/// One grouped message for many sites down at once.
+pub fn storm(members: &[&Alert], now: SystemTime) -> Alert {
+    let first = members[0];
+    let mut detail = format!(
+        "{} sites went down within {} s:",
+        members.len(),
+        STORM_WINDOW.as_secs()
+    );
+    for m in members {
+        detail.push_str(&format!("\n- {} ({}): {}", m.site, m.url, m.detail));
+    }
+    let since = members.iter().map(|m| m.since).min().unwrap_or(first.since);
+    Alert {
+        id: format!(
+            "storm-{}-{}",
+            storm_key(first),
+            crate::history::unix_ms(since)
+        ),
+        kind: AlertKind::Storm,
+        site: format!("{} sites", members.len()),
+        url: String::new(),
+        status: "down".to_string(),
+        cause: first.cause,
+        previous_cause: None,
+        detail,
+        hint: first.hint.clone(),
+        since,
+        at: now,
+        outage_s: None,
+        timeline: Vec::new(),
+        first_error: None,
+        last_error: None,
+        layers: Vec::new(),
+        addr: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn t(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_000 + s)
+    }
+
+    #[test]
+    fn five_changes_in_the_window_make_a_site_flapping_until_it_settles() {
+        let mut g = FlapGuard::default();
+        let verdicts: Vec<_> = (0..7).map(|i| g.on_change(t(i * 60))).collect();
+        use FlapVerdict::*;
+        assert_eq!(
+            verdicts,
+            [Pass, Pass, Pass, Pass, StartFlapping, Suppress, Suppress]
+        );
+        assert!(!g.settled(t(6 * 60 + 14 * 60)), "quiet for 14 minutes only");
+        assert!(g.settled(t(6 * 60 + 15 * 60)));
+        assert!(!g.settled(t(6 * 60 + 16 * 60)), "settles once");
+        assert_eq!(g.on_change(t(2000)), Pass);
+    }
+
+    #[test]
+    fn changes_spread_wider_than_the_window_never_flap() {
+        let mut g = FlapGuard::default();
+        for i in 0..20 {
+            assert_eq!(g.on_change(t(i * 6 * 60)), FlapVerdict::Pass, "change {i}");
+        }
+    }
+}
