@@ -23,6 +23,7 @@ pub struct StatusStore {
 }
 
 struct Shared {
+    config: ConfigStatus,
     history: Option<HistoryReader>,
     alerts: Option<crate::alert::SharedStats>,
     started_at: SystemTime,
@@ -37,6 +38,8 @@ struct Entry {
     report: Option<ProbeReport>,
     last_error: Option<String>,
     last_transition: Option<Transition>,
+    /// Confirmed changes since start, per kind name.
+    transitions: u64,
 }
 
 /// How well the scheduler keeps its schedule.
@@ -104,6 +107,14 @@ pub struct SiteView {
     pub last_change: Option<ChangeView>,
     /// Uptime percentages (24h, 7d, 30d, 90d) from the history.
     pub uptime: Option<Uptime>,
+    /// The last probe's HTTP status, if any.
+    pub http_status: Option<u16>,
+    /// The leaf certificate the last probe saw, if any.
+    pub cert: Option<crate::probe::tls::CertFacts>,
+    /// The address the last probe is about.
+    pub addr: Option<std::net::SocketAddr>,
+    /// Confirmed changes since sitewatch started.
+    pub transitions: u64,
 }
 
 /// A confirmed change as the API shows it.
@@ -148,6 +159,25 @@ pub struct HealthView {
     pub scheduler: SchedulerStats,
     /// Alert deliveries: pending, and per channel sent, failed, last error.
     pub alerts: Option<crate::alert::AlertStats>,
+    /// The configuration in use and the last reload.
+    pub config: ConfigStatus,
+}
+
+/// The configuration in use and how the last (re)load went.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConfigStatus {
+    /// The file.
+    pub path: String,
+    /// When the configuration in use was loaded.
+    #[serde(with = "crate::timefmt")]
+    pub loaded_at: SystemTime,
+    /// Whether the last load or reload succeeded.
+    pub last_reload_ok: bool,
+    /// When it was attempted.
+    #[serde(with = "crate::timefmt")]
+    pub last_reload_at: SystemTime,
+    /// Why it failed (every error, file:line:column), if it did.
+    pub last_reload_error: Option<String>,
 }
 
 impl StatusStore {
@@ -170,6 +200,7 @@ impl StatusStore {
                 report: None,
                 last_error: None,
                 last_transition: None,
+                transitions: 0,
             })
             .collect();
         let index = sites
@@ -179,6 +210,13 @@ impl StatusStore {
             .collect();
         StatusStore {
             shared: Arc::new(Mutex::new(Shared {
+                config: ConfigStatus {
+                    path: String::new(),
+                    loaded_at: now,
+                    last_reload_ok: true,
+                    last_reload_at: now,
+                    last_reload_error: None,
+                },
                 history,
                 alerts: None,
                 started_at: now,
@@ -186,6 +224,28 @@ impl StatusStore {
                 index,
                 scheduler: SchedulerStats::default(),
             })),
+        }
+    }
+
+    /// Records which configuration file is in use.
+    pub fn set_config_path(&self, path: &std::path::Path) {
+        self.lock().config.path = path.display().to_string();
+    }
+
+    /// Records the outcome of a reload (`Err` keeps the old configuration).
+    pub fn reloaded(&self, at: SystemTime, result: Result<(), String>) {
+        let mut shared = self.lock();
+        shared.config.last_reload_at = at;
+        match result {
+            Ok(()) => {
+                shared.config.loaded_at = at;
+                shared.config.last_reload_ok = true;
+                shared.config.last_reload_error = None;
+            }
+            Err(e) => {
+                shared.config.last_reload_ok = false;
+                shared.config.last_reload_error = Some(e);
+            }
         }
     }
 
@@ -221,6 +281,9 @@ impl StatusStore {
             e.state = state;
             e.report = Some(report);
             e.last_error = None;
+            if transition.is_some() {
+                e.transitions += 1;
+            }
             if transition.is_some() {
                 e.last_transition = transition;
             }
@@ -279,6 +342,7 @@ impl StatusStore {
             down: count(|h| matches!(h, Health::Down(_))),
             unknown: count(|h| matches!(h, Health::Unknown)),
             scheduler: shared.scheduler.clone(),
+            config: shared.config.clone(),
             alerts: shared
                 .alerts
                 .as_ref()
@@ -322,5 +386,9 @@ fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
             },
         }),
         uptime: history.and_then(|h| h.uptime(&e.spec.name)),
+        http_status: r.and_then(|r| r.http_status),
+        cert: r.and_then(|r| r.cert.clone()),
+        addr: r.and_then(|r| r.addr),
+        transitions: e.transitions,
     }
 }
