@@ -29,3 +29,4 @@ pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod timefmt;
+pub mod web;
