@@ -11,7 +11,10 @@
 //! - [`api`]: the HTTP endpoints over a read-only store handle.
 //! - [`app`]: the composition root; the only module that knows all the others.
 //! - [`cli`]: the command line (`run`, `check`, `validate`).
-//! - [`shutdown`]: stop signals.
+//! - [`shutdown`]: stop and reload signals.
+//! - [`notify`]: systemd notifications (ready, reloading, stopping, status, watchdog).
+//! - [`alert`]: alert channels, the durable outbox and the dispatcher.
+//! - [`history`]: the SQLite history (states, samples, incidents) and its writer thread.
 //!
 //! Rules: `diagnosis`, `state` and `config` do no network I/O and do not use
 //! tokio; `probe` knows nothing of state or the store; `api` only reads.
@@ -23,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnosis;
 pub mod history;
+pub mod notify;
 pub mod probe;
 pub mod schedule;
 pub mod shutdown;

@@ -48,11 +48,15 @@ struct Slot {
     spec: Arc<SiteSpec>,
     state: SiteState,
     running: bool,
+    /// Tells this slot's results and heap entries from those of a site
+    /// that had the same index before a reload.
+    generation: u64,
 }
 
 /// A finished probe, sent back to the loop.
 struct Done {
     idx: usize,
+    generation: u64,
     planned: Instant,
     began: Instant,
     result: Result<ProbeReport, String>,
@@ -63,6 +67,7 @@ struct Done {
 struct Reporter {
     tx: mpsc::UnboundedSender<Done>,
     idx: usize,
+    generation: u64,
     planned: Instant,
     began: Instant,
     sent: bool,
@@ -73,6 +78,7 @@ impl Reporter {
         self.sent = true;
         let _ = self.tx.send(Done {
             idx: self.idx,
+            generation: self.generation,
             planned: self.planned,
             began: self.began,
             result,
@@ -85,6 +91,7 @@ impl Drop for Reporter {
         if !self.sent {
             let _ = self.tx.send(Done {
                 idx: self.idx,
+                generation: self.generation,
                 planned: self.planned,
                 began: self.began,
                 result: Err("the probe task ended unexpectedly".to_string()),
@@ -103,8 +110,9 @@ fn lag_stats(h: &hdrhistogram::Histogram<u64>) -> LagStats {
     }
 }
 
-/// Runs the schedule for `sites` until `shutdown` fires, then lets the
-/// probes in flight finish (each ends by its own deadline) and returns.
+/// Called by the scheduler loop about once a second with its figures.
+pub type Heartbeat = Box<dyn FnMut(&SchedulerStats) + Send>;
+
 /// Where the scheduler's results go.
 pub struct Sinks {
     /// The latest state of every site, for the API.
@@ -113,32 +121,77 @@ pub struct Sinks {
     pub history: Option<History>,
     /// The alert dispatcher.
     pub alerts: Option<mpsc::UnboundedSender<alert::Event>>,
+    /// Called once per loop turn at most every second (watchdog, status line).
+    pub heartbeat: Option<Heartbeat>,
 }
 
+/// What the scheduler can be told while it runs.
+pub enum Control {
+    /// Switch to a new configuration: unchanged sites keep their state and
+    /// schedule, changed ones start over, removed ones stop, added ones start.
+    Reconfigure {
+        /// The sites of the new configuration, in file order.
+        sites: Vec<Arc<SiteSpec>>,
+        /// Resolvers and TLS configurations for them.
+        deps: Arc<ProbeDeps>,
+        /// Told what changed once the switch is done.
+        done: tokio::sync::oneshot::Sender<Changes>,
+    },
+}
+
+/// What a reconfiguration changed, by site name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Sites left exactly as they were.
+    pub unchanged: Vec<String>,
+    /// Sites whose settings changed: they start over.
+    pub changed: Vec<String>,
+    /// New sites.
+    pub added: Vec<String>,
+    /// Sites no longer configured.
+    pub removed: Vec<String>,
+}
+
+/// Runs the schedule for `sites` until `shutdown` fires, then lets the
+/// probes in flight finish (each ends by its own deadline) and returns.
 pub async fn run(
     sites: Vec<Arc<SiteSpec>>,
     mut saved: HashMap<String, SiteState>,
-    deps: Arc<ProbeDeps>,
-    sinks: Sinks,
+    mut deps: Arc<ProbeDeps>,
+    mut sinks: Sinks,
     max_concurrent: usize,
+    mut control: mpsc::UnboundedReceiver<Control>,
     shutdown: CancellationToken,
 ) {
     let start = Instant::now();
     let wall_start = SystemTime::now();
-    let mut slots: Vec<Slot> = sites
+    let mut generation: u64 = 0;
+    let mut slots: Vec<Option<Slot>> = sites
         .iter()
-        .map(|spec| Slot {
-            spec: Arc::clone(spec),
-            state: saved
-                .remove(&spec.name)
-                .unwrap_or_else(|| SiteState::new(wall_start)),
-            running: false,
+        .map(|spec| {
+            generation += 1;
+            Some(Slot {
+                spec: Arc::clone(spec),
+                state: saved
+                    .remove(&spec.name)
+                    .unwrap_or_else(|| SiteState::new(wall_start)),
+                running: false,
+                generation,
+            })
         })
         .collect();
-    let mut due: BinaryHeap<Reverse<(Instant, usize)>> = slots
+    let mut due: BinaryHeap<Reverse<(Instant, usize, u64)>> = slots
         .iter()
         .enumerate()
-        .map(|(i, s)| Reverse((start + offset(&s.spec.name, s.spec.interval), i)))
+        .filter_map(|(i, s)| {
+            s.as_ref().map(|s| {
+                Reverse((
+                    start + offset(&s.spec.name, s.spec.interval),
+                    i,
+                    s.generation,
+                ))
+            })
+        })
         .collect();
     let semaphore = Arc::new(Semaphore::new(max_concurrent.max(1)));
     let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
@@ -151,12 +204,18 @@ pub async fn run(
     let mut last_wake = start;
     let timer = tokio::time::sleep_until(start);
     tokio::pin!(timer);
+    let mut control_open = true;
 
     tracing::info!(sites = slots.len(), max_concurrent, "scheduler started");
     loop {
-        let wake = due
-            .peek()
-            .map(|Reverse((t, _))| (*t).max(last_wake + SLICE));
+        // Wake for the next due probe, and at least once per publish period:
+        // the watchdog ping and the status line must not wait for a site
+        // with a long interval.
+        let wake = Some(
+            due.peek()
+                .map(|Reverse((t, _, _))| (*t).max(last_wake + SLICE))
+                .map_or(next_publish, |w| w.min(next_publish)),
+        );
         if let Some(w) = wake
             && timer.deadline() != w
         {
@@ -173,15 +232,26 @@ pub async fn run(
                     handle(&mut slots, &sinks, &mut stats, &mut lag, done);
                 }
             }
+            msg = control.recv(), if control_open => match msg {
+                Some(Control::Reconfigure { sites, deps: new_deps, done }) => {
+                    deps = new_deps;
+                    let changes = reconfigure(&mut slots, &mut due, &mut generation, sites, &sinks.store);
+                    let _ = done.send(changes);
+                }
+                None => control_open = false,
+            },
             () = &mut timer, if wake.is_some() => {
                 let now = Instant::now();
                 last_wake = now;
-                while let Some(&Reverse((planned, idx))) = due.peek() {
+                while let Some(&Reverse((planned, idx, gen_))) = due.peek() {
                     if planned > now {
                         break;
                     }
                     due.pop();
-                    let slot = &mut slots[idx];
+                    // An entry of a site removed or changed by a reload: dropped.
+                    let Some(slot) = slots.get_mut(idx).and_then(Option::as_mut).filter(|s| s.generation == gen_) else {
+                        continue;
+                    };
                     let interval = slot.spec.interval;
                     // Fixed-rate grid; if the loop fell a whole interval behind, skip ahead.
                     let mut next = planned + interval;
@@ -189,14 +259,14 @@ pub async fn run(
                         next += interval;
                         stats.skipped += 1;
                     }
-                    due.push(Reverse((next, idx)));
+                    due.push(Reverse((next, idx, gen_)));
                     if slot.running {
                         stats.skipped += 1;
                         continue;
                     }
                     slot.running = true;
                     stats.in_flight += 1;
-                    spawn_probe(idx, Arc::clone(&slot.spec), &deps, &semaphore, &tx, planned);
+                    spawn_probe(idx, gen_, Arc::clone(&slot.spec), &deps, &semaphore, &tx, planned);
                 }
             }
         }
@@ -205,6 +275,9 @@ pub async fn run(
             next_publish = now + PUBLISH_EVERY;
             stats.lag_ms = lag_stats(&lag);
             sinks.store.set_scheduler(stats.clone());
+            if let Some(beat) = sinks.heartbeat.as_mut() {
+                beat(&stats);
+            }
         }
     }
 
@@ -227,8 +300,87 @@ pub async fn run(
     tracing::info!("scheduler stopped");
 }
 
+/// Applies a new site list to the running schedule.
+fn reconfigure(
+    slots: &mut Vec<Option<Slot>>,
+    due: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    generation: &mut u64,
+    sites: Vec<Arc<SiteSpec>>,
+    store: &StatusStore,
+) -> Changes {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mut changes = Changes::default();
+    let mut by_name: HashMap<String, usize> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().map(|s| (s.spec.name.clone(), i)))
+        .collect();
+    let mut order = Vec::with_capacity(sites.len());
+    for spec in sites {
+        match by_name.remove(&spec.name) {
+            Some(i) if slots[i].as_ref().is_some_and(|s| *s.spec == *spec) => {
+                changes.unchanged.push(spec.name.clone());
+                order.push((i, spec, false));
+            }
+            Some(i) => {
+                // Changed: a new slot in the same place, a fresh state and schedule.
+                *generation += 1;
+                changes.changed.push(spec.name.clone());
+                due.push(Reverse((
+                    now + offset(&spec.name, spec.interval),
+                    i,
+                    *generation,
+                )));
+                slots[i] = Some(Slot {
+                    spec: Arc::clone(&spec),
+                    state: SiteState::new(wall),
+                    running: false,
+                    generation: *generation,
+                });
+                order.push((i, spec, true));
+            }
+            None => {
+                *generation += 1;
+                changes.added.push(spec.name.clone());
+                let i = match slots.iter().position(Option::is_none) {
+                    Some(free) => free,
+                    None => {
+                        slots.push(None);
+                        slots.len() - 1
+                    }
+                };
+                due.push(Reverse((
+                    now + offset(&spec.name, spec.interval),
+                    i,
+                    *generation,
+                )));
+                slots[i] = Some(Slot {
+                    spec: Arc::clone(&spec),
+                    state: SiteState::new(wall),
+                    running: false,
+                    generation: *generation,
+                });
+                order.push((i, spec, true));
+            }
+        }
+    }
+    for (name, i) in by_name {
+        slots[i] = None;
+        changes.removed.push(name);
+    }
+    // Heap entries of removed or replaced slots are skipped when they come up.
+    store.reconfigure(&order, wall);
+    changes.unchanged.sort();
+    changes.changed.sort();
+    changes.added.sort();
+    changes.removed.sort();
+    changes
+}
+
 fn spawn_probe(
     idx: usize,
+    generation: u64,
     spec: Arc<SiteSpec>,
     deps: &Arc<ProbeDeps>,
     semaphore: &Arc<Semaphore>,
@@ -244,6 +396,7 @@ fn spawn_probe(
         let reporter = Reporter {
             tx,
             idx,
+            generation,
             planned,
             began: Instant::now(),
             sent: false,
@@ -263,7 +416,7 @@ fn spawn_probe(
 }
 
 fn handle(
-    slots: &mut [Slot],
+    slots: &mut [Option<Slot>],
     sinks: &Sinks,
     stats: &mut SchedulerStats,
     lag: &mut hdrhistogram::Histogram<u64>,
@@ -275,7 +428,12 @@ fn handle(
         .saturating_duration_since(done.planned)
         .as_micros();
     lag.saturating_record(u64::try_from(lag_us).unwrap_or(u64::MAX).max(1));
-    let Some(slot) = slots.get_mut(done.idx) else {
+    // A result of a site removed or changed by a reload since: dropped.
+    let Some(slot) = slots
+        .get_mut(done.idx)
+        .and_then(Option::as_mut)
+        .filter(|s| s.generation == done.generation)
+    else {
         return;
     };
     slot.running = false;

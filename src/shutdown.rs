@@ -1,5 +1,5 @@
 //! Process signals: SIGTERM and SIGINT stop the daemon (systemd sends
-//! SIGTERM, a terminal sends SIGINT).
+//! SIGTERM, a terminal sends SIGINT); SIGHUP reloads the configuration.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -14,4 +14,9 @@ pub fn stop_signal() -> std::io::Result<impl Future<Output = &'static str>> {
             _ = int.recv() => "SIGINT",
         }
     })
+}
+
+/// The SIGHUP stream: each signal asks for a configuration reload.
+pub fn reload_signal() -> std::io::Result<tokio::signal::unix::Signal> {
+    signal(SignalKind::hangup())
 }

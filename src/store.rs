@@ -27,7 +27,10 @@ struct Shared {
     history: Option<HistoryReader>,
     alerts: Option<crate::alert::SharedStats>,
     started_at: SystemTime,
-    sites: Vec<Entry>,
+    /// Indexed like the scheduler's slots; `None` where a site was removed.
+    sites: Vec<Option<Entry>>,
+    /// Slot indexes in configuration order.
+    order: Vec<usize>,
     index: HashMap<String, usize>,
     scheduler: SchedulerStats,
 }
@@ -220,11 +223,47 @@ impl StatusStore {
                 history,
                 alerts: None,
                 started_at: now,
-                sites: entries,
+                order: (0..entries.len()).collect(),
+                sites: entries.into_iter().map(Some).collect(),
                 index,
                 scheduler: SchedulerStats::default(),
             })),
         }
+    }
+
+    /// Follows a reconfiguration of the scheduler: `order` lists, in file
+    /// order, each site's slot index, spec, and whether it starts over
+    /// (changed or new). Slots not listed are gone.
+    pub fn reconfigure(&self, order: &[(usize, Arc<SiteSpec>, bool)], now: SystemTime) {
+        let mut shared = self.lock();
+        let mut keep: Vec<Option<Entry>> = Vec::new();
+        let len = order
+            .iter()
+            .map(|(i, _, _)| i + 1)
+            .max()
+            .unwrap_or(0)
+            .max(shared.sites.len());
+        keep.resize_with(len, || None);
+        for (i, spec, fresh) in order {
+            let old = shared.sites.get_mut(*i).and_then(Option::take);
+            keep[*i] = Some(match old {
+                Some(mut e) if !fresh => {
+                    e.spec = Arc::clone(spec);
+                    e
+                }
+                _ => Entry {
+                    spec: Arc::clone(spec),
+                    state: SiteState::new(now),
+                    report: None,
+                    last_error: None,
+                    last_transition: None,
+                    transitions: 0,
+                },
+            });
+        }
+        shared.sites = keep;
+        shared.order = order.iter().map(|(i, _, _)| *i).collect();
+        shared.index = order.iter().map(|(i, s, _)| (s.name.clone(), *i)).collect();
     }
 
     /// Records which configuration file is in use.
@@ -277,7 +316,7 @@ impl StatusStore {
         transition: Option<Transition>,
     ) {
         let mut shared = self.lock();
-        if let Some(e) = shared.sites.get_mut(idx) {
+        if let Some(Some(e)) = shared.sites.get_mut(idx) {
             e.state = state;
             e.report = Some(report);
             e.last_error = None;
@@ -292,7 +331,7 @@ impl StatusStore {
 
     /// Records that sitewatch could not probe a site.
     pub fn record_error(&self, idx: usize, error: String) {
-        if let Some(e) = self.lock().sites.get_mut(idx) {
+        if let Some(Some(e)) = self.lock().sites.get_mut(idx) {
             e.last_error = Some(error);
         }
     }
@@ -306,8 +345,9 @@ impl StatusStore {
     pub fn sites(&self) -> Vec<SiteView> {
         let shared = self.lock();
         shared
-            .sites
+            .order
             .iter()
+            .filter_map(|&i| shared.sites[i].as_ref())
             .map(|e| view(e, shared.history.as_ref()))
             .collect()
     }
@@ -318,14 +358,21 @@ impl StatusStore {
         shared
             .index
             .get(name)
-            .map(|&i| view(&shared.sites[i], shared.history.as_ref()))
+            .and_then(|&i| shared.sites[i].as_ref())
+            .map(|e| view(e, shared.history.as_ref()))
     }
 
     /// The daemon's own health.
     pub fn health(&self) -> HealthView {
         let shared = self.lock();
-        let count =
-            |f: fn(&Health) -> bool| shared.sites.iter().filter(|e| f(&e.state.health)).count();
+        let count = |f: fn(&Health) -> bool| {
+            shared
+                .sites
+                .iter()
+                .flatten()
+                .filter(|e| f(&e.state.health))
+                .count()
+        };
         let storage_error = shared.history.as_ref().and_then(HistoryReader::error);
         HealthView {
             status: if storage_error.is_some() {
@@ -336,7 +383,7 @@ impl StatusStore {
             storage_error,
             version: env!("CARGO_PKG_VERSION"),
             started_at: shared.started_at,
-            sites: shared.sites.len(),
+            sites: shared.order.len(),
             up: count(|h| matches!(h, Health::Up)),
             degraded: count(|h| matches!(h, Health::Degraded(_))),
             down: count(|h| matches!(h, Health::Down(_))),

@@ -104,7 +104,9 @@ enum Ready {
     },
 }
 
-fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+/// An HTTP client for alert receivers: ring, the system's roots plus an
+/// optional `ca_file`, HTTP/1.1, the attempt timeout.
+pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);

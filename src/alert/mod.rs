@@ -225,6 +225,31 @@ pub fn backoff(attempts: u32, jitter_seed: u64) -> Duration {
     Duration::from_millis(ms.max(1000) as u64)
 }
 
+/// The channels of one configuration, ready to send (secrets resolved),
+/// and the reminder interval of each site.
+pub struct ChannelSet {
+    channels: HashMap<String, Arc<Channel>>,
+    remind: HashMap<String, Duration>,
+}
+
+impl ChannelSet {
+    /// Prepares every channel of `config`; a missing secret is an error
+    /// naming the channel.
+    pub fn from_config(config: &crate::config::Config) -> Result<ChannelSet, String> {
+        let mut channels = HashMap::new();
+        for spec in &config.channels {
+            let ch = Channel::new(spec).map_err(|e| format!("alert channel {}: {e}", spec.name))?;
+            channels.insert(spec.name.clone(), Arc::new(ch));
+        }
+        let remind = config
+            .sites
+            .iter()
+            .filter_map(|s| s.remind_every.map(|r| (s.name.clone(), r)))
+            .collect();
+        Ok(ChannelSet { channels, remind })
+    }
+}
+
 /// The alert dispatcher.
 pub struct Dispatcher {
     channels: HashMap<String, Arc<Channel>>,
@@ -245,25 +270,16 @@ impl Dispatcher {
         config: &crate::config::Config,
         state_dir: &Path,
     ) -> Result<(Dispatcher, SharedStats), String> {
-        let mut channels = HashMap::new();
-        for spec in &config.channels {
-            let ch = Channel::new(spec).map_err(|e| format!("alert channel {}: {e}", spec.name))?;
-            channels.insert(spec.name.clone(), Arc::new(ch));
-        }
+        let set = ChannelSet::from_config(config)?;
         let stats: SharedStats = Arc::default();
-        let remind = config
-            .sites
-            .iter()
-            .filter_map(|s| s.remind_every.map(|r| (s.name.clone(), r)))
-            .collect();
         Ok((
             Dispatcher {
-                channels,
+                channels: set.channels,
                 outbox: Arc::new(Mutex::new(outbox::Outbox::open(state_dir))),
                 stats: Arc::clone(&stats),
                 deliveries: Vec::new(),
                 outages: HashMap::new(),
-                remind,
+                remind: set.remind,
                 flaps: HashMap::new(),
                 last: HashMap::new(),
             },
@@ -502,6 +518,7 @@ impl Dispatcher {
         mut self,
         sites: Vec<Arc<SiteSpec>>,
         mut events: mpsc::UnboundedReceiver<Event>,
+        mut updates: mpsc::UnboundedReceiver<ChannelSet>,
     ) {
         let channels_of: HashMap<String, Vec<String>> = sites
             .iter()
@@ -557,11 +574,21 @@ impl Dispatcher {
                 if busy[i] || d.attempts == u32::MAX || d.next > now {
                     continue;
                 }
-                let Some(ch) = self.channels.get(&d.channel).cloned() else {
-                    continue;
-                };
+                let ch = self.channels.get(&d.channel).cloned();
                 busy[i] = true;
                 let alert = Arc::clone(&d.alert);
+                let Some(ch) = ch else {
+                    // The channel was removed by a reload: say so, once.
+                    inflight.spawn(async move {
+                        (
+                            i,
+                            Err(SendError::Permanent(
+                                "the channel was removed by a reload".to_string(),
+                            )),
+                        )
+                    });
+                    continue;
+                };
                 inflight.spawn(async move {
                     let r = match tokio::time::timeout(
                         channel::ATTEMPT_TIMEOUT + Duration::from_secs(5),
@@ -580,6 +607,12 @@ impl Dispatcher {
             }
             self.publish();
             tokio::select! {
+                Some(set) = updates.recv() => {
+                    // Channel changes apply from the next alert on; deliveries
+                    // to a channel that is gone are given up on when due.
+                    self.channels = set.channels;
+                    self.remind = set.remind;
+                }
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev),
                     None => break,

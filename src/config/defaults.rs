@@ -11,6 +11,8 @@ pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 
 pub const STATE_DIR: &str = "/var/lib/sitewatch";
 /// How many probes may run at once, across all sites.
 pub const MAX_CONCURRENT_PROBES: usize = 1024;
+/// Time between two requests of `heartbeat_url`.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// Time between two probes of a site.
 pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Budget for one whole probe (DNS, connect, TLS and HTTP together).

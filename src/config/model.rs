@@ -30,6 +30,10 @@ pub struct Daemon {
     pub state_dir: Option<PathBuf>,
     /// Global cap on probes in flight.
     pub max_concurrent_probes: usize,
+    /// A dead man's switch URL requested while the scheduler is healthy.
+    pub heartbeat_url: Option<String>,
+    /// How often the heartbeat URL is requested.
+    pub heartbeat_every: Duration,
 }
 
 /// One monitored site with every default applied.

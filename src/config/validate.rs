@@ -116,6 +116,8 @@ struct RawDaemon {
     listen: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     max_concurrent_probes: Option<Spanned<i64>>,
+    heartbeat_url: Option<Spanned<String>>,
+    heartbeat_every: Option<Spanned<Dur>>,
 }
 
 /// A `[[site]]` or the `[defaults]` table, before validation.
@@ -323,6 +325,8 @@ fn validate_daemon(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         listen: defaults::LISTEN,
         state_dir: None,
         max_concurrent_probes: defaults::MAX_CONCURRENT_PROBES,
+        heartbeat_url: None,
+        heartbeat_every: defaults::HEARTBEAT_EVERY,
     };
     let Some(raw) = raw else { return daemon };
     if let Some(listen) = &raw.listen {
@@ -351,6 +355,24 @@ fn validate_daemon(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
                 max.span(),
                 "`max_concurrent_probes` must be between 1 and 1000000",
             ),
+        }
+    }
+    if let Some(url) = &raw.heartbeat_url {
+        let u = url.get_ref();
+        if url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) {
+            daemon.heartbeat_url = Some(u.clone());
+        } else {
+            cx.error(
+                url.span(),
+                format!("`heartbeat_url` must be an http:// or https:// URL, not \"{u}\""),
+            );
+        }
+    }
+    if let Some(every) = &raw.heartbeat_every {
+        if every.get_ref().0 < Duration::from_secs(1) {
+            cx.error(every.span(), "`heartbeat_every` must be at least 1s");
+        } else {
+            daemon.heartbeat_every = every.get_ref().0;
         }
     }
     daemon
