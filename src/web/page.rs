@@ -39,15 +39,34 @@ const DAY_S: i64 = 86_400;
 const SPARK_SLOT: f64 = 10.0;
 const SPARK_HEIGHT: f64 = 40.0;
 
-/// One UTC day of the uptime bar.
+/// A stretch of the uptime bar (one slot of 10 view-box units per UTC day):
+/// a day with something to tell (failures or degraded probes), drawn with
+/// its own tooltip, or a run of quiet days (all good, or all without data)
+/// drawn as one rectangle filled with a pattern of cells. Runs keep the page
+/// small: 500 sites × 90 days of separate cells with tooltips weighed 6 MB.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Day {
+pub struct Cell {
     /// Left edge in the bar's view box.
     pub x: i64,
-    /// CSS class: `ok`, `minor`, `major`, `bad`, or `none` without data.
+    /// Width in the view box: 8 for a single day, 10 per day for a run.
+    pub width: i64,
+    /// `ok` (no failure), `minor` (≥ 99% up, or only degraded), `major`
+    /// (≥ 95%), `bad`, or `none` without data.
     pub class: &'static str,
-    /// The tooltip: date, uptime and probe counts.
-    pub title: String,
+    /// The tooltip of a day with something to tell: date, uptime, counts.
+    /// `None` for a run of quiet days.
+    pub title: Option<String>,
+}
+
+impl Cell {
+    /// Days this stretch covers.
+    pub fn days(&self) -> i64 {
+        if self.title.is_some() {
+            1
+        } else {
+            self.width / 10
+        }
+    }
 }
 
 /// A 24-hour latency sparkline (median probe time per hour).
@@ -66,8 +85,8 @@ pub struct Spark {
 /// A site's graphs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graphs {
-    /// [`DAYS`] cells, oldest first, ending today (UTC).
-    pub days: Vec<Day>,
+    /// The uptime bar: [`DAYS`] days, oldest first, ending today (UTC).
+    pub cells: Vec<Cell>,
     /// The last 24 hours.
     pub spark: Spark,
     /// Probes and failures over the whole bar, for when the writer's
@@ -155,13 +174,15 @@ fn date(day: i64) -> String {
     s[..10].to_string()
 }
 
-fn day_class(probes: i64, failures: i64) -> &'static str {
+fn day_class(probes: i64, failures: i64, degraded: i64) -> &'static str {
     if probes == 0 {
         return "none";
     }
+    if failures == 0 && degraded == 0 {
+        return "ok";
+    }
     let up = 100.0 * (probes - failures) as f64 / probes as f64;
     match up {
-        u if u >= 99.9 => "ok",
         u if u >= 99.0 => "minor",
         u if u >= 95.0 => "major",
         _ => "bad",
@@ -186,31 +207,38 @@ pub fn graphs(hourly: &[HistoryPoint], raw: &[HistoryPoint], now: SystemTime) ->
         }
     }
     let totals = per_day.iter().fold((0, 0), |(p, f), d| (p + d.0, f + d.1));
-    let days = per_day
-        .iter()
-        .enumerate()
-        .map(|(i, &(probes, failures, degraded))| {
-            let when = date(first + i as i64);
-            let title = if probes == 0 {
-                format!("{when}: no data")
-            } else {
-                let up = 100.0 * (probes - failures) as f64 / probes as f64;
-                let mut t = format!(
-                    "{when}: {} up, {probes} probes, {failures} failed",
-                    super::badge::percent(up)
-                );
-                if degraded > 0 {
-                    t.push_str(&format!(", {degraded} degraded"));
-                }
-                t
-            };
-            Day {
-                x: i as i64 * 10,
-                class: day_class(probes, failures),
-                title,
+    let mut cells: Vec<Cell> = Vec::new();
+    for (i, &(probes, failures, degraded)) in per_day.iter().enumerate() {
+        let x = i as i64 * 10;
+        let class = day_class(probes, failures, degraded);
+        if matches!(class, "ok" | "none") {
+            match cells.last_mut() {
+                Some(run) if run.title.is_none() && run.class == class => run.width += 10,
+                _ => cells.push(Cell {
+                    x,
+                    width: 10,
+                    class,
+                    title: None,
+                }),
             }
-        })
-        .collect();
+            continue;
+        }
+        let up = 100.0 * (probes - failures) as f64 / probes as f64;
+        let mut title = format!(
+            "{}: {} up, {probes} probes, {failures} failed",
+            date(first + i as i64),
+            super::badge::percent(up)
+        );
+        if degraded > 0 {
+            title.push_str(&format!(", {degraded} degraded"));
+        }
+        cells.push(Cell {
+            x,
+            width: 8,
+            class,
+            title: Some(title),
+        });
+    }
 
     // The sparkline: the 24 hours ending with the current one.
     let current = now_s.div_euclid(HOUR_S);
@@ -258,7 +286,7 @@ pub fn graphs(hourly: &[HistoryPoint], raw: &[HistoryPoint], now: SystemTime) ->
         flush(&mut run, &mut spark);
     }
     Graphs {
-        days,
+        cells,
         spark,
         totals,
     }
@@ -498,7 +526,7 @@ fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) 
             max_ms: Some(max),
             ..
         }) => format!(
-            "median {} this hour, highest {}",
+            "median {} latest hour, max {}",
             ms_text(*last),
             ms_text(*max)
         ),
@@ -666,7 +694,7 @@ mod tests {
     }
 
     #[test]
-    fn days_aggregate_hours_per_utc_day_and_grey_out_days_without_data() {
+    fn days_aggregate_hours_per_utc_day_and_quiet_days_merge_into_runs() {
         // 2026-11-25T12:30:00Z
         let now_s = 1_795_609_800;
         let now = at(now_s);
@@ -675,24 +703,45 @@ mod tests {
         let pts = vec![
             hour(h0, 60, 0, 10.0),
             hour(h0 + 1, 60, 6, 20.0),
-            // Yesterday: all good.
+            // Yesterday and the day before: all good.
             hour(h0 - 5, 60, 0, 10.0),
+            hour(h0 - 30, 60, 0, 10.0),
             // 100 days ago: outside the bar.
             hour(h0 - 100 * 24, 60, 60, 10.0),
         ];
         let g = graphs(&pts, &[], now);
-        assert_eq!(g.days.len(), 90);
-        let last = &g.days[89];
-        assert_eq!(last.class, "major", "{last:?}"); // 114 of 120: 95%
-        assert!(
-            last.title
-                .starts_with("2026-11-25: 95.00% up, 120 probes, 6 failed"),
-            "{last:?}"
+        assert_eq!(
+            g.cells.iter().map(Cell::days).sum::<i64>(),
+            90,
+            "{:?}",
+            g.cells
         );
-        assert_eq!(g.days[88].class, "ok");
-        assert_eq!(g.days[0].class, "none");
-        assert_eq!(g.days[0].title, "2026-08-28: no data");
-        assert_eq!(g.totals, (180, 6));
+        let [none, ok, today_cell] = &g.cells[..] else {
+            panic!("{:?}", g.cells);
+        };
+        assert_eq!((none.x, none.width, none.class), (0, 870, "none"));
+        assert_eq!(none.title, None);
+        assert_eq!((ok.x, ok.width, ok.class), (870, 20, "ok"));
+        // 114 of 120: 95%.
+        assert_eq!(
+            (today_cell.x, today_cell.width, today_cell.class),
+            (890, 8, "major")
+        );
+        assert_eq!(
+            today_cell.title.as_deref(),
+            Some("2026-11-25: 95.00% up, 120 probes, 6 failed")
+        );
+        assert_eq!(g.totals, (240, 6));
+    }
+
+    #[test]
+    fn a_day_with_one_failure_or_only_degraded_probes_is_not_ok() {
+        assert_eq!(day_class(1440, 1, 0), "minor");
+        assert_eq!(day_class(1440, 0, 3), "minor");
+        assert_eq!(day_class(1440, 0, 0), "ok");
+        assert_eq!(day_class(100, 5, 0), "major");
+        assert_eq!(day_class(100, 50, 0), "bad");
+        assert_eq!(day_class(0, 0, 0), "none");
     }
 
     #[test]
@@ -717,10 +766,14 @@ mod tests {
         assert_eq!(g.spark.last_ms, Some(4.0));
         assert_eq!(g.spark.max_ms, Some(30.0));
         // The current hour's raw samples count in today's cell.
+        let today = g.cells.last().unwrap();
         assert!(
-            g.days[89].title.contains("13 probes, 1 failed"),
-            "{:?}",
-            g.days[89]
+            today
+                .title
+                .as_deref()
+                .unwrap()
+                .contains("13 probes, 1 failed"),
+            "{today:?}"
         );
     }
 
