@@ -27,19 +27,22 @@ const API_TOKEN: &str = "api-SECRET-token-4242";
 struct Daemon {
     running: sitewatch::app::Running,
     api: String,
-    _web: TestHttp,
-    _dir: tempfile::TempDir,
+    config: PathBuf,
+    web: TestHttp,
+    dir: tempfile::TempDir,
 }
 
-impl Daemon {
-    /// Starts the daemon with "web-site" (up), "down-site" (refused) and two
-    /// alert channels whose secrets must never show, and waits until both
-    /// sites have their status.
-    async fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let web = TestHttp::start(200, "<html><body>hello</body></html>").await;
-        let text = format!(
-            r#"[daemon]
+/// sites.toml: "web-site" (up) and, if `with_down`, "down-site" (refused),
+/// plus two alert channels whose secrets must never show.
+fn config_text(dir: &Path, web_url: &str, with_down: bool) -> String {
+    let down = if with_down {
+        "[[site]]\nname = \"down-site\"\nurl = \"tcp://127.0.0.1:9\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"[daemon]
+listen = "127.0.0.1:0"
 state_dir = "{}"
 
 [defaults]
@@ -48,12 +51,9 @@ timeout = "500ms"
 
 [[site]]
 name = "web-site"
-url = "{}"
+url = "{web_url}"
 
-[[site]]
-name = "down-site"
-url = "tcp://127.0.0.1:9"
-
+{down}
 [alert.hook]
 type = "webhook"
 url = "http://127.0.0.1:9/hook"
@@ -63,10 +63,17 @@ secret = "{HOOK_SECRET}"
 type = "slack"
 webhook_url = "http://127.0.0.1:9/services/{SLACK_TOKEN}"
 "#,
-            dir.path().join("state").display(),
-            web.url("/")
-        );
-        let path = write_config(dir.path(), &text);
+        dir.join("state").display()
+    )
+}
+
+impl Daemon {
+    /// Starts the daemon in-process on [`config_text`] and waits until both
+    /// sites have their status.
+    async fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let web = TestHttp::start(200, "<html><body>hello</body></html>").await;
+        let path = write_config(dir.path(), &config_text(dir.path(), &web.url("/"), true));
         let config = sitewatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = sitewatch::app::start(&config, listener).unwrap();
@@ -83,8 +90,9 @@ webhook_url = "http://127.0.0.1:9/services/{SLACK_TOKEN}"
         Daemon {
             running,
             api,
-            _web: web,
-            _dir: dir,
+            config: path,
+            web,
+            dir,
         }
     }
 
@@ -907,4 +915,69 @@ async fn no_configured_secret_leaves_through_any_endpoint() {
     t1.abort();
     t2.abort();
     d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_removed_by_a_reload_leaves_the_metrics_page_and_badges() {
+    let d = Daemon::start().await;
+    let text = config_text(d.dir.path(), &d.web.url("/"), false);
+    std::fs::write(&d.config, text).unwrap();
+    let config = sitewatch::config::load(&d.config).unwrap();
+    d.running.reload(&config).await.unwrap();
+    let metrics = wait_for(
+        "down-site to leave /metrics",
+        Duration::from_secs(10),
+        || {
+            let url = format!("{}/metrics", d.api);
+            async move {
+                let body = get(&url, None).await.body;
+                (!body.contains("down-site")).then_some(body)
+            }
+        },
+    )
+    .await;
+    assert!(
+        metrics.contains(r#"sitewatch_site_status{site="web-site",status="up",cause=""} 1"#),
+        "{metrics}"
+    );
+    let page = get(&format!("{}/", d.api), None).await.body;
+    assert!(page.contains("id=\"site-web-site\""), "{page}");
+    assert!(!page.contains("down-site"), "{page}");
+    let a = get(&format!("{}/badge/down-site/status.svg", d.api), None).await;
+    assert_eq!(a.status, 404);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reload_shows_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = TestHttp::start(200, "ok").await;
+    let path = write_config(dir.path(), &config_text(dir.path(), &web.url("/"), false));
+    let (child, api, _log) = common::daemon::spawn_daemon(&path).await;
+    let metric = |value: &'static str| {
+        let url = format!("{api}/metrics");
+        move || {
+            let url = url.clone();
+            async move {
+                let body = get(&url, None).await.body;
+                body.lines()
+                    .any(|l| l == format!("sitewatch_config_last_reload_successful {value}"))
+                    .then_some(body)
+            }
+        }
+    };
+    wait_for("a successful load", Duration::from_secs(10), metric("1")).await;
+    wait_status(&api, "web-site", "up", None, Duration::from_secs(10)).await;
+    std::fs::write(&path, "[[site]]\nname = \"broken\"\n").unwrap();
+    common::daemon::signal(&child, libc::SIGHUP);
+    let body = wait_for("the failed reload", Duration::from_secs(10), metric("0")).await;
+    // The old configuration keeps running.
+    assert!(body.contains(r#"probe_success{site="web-site""#), "{body}");
+    common::daemon::signal(&child, libc::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the daemon stops within 20 s")
+        .unwrap()
+        .status;
+    assert!(status.success(), "{status}");
 }
