@@ -485,6 +485,18 @@ struct PageTemplate {
     version: &'static str,
 }
 
+/// The window title: problems first, so a tab shows them.
+fn page_title(c: &Counts) -> String {
+    let mut parts = Vec::new();
+    for (n, word) in [(c.down, "down"), (c.degraded, "degraded")] {
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    parts.push(format!("{} of {} up", c.up, c.total));
+    format!("sitewatch: {}", parts.join(", "))
+}
+
 fn word_and_symbol(status: &str) -> (&'static str, &'static str) {
     match status {
         "up" => ("Up", "✔"),
@@ -638,10 +650,7 @@ pub async fn render(
         down: health.down,
         unknown: health.unknown,
     };
-    let title = match (counts.down, counts.degraded) {
-        (0, 0) => format!("sitewatch: all {} up", counts.up),
-        (down, degraded) => format!("sitewatch: {down} down, {degraded} degraded"),
-    };
+    let title = page_title(&counts);
     let rows = sites
         .into_iter()
         .map(|s| {
@@ -774,6 +783,23 @@ mod tests {
                 .unwrap()
                 .contains("13 probes, 1 failed"),
             "{today:?}"
+        );
+    }
+
+    #[test]
+    fn the_title_puts_problems_first() {
+        let counts = |up, degraded, down, unknown| Counts {
+            total: up + degraded + down + unknown,
+            up,
+            degraded,
+            down,
+            unknown,
+        };
+        assert_eq!(page_title(&counts(3, 0, 0, 0)), "sitewatch: 3 of 3 up");
+        assert_eq!(page_title(&counts(0, 0, 0, 2)), "sitewatch: 0 of 2 up");
+        assert_eq!(
+            page_title(&counts(1, 1, 2, 0)),
+            "sitewatch: 2 down, 1 degraded, 1 of 4 up"
         );
     }
 
