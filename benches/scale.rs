@@ -867,6 +867,8 @@ fn kernel() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    // reqwest is built without a default crypto provider (sitewatch uses ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let Some(opts) = parse_args(std::env::args().skip(1))? else {
         println!("{USAGE}");
         return Ok(());
