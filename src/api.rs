@@ -410,10 +410,20 @@ pub async fn serve(
     store: StatusStore,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let access = Access::from_env();
+    serve_with(listener, store, Access::from_env(), shutdown).await
+}
+
+/// Serves the API on `listener` with `access` until `shutdown` resolves
+/// (for a caller that reads access from the configuration).
+pub async fn serve_with(
+    listener: TcpListener,
+    store: StatusStore,
+    access: Access,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if access.token.is_some() && !access.public_page {
         tracing::warn!(
-            "{TOKEN_ENV} guards the JSON API and /metrics, but not the status page and badges; set {PUBLIC_ENV}=1 to hide targets and details there"
+            "the API token guards the JSON API and /metrics, but not the status page and badges; turn public mode on ({PUBLIC_ENV}=1) to hide targets and details there"
         );
     }
     axum::serve(listener, router_with(store, access))
