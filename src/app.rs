@@ -170,6 +170,24 @@ async fn heartbeat(
     }
 }
 
+/// Who may see what on the API: `[daemon] api_token_file` and
+/// `public_page`, else `SITEWATCH_API_TOKEN` and `SITEWATCH_PUBLIC_PAGE`.
+fn access(config: &Config) -> anyhow::Result<api::Access> {
+    let mut access = api::Access::from_env();
+    if let Some(path) = &config.daemon.api_token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read api_token_file {}", path.display()))?;
+        access.token = Some(
+            api::ApiToken::new(&text)
+                .with_context(|| format!("api_token_file {} is empty", path.display()))?,
+        );
+    }
+    if config.daemon.public_page {
+        access.public_page = true;
+    }
+    Ok(access)
+}
+
 /// Starts the daemon for `config` with its API on `listener`.
 pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
     let addr = listener
@@ -220,9 +238,13 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         ));
     }
     let api_stop = stop.clone();
-    let api = tokio::spawn(api::serve(listener, store.clone(), async move {
-        api_stop.cancelled().await
-    }));
+    let access = access(config)?;
+    let api = tokio::spawn(api::serve_with(
+        listener,
+        store.clone(),
+        access,
+        async move { api_stop.cancelled().await },
+    ));
     tracing::info!(%addr, "api listening");
     Ok(Running {
         addr,

@@ -9,6 +9,7 @@
 //! - [`schedule`]: the one loop that runs every site's probes on time and applies `state::step`.
 //! - [`store`]: the latest state and report of each site, shared with the API.
 //! - [`api`]: the HTTP endpoints over a read-only store handle.
+//! - [`web`]: the status page, SVG badges and Prometheus metrics the API serves.
 //! - [`app`]: the composition root; the only module that knows all the others.
 //! - [`cli`]: the command line (`run`, `check`, `validate`).
 //! - [`shutdown`]: stop and reload signals.

@@ -218,3 +218,35 @@ timeout = "500ms"
     daemon.wait().await.unwrap();
     drop(hang);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_token_file_guards_the_api_but_not_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api-token"), "s3cr3t-token\n").unwrap();
+    let text = format!(
+        "[daemon]\nstate_dir = \"{}\"\napi_token_file = \"{}\"\n\n[[site]]\nname = \"x\"\nurl = \"tcp://127.0.0.1:9\"\n",
+        dir.path().join("state").display(),
+        dir.path().join("api-token").display()
+    );
+    let path = write_config(dir.path(), &text);
+    let config = sitewatch::config::load(&path).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = sitewatch::app::start(&config, listener).unwrap();
+    let api2 = format!("http://{}", running.addr);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let status = |path: &str, token: Option<&str>| {
+        let mut req = client.get(format!("{api2}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/status", None).await, 401);
+    assert_eq!(status("/status", Some("wrong")).await, 401);
+    assert_eq!(status("/status", Some("s3cr3t-token")).await, 200);
+    assert_eq!(status("/metrics", None).await, 401);
+    assert_eq!(status("/", None).await, 200, "the page stays open");
+    running.stop();
+    running.wait().await.unwrap();
+}

@@ -570,8 +570,16 @@ impl Dispatcher {
             let now = Instant::now();
             self.group_storms(&busy, now);
             busy.resize(self.deliveries.len(), false);
+            // One delivery at a time per site and channel, oldest first, so a
+            // receiver always hears "down" before "recovered".
+            let mut blocked: std::collections::HashSet<(&str, &str)> =
+                std::collections::HashSet::new();
             for (i, d) in self.deliveries.iter().enumerate() {
-                if busy[i] || d.attempts == u32::MAX || d.next > now {
+                if d.attempts == u32::MAX {
+                    continue;
+                }
+                let key = (d.alert.site.as_str(), d.channel.as_str());
+                if !blocked.insert(key) || busy[i] || d.next > now {
                     continue;
                 }
                 let ch = self.channels.get(&d.channel).cloned();

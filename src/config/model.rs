@@ -34,6 +34,10 @@ pub struct Daemon {
     pub heartbeat_url: Option<String>,
     /// How often the heartbeat URL is requested.
     pub heartbeat_every: Duration,
+    /// Bearer token for the JSON API and `/metrics`, read from this file.
+    pub api_token_file: Option<PathBuf>,
+    /// Whether the page and badges hide targets, addresses and details.
+    pub public_page: bool,
 }
 
 /// One monitored site with every default applied.

@@ -118,6 +118,8 @@ struct RawDaemon {
     max_concurrent_probes: Option<Spanned<i64>>,
     heartbeat_url: Option<Spanned<String>>,
     heartbeat_every: Option<Spanned<Dur>>,
+    api_token_file: Option<Spanned<String>>,
+    public_page: Option<Spanned<bool>>,
 }
 
 /// A `[[site]]` or the `[defaults]` table, before validation.
@@ -327,6 +329,8 @@ fn validate_daemon(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         max_concurrent_probes: defaults::MAX_CONCURRENT_PROBES,
         heartbeat_url: None,
         heartbeat_every: defaults::HEARTBEAT_EVERY,
+        api_token_file: None,
+        public_page: false,
     };
     let Some(raw) = raw else { return daemon };
     if let Some(listen) = &raw.listen {
@@ -367,6 +371,16 @@ fn validate_daemon(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
                 format!("`heartbeat_url` must be an http:// or https:// URL, not \"{u}\""),
             );
         }
+    }
+    if let Some(f) = &raw.api_token_file {
+        if f.get_ref().is_empty() {
+            cx.error(f.span(), "`api_token_file` must not be empty");
+        } else {
+            daemon.api_token_file = Some(cx.relative(f.get_ref()));
+        }
+    }
+    if let Some(p) = &raw.public_page {
+        daemon.public_page = *p.get_ref();
     }
     if let Some(every) = &raw.heartbeat_every {
         if every.get_ref().0 < Duration::from_secs(1) {
