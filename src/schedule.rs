@@ -323,33 +323,23 @@ fn reconfigure(
                 changes.unchanged.push(spec.name.clone());
                 order.push((i, spec, false));
             }
-            Some(i) => {
-                // Changed: a new slot in the same place, a fresh state and schedule.
-                *generation += 1;
-                changes.changed.push(spec.name.clone());
-                due.push(Reverse((
-                    now + offset(&spec.name, spec.interval),
-                    i,
-                    *generation,
-                )));
-                slots[i] = Some(Slot {
-                    spec: Arc::clone(&spec),
-                    state: SiteState::new(wall),
-                    running: false,
-                    generation: *generation,
-                });
-                order.push((i, spec, true));
-            }
-            None => {
-                *generation += 1;
-                changes.added.push(spec.name.clone());
-                let i = match slots.iter().position(Option::is_none) {
-                    Some(free) => free,
+            existing => {
+                // Changed: a new slot in the same place; added: a free place.
+                // Either way a fresh state and schedule.
+                let i = match existing {
+                    Some(i) => {
+                        changes.changed.push(spec.name.clone());
+                        i
+                    }
                     None => {
-                        slots.push(None);
-                        slots.len() - 1
+                        changes.added.push(spec.name.clone());
+                        slots.iter().position(Option::is_none).unwrap_or_else(|| {
+                            slots.push(None);
+                            slots.len() - 1
+                        })
                     }
                 };
+                *generation += 1;
                 due.push(Reverse((
                     now + offset(&spec.name, spec.interval),
                     i,

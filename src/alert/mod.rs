@@ -113,6 +113,31 @@ pub struct Alert {
     pub addr: Option<SocketAddr>,
 }
 
+impl Alert {
+    /// An alert with only its identity and status; the rest empty.
+    pub fn bare(id: String, kind: AlertKind, site: String, status: &str, now: SystemTime) -> Alert {
+        Alert {
+            id,
+            kind,
+            site,
+            url: String::new(),
+            status: status.to_string(),
+            cause: None,
+            previous_cause: None,
+            detail: String::new(),
+            hint: None,
+            since: now,
+            at: now,
+            outage_s: None,
+            timeline: Vec::new(),
+            first_error: None,
+            last_error: None,
+            layers: Vec::new(),
+            addr: None,
+        }
+    }
+}
+
 fn ms(t: SystemTime) -> i64 {
     crate::history::unix_ms(t)
 }
@@ -762,25 +787,13 @@ pub async fn notify_test(
         let result = match Channel::new(spec) {
             Err(e) => Err(SendError::Permanent(e)),
             Ok(ch) => {
-                let alert = Alert {
-                    id: format!("test-{}-{}", spec.name, ms(now)),
-                    kind: AlertKind::Test,
-                    site: spec.name.clone(),
-                    url: String::new(),
-                    status: "up".to_string(),
-                    cause: None,
-                    previous_cause: None,
-                    detail: String::new(),
-                    hint: None,
-                    since: now,
-                    at: now,
-                    outage_s: None,
-                    timeline: Vec::new(),
-                    first_error: None,
-                    last_error: None,
-                    layers: Vec::new(),
-                    addr: None,
-                };
+                let alert = Alert::bare(
+                    format!("test-{}-{}", spec.name, ms(now)),
+                    AlertKind::Test,
+                    spec.name.clone(),
+                    "up",
+                    now,
+                );
                 ch.send(&alert, now).await
             }
         };

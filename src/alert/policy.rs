@@ -96,29 +96,22 @@ pub fn storm(members: &[&Alert], now: SystemTime) -> Alert {
         detail.push_str(&format!("\n- {} ({}): {}", m.site, m.url, m.detail));
     }
     let since = members.iter().map(|m| m.since).min().unwrap_or(first.since);
-    Alert {
-        id: format!(
+    let mut a = Alert::bare(
+        format!(
             "storm-{}-{}",
             storm_key(first),
             crate::history::unix_ms(since)
         ),
-        kind: AlertKind::Storm,
-        site: format!("{} sites", members.len()),
-        url: String::new(),
-        status: "down".to_string(),
-        cause: first.cause,
-        previous_cause: None,
-        detail,
-        hint: first.hint.clone(),
-        since,
-        at: now,
-        outage_s: None,
-        timeline: Vec::new(),
-        first_error: None,
-        last_error: None,
-        layers: Vec::new(),
-        addr: None,
-    }
+        AlertKind::Storm,
+        format!("{} sites", members.len()),
+        "down",
+        now,
+    );
+    a.cause = first.cause;
+    a.detail = detail;
+    a.hint = first.hint.clone();
+    a.since = since;
+    a
 }
 
 #[cfg(test)]
