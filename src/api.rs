@@ -33,6 +33,7 @@ struct StatusBody {
     generated_at: SystemTime,
     sites: Vec<SiteView>,
     alerts: Option<crate::alert::AlertStats>,
+    config: crate::store::ConfigStatus,
 }
 
 /// The body of every error response.
@@ -264,6 +265,7 @@ async fn status(State(store): State<StatusStore>) -> Json<StatusBody> {
         generated_at: SystemTime::now(),
         sites: store.sites(),
         alerts: store.alerts(),
+        config: store.health().config,
     })
 }
 

@@ -500,3 +500,34 @@ async fn a_flapping_site_is_reported_once_then_quiet() {
     daemon.stop();
     daemon.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_follows_while_the_site_stays_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start_ok().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nremind_every = \"1m\"\n\n[[site]]\nname = \"web\"\nurl = \"tcp://{closed}\"\n\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        hook.url("/h")
+    );
+    let (daemon, _api) = start(dir.path(), &config).await;
+    let first = hook.wait_for(1, Duration::from_secs(25)).await;
+    assert_eq!(first[0].json()["event"], "down");
+    // One minute after the down alert was made (it was held 10 s for storms).
+    let calls = hook.wait_for(2, Duration::from_secs(80)).await;
+    let r = calls[1].json();
+    assert_eq!(r["event"], "reminder", "{r}");
+    assert!(
+        r["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[sitewatch] STILL DOWN web — connection refused (tcp.refused) for 1m"),
+        "{r}"
+    );
+    assert_eq!(r["since"], first[0].json()["since"], "the outage's start");
+    daemon.stop();
+    daemon.wait().await.unwrap();
+}
