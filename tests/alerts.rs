@@ -212,10 +212,7 @@ secret = "{HOOK_SECRET}"
 async fn a_webhook_that_fails_then_works_gets_the_alert_once() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start(vec![Reply::new(500).body("busy"), Reply::ok()]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::http::closed_addr();
     let config = format!(
         "{}\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
         site(closed),
@@ -248,15 +245,8 @@ async fn a_webhook_that_fails_then_works_gets_the_alert_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_smtp_server_that_comes_up_late_gets_the_alert_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = common::http::closed_addr().port();
+    let closed = common::http::closed_addr();
     let config = format!(
         "{}\n[alert.mail]\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\nallow_plain = true\nfrom = \"sitewatch@example.org\"\nto = [\"ops@example.org\"]\n",
         site(closed)
@@ -295,10 +285,7 @@ async fn an_smtp_server_that_comes_up_late_gets_the_alert_once() {
 async fn a_permanent_refusal_is_not_retried_and_shows() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start(vec![Reply::new(400).body("invalid_payload")]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::http::closed_addr();
     let config = format!(
         "{}\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
         site(closed),
@@ -331,10 +318,7 @@ async fn a_permanent_refusal_is_not_retried_and_shows() {
 async fn an_alert_pending_at_sigkill_is_delivered_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start(vec![Reply::new(503)]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::http::closed_addr();
     let text = format!(
         "[daemon]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n\n{}\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
         dir.path().join("state").display(),
@@ -424,10 +408,7 @@ async fn a_storm_of_twenty_sites_is_one_grouped_message() {
     let hook = Receiver::start_ok().await;
     let mut config = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n");
     for i in 0..20 {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = common::http::closed_addr();
         config.push_str(&format!(
             "[[site]]\nname = \"s{i:02}\"\nurl = \"tcp://{closed}\"\n\n"
         ));
@@ -505,10 +486,7 @@ async fn a_flapping_site_is_reported_once_then_quiet() {
 async fn a_reminder_follows_while_the_site_stays_down() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start_ok().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::http::closed_addr();
     let config = format!(
         "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nremind_every = \"1m\"\n\n[[site]]\nname = \"web\"\nurl = \"tcp://{closed}\"\n\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
         hook.url("/h")

@@ -123,3 +123,11 @@ pub async fn raw_server(bytes: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// A loopback address where nothing listens (bound, then released): a
+/// target that refuses connections.
+pub fn closed_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+}
