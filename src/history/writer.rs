@@ -513,27 +513,41 @@ impl Writer {
         )?;
         tx.commit()?;
 
-        // Windows over complete hours, and the current hour from its samples.
+        // Windows over complete hours (one scan of the 90 days for all
+        // four), and the current hour from its samples.
         let mut fresh: HashMap<String, SiteCounts> = HashMap::new();
-        for (w, hours) in WINDOWS.iter().enumerate() {
-            let mut stmt = conn.prepare(
-                "SELECT s.name, SUM(h.probes), SUM(h.failures) FROM hourly h JOIN site s ON s.id = h.site_id
-                 WHERE h.hour >= ?1 AND h.hour < ?2 GROUP BY s.name",
-            )?;
-            let rows = stmt.query_map([hour - hours, hour], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (name, probes, failures) = row?;
-                fresh.entry(name).or_default().windows[w] = Counts {
-                    probes: probes as u64,
-                    failures: failures as u64,
+        let num = |r: &rusqlite::Row<'_>, i: usize| {
+            r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64)
+        };
+        let mut stmt = conn.prepare(
+            "SELECT s.name,
+                    SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END),
+                    SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END),
+                    SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END),
+                    SUM(h.probes), SUM(h.failures)
+             FROM hourly h JOIN site s ON s.id = h.site_id
+             WHERE h.hour >= ?4 AND h.hour < ?5 GROUP BY s.name",
+        )?;
+        let bounds = [
+            hour - WINDOWS[0],
+            hour - WINDOWS[1],
+            hour - WINDOWS[2],
+            hour - WINDOWS[3],
+            hour,
+        ];
+        let rows = stmt.query_map(bounds, |r| {
+            let mut windows = [Counts::default(); 4];
+            for (w, c) in windows.iter_mut().enumerate() {
+                *c = Counts {
+                    probes: num(r, 1 + 2 * w)?,
+                    failures: num(r, 2 + 2 * w)?,
                 };
             }
+            Ok((r.get::<_, String>(0)?, windows))
+        })?;
+        for row in rows {
+            let (name, windows) = row?;
+            fresh.entry(name).or_default().windows = windows;
         }
         let mut stmt = conn.prepare(
             "SELECT s.name, COUNT(*), SUM(x.status = 2) FROM site s CROSS JOIN sample x
@@ -542,16 +556,15 @@ impl Writer {
         let rows = stmt.query_map([hour * 3_600_000], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
+                Counts {
+                    probes: num(r, 1)?,
+                    failures: num(r, 2)?,
+                },
             ))
         })?;
         for row in rows {
-            let (name, probes, failures) = row?;
-            fresh.entry(name).or_default().current = Counts {
-                probes: probes as u64,
-                failures: failures as u64,
-            };
+            let (name, current) = row?;
+            fresh.entry(name).or_default().current = current;
         }
         // Samples still queued (not yet written) belong to the current hour too.
         for r in &self.pending {
