@@ -61,6 +61,7 @@ fn main() {
     let (history, writer, _) = History::open_with_clock(
         dir.path(),
         &sites,
+        None,
         Arc::new(move || UNIX_EPOCH + Duration::from_secs(read.load(Ordering::SeqCst))),
     );
     let state = SiteState::new(UNIX_EPOCH + Duration::from_secs(start));
@@ -117,7 +118,7 @@ fn main() {
         );
         sizes.push(size);
     }
-    writer.stop();
+    writer.stop(Duration::from_secs(600));
     // From day 3 on the raw window (48 h) is full and pruned: what grows is
     // the hourly rows. The steady raw part is the size at day 2 minus two
     // days of hourly growth.

@@ -278,7 +278,7 @@ async fn site(State(store): State<StatusStore>, Path(name): Path<String>) -> Res
 
 async fn healthz(State(store): State<StatusStore>) -> Response {
     let health = store.health();
-    let code = if health.storage_error.is_some() {
+    let code = if health.status != "ok" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK

@@ -1,41 +1,159 @@
-//! The composition root: loads the configuration, builds the probe
-//! dependencies, the store, the history, the alert dispatcher, the scheduler
-//! and the API, and runs them until a stop signal; reloads on SIGHUP. The
-//! only module that knows every other.
+//! The composition root: loads the configuration, takes the state
+//! directory's lock, builds the probe dependencies, the history, the alert
+//! dispatcher, the scheduler and the API, supervises them until a stop
+//! signal, and reloads on SIGHUP. The only module that knows every other.
+//!
+//! Data flows scheduler → history (change, state and due alert in one
+//! transaction) → dispatcher (outbox, then the channels). Every long-lived
+//! task is watched: one that ends while the daemon runs stops the daemon
+//! with a non-zero exit (systemd restarts it), `/healthz` shows each one,
+//! and the watchdog is fed only while all of them live.
 
 use crate::alert::{self, Dispatcher};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Diff};
 use crate::history::{History, WriterThread};
 use crate::probe::ProbeDeps;
-use crate::schedule::{self, Changes, Control};
-use crate::store::{SchedulerStats, StatusStore};
+use crate::schedule::{self, Control};
+use crate::store::{SchedulerStats, StatusStore, TaskView};
 use crate::{api, shutdown};
 use anyhow::Context;
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How often the supervisor checks that every task lives (and feeds the
+/// watchdog, at `WatchdogSec/2` when that is shorter).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// A scheduler loop that has not turned for this long is stalled.
+const STALLED_AFTER: Duration = Duration::from_secs(10);
+/// On stop, the history gets this long to write what is queued.
+const WRITER_STOP_LIMIT: Duration = Duration::from_secs(4);
+
+/// When a loop last turned, on the monotonic clock.
+#[derive(Clone)]
+pub struct Beat {
+    base: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Beat {
+    fn new() -> Beat {
+        Beat {
+            base: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn mark(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago it last turned.
+    fn age(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last)
+    }
+}
+
+/// The state directory's lock: one daemon per directory, held until exit.
+/// The directory itself is locked (`flock`), so a read-only or full state
+/// directory can still be locked; who holds it is written beside it when
+/// the directory is writable.
+pub struct StateLock {
+    _dir: File,
+}
+
+/// The file that names the daemon holding the lock.
+const PID_FILE: &str = "sitewatch.pid";
+
+impl StateLock {
+    /// Takes the lock on `dir` (created if missing), or says who holds it.
+    pub fn acquire(dir: &Path) -> anyhow::Result<StateLock> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        let real = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot resolve the state directory {}", dir.display()))?;
+        if real.parent().is_none() {
+            anyhow::bail!(
+                "the state directory {} is {}: refusing to keep state in the root directory",
+                dir.display(),
+                real.display()
+            );
+        }
+        let handle = File::open(&real)
+            .with_context(|| format!("cannot open the state directory {}", real.display()))?;
+        match handle.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let who = match std::fs::read_to_string(real.join(PID_FILE)) {
+                    Ok(pid) if !pid.trim().is_empty() => {
+                        format!("another sitewatch (pid {})", pid.trim())
+                    }
+                    _ => "another sitewatch".to_string(),
+                };
+                anyhow::bail!(
+                    "{who} is already using the state directory {}: two daemons would send every alert twice; stop it first, or give this one its own state_dir",
+                    real.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", real.display()));
+            }
+        }
+        if let Err(e) = std::fs::write(real.join(PID_FILE), format!("{}\n", std::process::id())) {
+            tracing::debug!(error = %e, "cannot record the pid beside the state");
+        }
+        Ok(StateLock { _dir: handle })
+    }
+}
+
 /// A running daemon: its API address, its store, and the handles to
-/// reconfigure and stop it.
+/// reconfigure, supervise and stop it.
 pub struct Running {
     /// Where the API listens.
     pub addr: SocketAddr,
     /// The shared status (read it as the API does).
     pub store: StatusStore,
-    daemon: config::Daemon,
+    current: Mutex<Config>,
     stop: CancellationToken,
     control: mpsc::UnboundedSender<Control>,
-    channels: mpsc::UnboundedSender<alert::ChannelSet>,
+    alerts: mpsc::UnboundedSender<alert::Control>,
+    history: History,
+    beat: Beat,
     scheduler: JoinHandle<()>,
     api: JoinHandle<std::io::Result<()>>,
-    alerts: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
+    heartbeat: Option<JoinHandle<()>>,
     writer: WriterThread,
+    _lock: StateLock,
+}
+
+/// What a reload prepares off the scheduler's thread: the parsed file,
+/// resolvers and TLS roots, channels with their secrets.
+struct Prepared {
+    config: Config,
+    deps: ProbeDeps,
+    channels: alert::ChannelSet,
+}
+
+fn prepare(config: Config) -> Result<Prepared, String> {
+    let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
+        .map_err(|e| format!("cannot prepare the probes: {e}"))?;
+    let channels = alert::ChannelSet::from_config(&config)?;
+    Ok(Prepared {
+        config,
+        deps,
+        channels,
+    })
 }
 
 impl Running {
@@ -44,48 +162,106 @@ impl Running {
         self.stop.cancel();
     }
 
-    /// Switches to `config`: everything is prepared first (resolvers, TLS
-    /// configurations, alert channels and their secrets); if any of it
-    /// fails nothing changes. Unchanged sites keep their state and
-    /// schedule. `[daemon]` settings need a restart and are kept.
-    pub async fn reload(&self, config: &Config) -> Result<Changes, String> {
-        let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
-            .map_err(|e| format!("cannot prepare the probes: {e}"))?;
-        let channels = alert::ChannelSet::from_config(config)?;
-        if config.daemon != self.daemon {
+    /// Switches to `config`: everything is prepared first, off the
+    /// scheduler's thread (resolvers, TLS roots, alert channels and their
+    /// secrets); if any of it fails nothing changes. Then the channels are
+    /// swapped, then the sites, as [`config::diff`] sorts them. `[daemon]`
+    /// settings need a restart and are kept.
+    pub async fn reload(&self, config: &Config) -> Result<Diff, String> {
+        let config = config.clone();
+        let prepared = tokio::task::spawn_blocking(move || prepare(config))
+            .await
+            .map_err(|e| format!("preparing the configuration failed: {e}"))??;
+        self.apply(prepared).await
+    }
+
+    async fn apply(&self, p: Prepared) -> Result<Diff, String> {
+        let stopped = || "the daemon is stopping".to_string();
+        let (flags, daemon_changed) = {
+            let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let d = config::diff(&current, &p.config);
+            (d.channels, d.daemon)
+        };
+        if daemon_changed {
             tracing::warn!(
                 "[daemon] settings changed; they take effect at the next restart (the running daemon keeps its listen address, state directory and probe cap)"
             );
         }
-        let (done, changes) = tokio::sync::oneshot::channel();
+        // Channels first: the first alert of a changed site already goes
+        // through the new ones, and reminders follow the new routing.
+        let (done, applied) = oneshot::channel();
+        self.alerts
+            .send(alert::Control::Channels(p.channels, done))
+            .map_err(|_| stopped())?;
+        applied.await.map_err(|_| stopped())?;
+        let (done, changes) = oneshot::channel();
         self.control
             .send(Control::Reconfigure {
-                sites: config.sites.clone(),
-                deps: Arc::new(deps),
+                sites: p.config.sites.clone(),
+                deps: Arc::new(p.deps),
                 done,
             })
-            .map_err(|_| "the scheduler has stopped".to_string())?;
-        let changes = changes
-            .await
-            .map_err(|_| "the scheduler has stopped".to_string())?;
-        let _ = self.channels.send(channels);
-        Ok(changes)
+            .map_err(|_| stopped())?;
+        let mut diff = changes.await.map_err(|_| stopped())?;
+        diff.channels = flags;
+        diff.daemon = daemon_changed;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = p.config;
+        Ok(diff)
     }
 
-    /// Waits until the scheduler has drained and the API has closed.
+    /// Each long-lived task and whether it still runs.
+    pub fn tasks(&self) -> Vec<TaskView> {
+        let mut tasks = vec![
+            TaskView::new(
+                "scheduler",
+                !self.scheduler.is_finished() && self.beat.age() < STALLED_AFTER,
+            ),
+            TaskView::new("dispatcher", !self.dispatcher.is_finished()),
+            TaskView::new("history", self.writer.alive()),
+            TaskView::new("api", !self.api.is_finished()),
+        ];
+        if let Some(h) = &self.heartbeat {
+            tasks.push(TaskView::new("heartbeat", !h.is_finished()));
+        }
+        tasks
+    }
+
+    /// Publishes each task's liveness; `Err` names the first that ended
+    /// (or stalled) while the daemon runs.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let tasks = self.tasks();
+        let dead = tasks.iter().find(|t| !t.running).map(|t| t.name);
+        self.store.set_tasks(tasks);
+        match dead {
+            Some(name) if !self.stop.is_cancelled() => Err(name),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until every task has ended, in order: the scheduler drains
+    /// (probes in flight get [`schedule::DRAIN_LIMIT`]), the history writes
+    /// the last changes and hands their alerts on, the dispatcher queues
+    /// them and lets attempts in flight end, the history writes the rest
+    /// (at most [`WRITER_STOP_LIMIT`]). Bounded to fit `TimeoutStopSec`.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.scheduler.await.context("the scheduler task failed")?;
-        drop(self.channels);
-        // Then the alerts it handed over are stored (and tried once more).
-        self.alerts.await.context("the alert dispatcher failed")?;
-        // The scheduler has handed over its last records: flush them to disk.
+        self.stop.cancel();
+        let scheduler = self.scheduler.await;
+        // The last changes are written and their alerts handed on.
+        let history = self.history.clone();
+        let _ = tokio::task::spawn_blocking(move || history.sync(Duration::from_secs(3))).await;
+        let _ = self.alerts.send(alert::Control::Stop);
+        let dispatcher = self.dispatcher.await;
         let writer = self.writer;
-        tokio::task::spawn_blocking(move || writer.stop())
+        tokio::task::spawn_blocking(move || writer.stop(WRITER_STOP_LIMIT))
             .await
             .context("the history writer failed")?;
-        self.api
-            .await
-            .context("the API task failed")?
+        if let Some(h) = self.heartbeat {
+            h.abort();
+        }
+        let api = self.api.await;
+        scheduler.context("the scheduler task failed")?;
+        dispatcher.context("the alert dispatcher failed")?;
+        api.context("the API task failed")?
             .context("the API server failed")?;
         Ok(())
     }
@@ -98,28 +274,12 @@ fn notify(states: &[crate::notify::State<'_>]) {
     }
 }
 
-/// Called by the scheduler about once a second: pings the watchdog (so a
-/// stuck scheduler gets the service restarted), updates the status line,
-/// and marks the scheduler alive for the heartbeat.
-fn scheduler_heartbeat(
-    store: StatusStore,
-    last_tick: Arc<AtomicU64>,
-) -> Box<dyn FnMut(&SchedulerStats) + Send> {
-    let watchdog = crate::notify::watchdog().map(|d| d / 2);
-    let mut next_ping = tokio::time::Instant::now();
+/// Called by the scheduler about once a second: marks it alive and updates
+/// the status line.
+fn scheduler_heartbeat(store: StatusStore, beat: Beat) -> Box<dyn FnMut(&SchedulerStats) + Send> {
     let mut last_status = String::new();
     Box::new(move |_stats| {
-        let now = tokio::time::Instant::now();
-        last_tick.store(
-            crate::history::unix_ms(SystemTime::now()) as u64 / 1000,
-            Ordering::Relaxed,
-        );
-        if let Some(every) = watchdog
-            && now >= next_ping
-        {
-            next_ping = now + every;
-            notify(&[crate::notify::State::Watchdog]);
-        }
+        beat.mark();
         let h = store.health();
         let status = format!(
             "{} sites: {} up, {} degraded, {} down, {} unknown",
@@ -134,16 +294,13 @@ fn scheduler_heartbeat(
 
 /// Requests `url` every `every` while the scheduler is alive, so that an
 /// outside dead man's switch notices when sitewatch itself stops working.
-async fn heartbeat(
-    url: String,
-    every: Duration,
-    last_tick: Arc<AtomicU64>,
-    stop: CancellationToken,
-) {
+async fn heartbeat(url: String, every: Duration, beat: Beat, stop: CancellationToken) {
     let client = match alert::channel::http_client(None) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the heartbeat client; no heartbeat is sent");
+            // Stays alive (and idle): a missing heartbeat is the signal.
+            stop.cancelled().await;
             return;
         }
     };
@@ -153,11 +310,10 @@ async fn heartbeat(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = crate::history::unix_ms(SystemTime::now()) as u64 / 1000;
-        let age = now.saturating_sub(last_tick.load(Ordering::Relaxed));
-        if age > 10 {
+        let age = beat.age();
+        if age > STALLED_AFTER {
             tracing::error!(
-                seconds = age,
+                seconds = age.as_secs(),
                 "the scheduler has not run for a while; heartbeat withheld"
             );
             continue;
@@ -193,50 +349,55 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let addr = listener
         .local_addr()
         .context("the API listener has no address")?;
+    let dir = state_dir(config);
+    let lock = StateLock::acquire(&dir)?;
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .context("cannot prepare the probes")?;
-    let dir = state_dir(config);
-    let (dispatcher, alert_stats) = Dispatcher::new(config, &dir).map_err(anyhow::Error::msg)?;
-    let (history, writer, saved) = History::open(&dir, &config.sites);
+    let channels = alert::ChannelSet::from_config(config).map_err(anyhow::Error::msg)?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
+    let (dispatcher, alert_stats) =
+        Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));
     let store = StatusStore::new(
         &config.sites,
         SystemTime::now(),
-        &saved,
+        &resumed.states,
         Some(history.reader()),
     )
     .with_alert_stats(alert_stats);
     store.set_config_path(&config.path);
     let stop = CancellationToken::new();
-    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let (channels_tx, channels_rx) = mpsc::unbounded_channel();
-    // The dispatcher ends when the scheduler drops its sender, after its last event.
-    let alerts = tokio::spawn(dispatcher.run(config.sites.clone(), alert_rx, channels_rx));
+    let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
+    let resume = alert::Resume {
+        due: resumed.due,
+        deliveries: resumed.deliveries,
+        outages: resumed.outages,
+    };
+    let dispatcher = tokio::spawn(dispatcher.run(resume, events_rx, alerts_rx));
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let last_tick = Arc::new(AtomicU64::new(
-        crate::history::unix_ms(SystemTime::now()) as u64 / 1000,
-    ));
+    let beat = Beat::new();
+    beat.mark();
     let scheduler = tokio::spawn(schedule::run(
         config.sites.clone(),
-        saved,
+        resumed.states,
         Arc::new(deps),
         schedule::Sinks {
             store: store.clone(),
-            history: Some(history),
-            alerts: Some(alert_tx),
-            heartbeat: Some(scheduler_heartbeat(store.clone(), Arc::clone(&last_tick))),
+            history: history.clone(),
+            heartbeat: Some(scheduler_heartbeat(store.clone(), beat.clone())),
         },
         config.daemon.max_concurrent_probes,
         control_rx,
         stop.clone(),
     ));
-    if let Some(url) = &config.daemon.heartbeat_url {
+    let heartbeat = config.daemon.heartbeat_url.as_ref().map(|url| {
         tokio::spawn(heartbeat(
             url.clone(),
             config.daemon.heartbeat_every,
-            Arc::clone(&last_tick),
+            beat.clone(),
             stop.clone(),
-        ));
-    }
+        ))
+    });
     let api_stop = stop.clone();
     let access = access(config)?;
     let api = tokio::spawn(api::serve_with(
@@ -246,18 +407,24 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         async move { api_stop.cancelled().await },
     ));
     tracing::info!(%addr, "api listening");
-    Ok(Running {
+    let running = Running {
         addr,
         store,
-        daemon: config.daemon.clone(),
+        current: Mutex::new(config.clone()),
         stop,
         control: control_tx,
-        channels: channels_tx,
+        alerts: alerts_tx,
+        history,
+        beat,
         scheduler,
         api,
-        alerts,
+        dispatcher,
+        heartbeat,
         writer,
-    })
+        _lock: lock,
+    };
+    running.store.set_tasks(running.tasks());
+    Ok(running)
 }
 
 /// The state directory: `state_dir`, else `$STATE_DIRECTORY` (systemd), else the default.
@@ -284,6 +451,7 @@ fn check_state_dir(dir: &Path) {
         }
     }
 }
+
 fn raise_nofile_limit(wanted: usize) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => {
@@ -299,12 +467,14 @@ fn raise_nofile_limit(wanted: usize) {
     }
 }
 
-/// Reloads from `path`: an invalid file is reported with every error and
-/// the running configuration stays as it is.
+/// Reloads from `path`: the file is read, parsed and prepared off the
+/// scheduler's thread; an invalid file is reported with every error and the
+/// running configuration stays as it is.
 async fn reload(running: &Running, path: &Path) {
     notify(&[crate::notify::State::Reloading]);
     let now = SystemTime::now();
-    let result = match config::load(path) {
+    let path = path.to_path_buf();
+    let prepared = tokio::task::spawn_blocking(move || match config::load(&path) {
         Err(config::Error::Invalid(diags)) => {
             for d in &diags {
                 tracing::error!("{d}");
@@ -319,15 +489,23 @@ async fn reload(running: &Running, path: &Path) {
             tracing::error!("{e}");
             Err(e.to_string())
         }
-        Ok(config) => running.reload(&config).await.inspect(|c| {
+        Ok(config) => prepare(config),
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("preparing the configuration failed: {e}")));
+    let result = match prepared {
+        Ok(p) => running.apply(p).await.inspect(|d| {
             tracing::info!(
-                unchanged = c.unchanged.len(),
-                changed = ?c.changed,
-                added = ?c.added,
-                removed = ?c.removed,
+                unchanged = d.unchanged.len(),
+                restarted = ?d.restarted,
+                kept = ?d.kept,
+                added = ?d.added,
+                removed = ?d.removed,
+                channels_changed = d.channels,
                 "configuration reloaded"
             );
         }),
+        Err(e) => Err(e),
     };
     match &result {
         Ok(_) => running.store.reloaded(now, Ok(())),
@@ -339,7 +517,15 @@ async fn reload(running: &Running, path: &Path) {
     notify(&[crate::notify::State::Ready]);
 }
 
+/// How the main loop ended.
+enum Ending {
+    Signal(&'static str),
+    Died(&'static str),
+}
+
 /// `sitewatch run`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads.
+/// A task that ends on its own stops the daemon with an error; a second
+/// stop signal during the drain exits at once.
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
     raise_nofile_limit(config.daemon.max_concurrent_probes);
@@ -359,18 +545,49 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         let running = start(&config, listener)?;
         tracing::info!(config = %config.path.display(), sites = config.sites.len(), version = env!("CARGO_PKG_VERSION"), "sitewatch started");
         notify(&[crate::notify::State::Ready]);
+        let watchdog = crate::notify::watchdog().map(|d| d / 2);
+        let mut check = tokio::time::interval(watchdog.map_or(CHECK_EVERY, |w| w.min(CHECK_EVERY)));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_ping = Instant::now();
         tokio::pin!(stop_signal);
-        let signal = loop {
+        let ending = loop {
             tokio::select! {
-                signal = &mut stop_signal => break signal,
+                signal = &mut stop_signal => break Ending::Signal(signal),
                 _ = hangup.recv() => reload(&running, &config.path).await,
+                _ = check.tick() => match running.check() {
+                    Err(task) => break Ending::Died(task),
+                    Ok(()) => {
+                        // Fed only while every task lives and the scheduler turns.
+                        if let Some(every) = watchdog && Instant::now() >= next_ping {
+                            next_ping = Instant::now() + every;
+                            notify(&[crate::notify::State::Watchdog]);
+                        }
+                    }
+                },
             }
         };
-        tracing::info!(signal, "stopping");
+        match ending {
+            Ending::Signal(signal) => tracing::info!(signal, "stopping"),
+            Ending::Died(task) => tracing::error!(
+                task,
+                "a sitewatch task ended unexpectedly; stopping so that the service manager restarts sitewatch"
+            ),
+        }
         notify(&[crate::notify::State::Stopping]);
         running.stop();
-        running.wait().await?;
+        let second = shutdown::stop_signal().context("cannot install signal handlers")?;
+        let waited = tokio::select! {
+            r = running.wait() => r,
+            signal = second => {
+                tracing::warn!(signal, "second stop signal: exiting at once");
+                std::process::exit(130);
+            }
+        };
+        waited?;
         tracing::info!("stopped");
-        Ok(())
+        match ending {
+            Ending::Signal(_) => Ok(()),
+            Ending::Died(task) => Err(anyhow::anyhow!("the {task} task ended unexpectedly")),
+        }
     })
 }

@@ -9,15 +9,15 @@
 //! semaphore caps probes in flight; a hanging probe ends at its own deadline
 //! and never delays another site.
 
-use crate::alert;
-use crate::config::SiteSpec;
+use crate::alert::{self, Forget};
+use crate::config::{self, Diff, SiteSpec};
 use crate::history::History;
 use crate::probe::{self, ProbeDeps, ProbeReport};
 use crate::state::{self, Observation, SiteState, Thresholds};
 use crate::store::{LagStats, SchedulerStats, StatusStore};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, mpsc};
@@ -31,6 +31,12 @@ pub const SLICE: Duration = Duration::from_millis(10);
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How many results are handled per wake-up at most.
 const RESULT_BATCH: usize = 256;
+/// On stop, probes in flight get this long to finish; the rest are
+/// abandoned so that the whole stop fits systemd's `TimeoutStopSec`.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// A site that began failing this long before another site's down is
+/// confirmed counts as part of a storm forming.
+const FAILING_LOOKBACK: Duration = Duration::from_secs(120);
 
 /// A deterministic offset in `[0, interval)` for a site, from its name.
 pub fn offset(name: &str, interval: Duration) -> Duration {
@@ -40,8 +46,17 @@ pub fn offset(name: &str, interval: Duration) -> Duration {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let span = interval.as_micros().max(1) as u64;
-    Duration::from_micros(h % span)
+    // In u128: an interval of 2^64 µs or more must not become a zero divisor.
+    let span = interval.as_micros().max(1);
+    let us = u128::from(h) % span;
+    Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+}
+
+/// `t + d`, or a time a year after `t` when that would overflow (validated
+/// intervals never get there; a bad one must not panic the loop).
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(365 * 86_400))
 }
 
 struct Slot {
@@ -53,13 +68,23 @@ struct Slot {
     generation: u64,
 }
 
+/// How a probe task ended.
+enum Outcome {
+    /// The probe ran: the site's report.
+    Report(Box<ProbeReport>),
+    /// sitewatch could not probe (its own failure, not the site's).
+    Error(String),
+    /// The daemon stopped before the probe got a slot.
+    Cancelled,
+}
+
 /// A finished probe, sent back to the loop.
 struct Done {
     idx: usize,
     generation: u64,
     planned: Instant,
     began: Instant,
-    result: Result<ProbeReport, String>,
+    outcome: Outcome,
 }
 
 /// Sends the result back even if the probe task panics, so its site is
@@ -74,14 +99,14 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn send(mut self, result: Result<ProbeReport, String>) {
+    fn send(mut self, outcome: Outcome) {
         self.sent = true;
         let _ = self.tx.send(Done {
             idx: self.idx,
             generation: self.generation,
             planned: self.planned,
             began: self.began,
-            result,
+            outcome,
         });
     }
 }
@@ -94,7 +119,7 @@ impl Drop for Reporter {
                 generation: self.generation,
                 planned: self.planned,
                 began: self.began,
-                result: Err("the probe task ended unexpectedly".to_string()),
+                outcome: Outcome::Error("the probe task ended unexpectedly".to_string()),
             });
         }
     }
@@ -117,39 +142,56 @@ pub type Heartbeat = Box<dyn FnMut(&SchedulerStats) + Send>;
 pub struct Sinks {
     /// The latest state of every site, for the API.
     pub store: StatusStore,
-    /// The history database.
-    pub history: Option<History>,
-    /// The alert dispatcher.
-    pub alerts: Option<mpsc::UnboundedSender<alert::Event>>,
-    /// Called once per loop turn at most every second (watchdog, status line).
+    /// The history database: every result, and every confirmed change with
+    /// the alert it makes due (the history hands alerts on once stored).
+    pub history: History,
+    /// Called once per loop turn at most every second (status line, liveness).
     pub heartbeat: Option<Heartbeat>,
 }
 
 /// What the scheduler can be told while it runs.
 pub enum Control {
-    /// Switch to a new configuration: unchanged sites keep their state and
-    /// schedule, changed ones start over, removed ones stop, added ones start.
+    /// Switch to a new configuration ([`config::diff`] decides, per site):
+    /// sites whose probe settings changed start over and their open outage
+    /// is closed as forgotten; sites whose policy or routing changed keep
+    /// their state and schedule; removed ones stop, added ones start.
     Reconfigure {
         /// The sites of the new configuration, in file order.
         sites: Vec<Arc<SiteSpec>>,
         /// Resolvers and TLS configurations for them.
         deps: Arc<ProbeDeps>,
         /// Told what changed once the switch is done.
-        done: tokio::sync::oneshot::Sender<Changes>,
+        done: tokio::sync::oneshot::Sender<Diff>,
     },
 }
 
-/// What a reconfiguration changed, by site name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// Sites left exactly as they were.
-    pub unchanged: Vec<String>,
-    /// Sites whose settings changed: they start over.
-    pub changed: Vec<String>,
-    /// New sites.
-    pub added: Vec<String>,
-    /// Sites no longer configured.
-    pub removed: Vec<String>,
+/// Sites that began failing recently: how many other sites are failing
+/// when one's outage is confirmed tells whether a storm is forming.
+#[derive(Default)]
+struct Failing {
+    starts: VecDeque<(Instant, usize)>,
+}
+
+impl Failing {
+    fn began(&mut self, idx: usize, now: Instant) {
+        self.prune(now);
+        self.starts.push_back((now, idx));
+    }
+
+    fn others(&mut self, idx: usize, now: Instant) -> usize {
+        self.prune(now);
+        self.starts.iter().filter(|(_, i)| *i != idx).count()
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while self
+            .starts
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > FAILING_LOOKBACK)
+        {
+            self.starts.pop_front();
+        }
+    }
 }
 
 /// Runs the schedule for `sites` until `shutdown` fires, then lets the
@@ -205,6 +247,7 @@ pub async fn run(
     let timer = tokio::time::sleep_until(start);
     tokio::pin!(timer);
     let mut control_open = true;
+    let mut failing = Failing::default();
 
     tracing::info!(sites = slots.len(), max_concurrent, "scheduler started");
     loop {
@@ -229,13 +272,13 @@ pub async fn run(
                     break;
                 }
                 for done in results.drain(..) {
-                    handle(&mut slots, &sinks, &mut stats, &mut lag, done);
+                    handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, done);
                 }
             }
             msg = control.recv(), if control_open => match msg {
                 Some(Control::Reconfigure { sites, deps: new_deps, done }) => {
                     deps = new_deps;
-                    let changes = reconfigure(&mut slots, &mut due, &mut generation, sites, &sinks.store);
+                    let changes = reconfigure(&mut slots, &mut due, &mut generation, sites, &sinks);
                     let _ = done.send(changes);
                 }
                 None => control_open = false,
@@ -254,10 +297,11 @@ pub async fn run(
                     };
                     let interval = slot.spec.interval;
                     // Fixed-rate grid; if the loop fell a whole interval behind, skip ahead.
-                    let mut next = planned + interval;
-                    while next <= now {
-                        next += interval;
-                        stats.skipped += 1;
+                    let mut next = later(planned, interval);
+                    if next <= now {
+                        let behind = now.duration_since(next).as_micros() / interval.as_micros().max(1) + 1;
+                        stats.skipped += u64::try_from(behind).unwrap_or(u64::MAX);
+                        next = later(planned, interval.saturating_mul(u32::try_from(behind + 1).unwrap_or(u32::MAX)));
                     }
                     due.push(Reverse((next, idx, gen_)));
                     if slot.running {
@@ -266,7 +310,7 @@ pub async fn run(
                     }
                     slot.running = true;
                     stats.in_flight += 1;
-                    spawn_probe(idx, gen_, Arc::clone(&slot.spec), &deps, &semaphore, &tx, planned);
+                    spawn_probe(idx, gen_, Arc::clone(&slot.spec), &deps, &semaphore, &tx, planned, &shutdown);
                 }
             }
         }
@@ -287,12 +331,22 @@ pub async fn run(
         "scheduler stopping, waiting for probes in flight"
     );
     drop(tx);
+    let drain_until = later(Instant::now(), DRAIN_LIMIT);
     while stats.in_flight > 0 {
-        if rx.recv_many(&mut results, RESULT_BATCH).await == 0 {
-            break;
+        match tokio::time::timeout_at(drain_until, rx.recv_many(&mut results, RESULT_BATCH)).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(
+                    in_flight = stats.in_flight,
+                    "probes still running after {} s: abandoned",
+                    DRAIN_LIMIT.as_secs()
+                );
+                break;
+            }
         }
         for done in results.drain(..) {
-            handle(&mut slots, &sinks, &mut stats, &mut lag, done);
+            handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, done);
         }
     }
     stats.lag_ms = lag_stats(&lag);
@@ -300,17 +354,18 @@ pub async fn run(
     tracing::info!("scheduler stopped");
 }
 
-/// Applies a new site list to the running schedule.
+/// Applies a new site list to the running schedule, site by site as
+/// [`config::diff`] sorts the changes.
 fn reconfigure(
     slots: &mut Vec<Option<Slot>>,
     due: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
     generation: &mut u64,
     sites: Vec<Arc<SiteSpec>>,
-    store: &StatusStore,
-) -> Changes {
+    sinks: &Sinks,
+) -> Diff {
     let now = Instant::now();
     let wall = SystemTime::now();
-    let mut changes = Changes::default();
+    let mut changes = Diff::default();
     let mut by_name: HashMap<String, usize> = slots
         .iter()
         .enumerate()
@@ -318,56 +373,69 @@ fn reconfigure(
         .collect();
     let mut order = Vec::with_capacity(sites.len());
     for spec in sites {
-        match by_name.remove(&spec.name) {
-            Some(i) if slots[i].as_ref().is_some_and(|s| *s.spec == *spec) => {
-                changes.unchanged.push(spec.name.clone());
-                order.push((i, spec, false));
-            }
-            existing => {
-                // Changed: a new slot in the same place; added: a free place.
-                // Either way a fresh state and schedule.
-                let i = match existing {
-                    Some(i) => {
-                        changes.changed.push(spec.name.clone());
-                        i
+        let existing = by_name
+            .remove(&spec.name)
+            .and_then(|i| slots[i].as_mut().map(|slot| (i, slot)));
+        let i = match existing {
+            Some((i, slot)) => {
+                let change = config::diff::site(&slot.spec, &spec);
+                if !change.restarts() {
+                    // Same probe: state, schedule and a probe in flight go on;
+                    // the next result is judged and routed by the new settings.
+                    if change.is_none() {
+                        changes.unchanged.push(spec.name.clone());
+                    } else {
+                        changes.kept.push(spec.name.clone());
                     }
-                    None => {
-                        changes.added.push(spec.name.clone());
-                        slots.iter().position(Option::is_none).unwrap_or_else(|| {
-                            slots.push(None);
-                            slots.len() - 1
-                        })
-                    }
-                };
-                *generation += 1;
-                due.push(Reverse((
-                    now + offset(&spec.name, spec.interval),
-                    i,
-                    *generation,
-                )));
-                slots[i] = Some(Slot {
-                    spec: Arc::clone(&spec),
-                    state: SiteState::new(wall),
-                    running: false,
-                    generation: *generation,
-                });
-                order.push((i, spec, true));
+                    slot.spec = Arc::clone(&spec);
+                    order.push((i, spec, false));
+                    continue;
+                }
+                changes.restarted.push(spec.name.clone());
+                // The outage seen through the old settings is closed as
+                // forgotten (history, incident, dispatcher) and the fresh
+                // state saved with the new probe settings, in one step.
+                sinks
+                    .history
+                    .reset(&spec, Some(SiteState::new(wall)), Forget::Changed, wall);
+                i
             }
-        }
+            None => {
+                changes.added.push(spec.name.clone());
+                slots.iter().position(Option::is_none).unwrap_or_else(|| {
+                    slots.push(None);
+                    slots.len() - 1
+                })
+            }
+        };
+        *generation += 1;
+        due.push(Reverse((
+            later(now, offset(&spec.name, spec.interval)),
+            i,
+            *generation,
+        )));
+        slots[i] = Some(Slot {
+            spec: Arc::clone(&spec),
+            state: SiteState::new(wall),
+            running: false,
+            generation: *generation,
+        });
+        order.push((i, spec, true));
     }
-    for (name, i) in by_name {
-        slots[i] = None;
+    let mut removed: Vec<(usize, String)> = by_name.into_iter().map(|(n, i)| (i, n)).collect();
+    removed.sort();
+    for (i, name) in removed {
+        if let Some(slot) = slots[i].take() {
+            sinks.history.reset(&slot.spec, None, Forget::Removed, wall);
+        }
         changes.removed.push(name);
     }
     // Heap entries of removed or replaced slots are skipped when they come up.
-    store.reconfigure(&order, wall);
-    changes.unchanged.sort();
-    changes.changed.sort();
-    changes.added.sort();
-    changes.removed.sort();
+    sinks.store.reconfigure(&order, wall);
     changes
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_probe(
     idx: usize,
     generation: u64,
@@ -376,13 +444,19 @@ fn spawn_probe(
     semaphore: &Arc<Semaphore>,
     tx: &mpsc::UnboundedSender<Done>,
     planned: Instant,
+    stop: &CancellationToken,
 ) {
     let deps = Arc::clone(deps);
     let semaphore = Arc::clone(semaphore);
     let tx = tx.clone();
+    let stop = stop.clone();
     tokio::spawn(async move {
-        // The semaphore is never closed, so acquiring only waits.
-        let _permit = semaphore.acquire_owned().await;
+        // Waiting for a slot ends when the daemon stops: nothing new starts.
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            p = semaphore.acquire_owned() => p.ok(),
+        };
         let reporter = Reporter {
             tx,
             idx,
@@ -391,17 +465,19 @@ fn spawn_probe(
             began: Instant::now(),
             sent: false,
         };
-        // The site's timeout, but never past its next slot (less a slice),
-        // so a hanging site does not lose every other slot.
-        let began = reporter.began;
-        let next_slot = planned + spec.interval;
-        let deadline = (began + spec.timeout)
-            .min(next_slot.checked_sub(SLICE).unwrap_or(next_slot))
-            .max(began + spec.timeout / 2);
-        let result = probe::run_until(&spec, &deps, deadline)
-            .await
-            .map_err(|e| e.to_string());
-        reporter.send(result);
+        let Some(_permit) = permit else {
+            reporter.send(Outcome::Cancelled);
+            return;
+        };
+        // The whole timeout from when the probe really starts: one that
+        // waited for a slot is not cut short (its next slot is skipped
+        // instead, and counted).
+        let deadline = later(reporter.began, spec.timeout);
+        let outcome = match probe::run_until(&spec, &deps, deadline).await {
+            Ok(report) => Outcome::Report(Box::new(report)),
+            Err(e) => Outcome::Error(e.to_string()),
+        };
+        reporter.send(outcome);
     });
 }
 
@@ -410,9 +486,13 @@ fn handle(
     sinks: &Sinks,
     stats: &mut SchedulerStats,
     lag: &mut hdrhistogram::Histogram<u64>,
+    failing: &mut Failing,
     done: Done,
 ) {
     stats.in_flight = stats.in_flight.saturating_sub(1);
+    if let Outcome::Cancelled = done.outcome {
+        return;
+    }
     let lag_us = done
         .began
         .saturating_duration_since(done.planned)
@@ -428,9 +508,10 @@ fn handle(
     };
     slot.running = false;
     let spec = &slot.spec;
-    let report = match done.result {
-        Ok(report) => report,
-        Err(error) => {
+    let report = match done.outcome {
+        Outcome::Report(report) => *report,
+        Outcome::Cancelled => return,
+        Outcome::Error(error) => {
             stats.probe_errors += 1;
             tracing::warn!(site = %spec.name, %error, "could not probe; the site's state is unchanged");
             sinks.store.record_error(done.idx, error);
@@ -452,30 +533,35 @@ fn handle(
     let obs = Observation::new(report.status, report.cause);
     let (next, transition) = state::step(&slot.state, obs, report.started_at, th);
     slot.state = next;
-    if let Some(t) = &transition {
-        log_transition(spec, t, &report);
+    let now = Instant::now();
+    if next.fails.is_some_and(|r| r.count == 1) {
+        failing.began(done.idx, now);
     }
-    if let Some(h) = &sinks.history {
-        h.probe(
+    match &transition {
+        None => sinks.history.probe(
             spec,
             report.started_at,
             report.status,
             report.cause,
             report.ms,
             next,
-        );
-        if let Some(t) = &transition {
-            h.transition(spec, *t, &report.detail);
+        ),
+        Some(t) => {
+            log_transition(spec, t, &report);
+            let alert = alert::from_transition(spec, t, &report, SystemTime::now());
+            sinks.history.change(
+                spec,
+                report.started_at,
+                report.status,
+                report.cause,
+                report.ms,
+                next,
+                *t,
+                &report.detail,
+                alert,
+                failing.others(done.idx, now),
+            );
         }
-    }
-    if let (Some(tx), Some(t)) = (&sinks.alerts, &transition)
-        && t.kind.alerts()
-    {
-        let _ = tx.send(alert::Event {
-            site: Arc::clone(spec),
-            transition: *t,
-            report: report.clone(),
-        });
     }
     sinks.store.record(done.idx, next, report, transition);
 }

@@ -22,15 +22,54 @@ pub enum Health {
     Down(Cause),
 }
 
-impl Health {
-    /// The contract's status word (`unknown` when not yet known).
+/// A confirmed status without its cause: the one status word that alerts,
+/// the API and the page pass around (serialized as `unknown`, `up`,
+/// `degraded`, `down`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not known (yet, or any more).
+    Unknown,
+    /// Works.
+    Up,
+    /// Works, but needs attention.
+    Degraded,
+    /// Does not work.
+    Down,
+}
+
+impl Level {
+    /// The contract's word.
     pub fn as_str(self) -> &'static str {
         match self {
-            Health::Unknown => "unknown",
-            Health::Up => "up",
-            Health::Degraded(_) => "degraded",
-            Health::Down(_) => "down",
+            Level::Unknown => "unknown",
+            Level::Up => "up",
+            Level::Degraded => "degraded",
+            Level::Down => "down",
         }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Health {
+    /// The status without its cause.
+    pub fn level(self) -> Level {
+        match self {
+            Health::Unknown => Level::Unknown,
+            Health::Up => Level::Up,
+            Health::Degraded(_) => Level::Degraded,
+            Health::Down(_) => Level::Down,
+        }
+    }
+
+    /// The contract's status word (`unknown` when not yet known).
+    pub fn as_str(self) -> &'static str {
+        self.level().as_str()
     }
 
     /// The cause, when degraded or down.

@@ -33,6 +33,23 @@ struct Shared {
     order: Vec<usize>,
     index: HashMap<String, usize>,
     scheduler: SchedulerStats,
+    tasks: Vec<TaskView>,
+}
+
+/// One of the daemon's long-lived tasks, as `/healthz` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TaskView {
+    /// scheduler, dispatcher, history, api or heartbeat.
+    pub name: &'static str,
+    /// Whether it runs (for the scheduler: and its loop turns).
+    pub running: bool,
+}
+
+impl TaskView {
+    /// A task and whether it runs.
+    pub fn new(name: &'static str, running: bool) -> TaskView {
+        TaskView { name, running }
+    }
 }
 
 struct Entry {
@@ -139,8 +156,11 @@ pub struct ChangeView {
 /// The daemon's own health, as `/healthz` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct HealthView {
-    /// "ok", or "error" when sitewatch cannot keep its history.
+    /// "ok", or "error" when sitewatch cannot keep its history or one of
+    /// its tasks has ended.
     pub status: &'static str,
+    /// Each long-lived task and whether it runs.
+    pub tasks: Vec<TaskView>,
     /// The storage problem, if any (probing and alerting go on).
     pub storage_error: Option<String>,
     /// sitewatch's version.
@@ -227,6 +247,7 @@ impl StatusStore {
                 sites: entries.into_iter().map(Some).collect(),
                 index,
                 scheduler: SchedulerStats::default(),
+                tasks: Vec::new(),
             })),
         }
     }
@@ -336,6 +357,11 @@ impl StatusStore {
         }
     }
 
+    /// Publishes each task's liveness.
+    pub fn set_tasks(&self, tasks: Vec<TaskView>) {
+        self.lock().tasks = tasks;
+    }
+
     /// Publishes the scheduler's figures.
     pub fn set_scheduler(&self, stats: SchedulerStats) {
         self.lock().scheduler = stats;
@@ -374,12 +400,14 @@ impl StatusStore {
                 .count()
         };
         let storage_error = shared.history.as_ref().and_then(HistoryReader::error);
+        let task_down = shared.tasks.iter().any(|t| !t.running);
         HealthView {
-            status: if storage_error.is_some() {
+            status: if storage_error.is_some() || task_down {
                 "error"
             } else {
                 "ok"
             },
+            tasks: shared.tasks.clone(),
             storage_error,
             version: env!("CARGO_PKG_VERSION"),
             started_at: shared.started_at,

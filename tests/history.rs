@@ -51,8 +51,8 @@ fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
     let base = (now - 10 * 24 * HOUR) / HOUR * HOUR;
     let (clock, read) = SimClock::new(base);
     let sites = sites();
-    let (h, writer, saved) = History::open_with_clock(dir.path(), &sites, read);
-    assert!(saved.is_empty());
+    let (h, writer, saved) = History::open_with_clock(dir.path(), &sites, None, read);
+    assert!(saved.states.is_empty());
     let state = SiteState::new(at(base));
     for hour in 0..3u64 {
         for minute in 0..60u64 {
@@ -137,7 +137,7 @@ fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
     // The 24 h window no longer holds any probe; the 7 d window still does.
     let up = reader.uptime("b").unwrap();
     assert_eq!((up.d1, up.d7), (None, Some(90.0)));
-    writer.stop();
+    assert!(writer.stop(Duration::from_secs(30)));
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
         confirm_up: 1,
     };
     let t0 = SystemTime::now() - Duration::from_secs(600);
-    let (h, writer, _) = History::open(dir.path(), &sites);
+    let (h, writer, _) = History::open(dir.path(), &sites, None);
     let mut s = SiteState::new(t0);
     let mut feed = |obs: Observation, secs: u64, detail: &str| {
         let (next, tr) = step(&s, obs, t0 + Duration::from_secs(secs), th);
@@ -158,16 +158,27 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
             Observation::Degraded(c) => (Status::Degraded, Some(c)),
             Observation::Down(c) => (Status::Down, Some(c)),
         };
-        h.probe(
-            &sites[0],
-            t0 + Duration::from_secs(secs),
-            status,
-            cause,
-            1.0,
-            next,
-        );
-        if let Some(tr) = tr {
-            h.transition(&sites[0], tr, detail);
+        match tr {
+            None => h.probe(
+                &sites[0],
+                t0 + Duration::from_secs(secs),
+                status,
+                cause,
+                1.0,
+                next,
+            ),
+            Some(tr) => h.change(
+                &sites[0],
+                t0 + Duration::from_secs(secs),
+                status,
+                cause,
+                1.0,
+                next,
+                tr,
+                detail,
+                None,
+                0,
+            ),
         }
         s = next;
         tr
@@ -207,15 +218,16 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
         (open[0].first_error.as_str(), open[0].last_error.as_str()),
         ("502 from 10.0.0.1", "10.0.0.1:443 refused")
     );
-    writer.stop();
+    assert!(writer.stop(Duration::from_secs(30)));
 
     // Reopened: the down state comes back as it was.
-    let (h, writer, saved) = History::open(dir.path(), &sites);
-    let resumed = saved["a"];
+    let (h, writer, saved) = History::open(dir.path(), &sites, None);
+    let resumed = saved.states["a"];
     assert_eq!(resumed.health, Health::Down(Cause::TcpRefused));
     assert_eq!(resumed.since, s.since);
     assert_eq!(resumed, s, "counters and runs resume too");
-    let (_, tr) = step(&resumed, Observation::Up, t0 + Duration::from_secs(300), th);
+    let back = t0 + Duration::from_secs(300);
+    let (next, tr) = step(&resumed, Observation::Up, back, th);
     let tr: Transition = tr.unwrap();
     assert_eq!(
         tr.kind,
@@ -223,10 +235,21 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
             outage: Duration::from_secs(240)
         }
     );
-    h.transition(&sites[0], tr, "up again");
+    h.change(
+        &sites[0],
+        back,
+        Status::Up,
+        None,
+        1.0,
+        next,
+        tr,
+        "up again",
+        None,
+        0,
+    );
     assert!(h.sync(Duration::from_secs(30)));
     let closed = h.reader().incidents(None, 10).unwrap();
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].duration_s, 240.0);
-    writer.stop();
+    assert!(writer.stop(Duration::from_secs(30)));
 }

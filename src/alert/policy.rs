@@ -1,9 +1,12 @@
 //! Alert policy that needs memory beyond one transition: flap damping and
-//! storm grouping. Pure: `now` is passed in.
+//! storm grouping. Pure: `now` is passed in (monotonic for windows, wall
+//! time only for what alerts show).
 
 use super::{Alert, AlertKind};
+use crate::state::Level;
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 /// Changes of one site within [`FLAP_WINDOW`] that make it "flapping".
 pub const FLAP_CHANGES: usize = 5;
@@ -11,7 +14,9 @@ pub const FLAP_CHANGES: usize = 5;
 pub const FLAP_WINDOW: Duration = Duration::from_secs(20 * 60);
 /// A flapping site is settled after this long without a change.
 pub const FLAP_SETTLE: Duration = Duration::from_secs(15 * 60);
-/// Down alerts are held this long so that a storm can be grouped.
+/// While a storm is forming (other sites began failing shortly before),
+/// down alerts are held this long so that it can be grouped; a down alert
+/// with no other failure in sight is sent at once.
 pub const STORM_WINDOW: Duration = Duration::from_secs(10);
 /// This many sites down for one cause (or one address) within the window
 /// are sent as one grouped message.
@@ -31,18 +36,18 @@ pub enum FlapVerdict {
 /// Flap damping for one site.
 #[derive(Debug, Default)]
 pub struct FlapGuard {
-    changes: VecDeque<SystemTime>,
+    changes: VecDeque<Instant>,
     flapping: bool,
 }
 
 impl FlapGuard {
     /// Records a change at `now` and says what to do with its alert.
-    pub fn on_change(&mut self, now: SystemTime) -> FlapVerdict {
+    pub fn on_change(&mut self, now: Instant) -> FlapVerdict {
         self.changes.push_back(now);
         while self
             .changes
             .front()
-            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() > FLAP_WINDOW)
+            .is_some_and(|t| now.saturating_duration_since(*t) > FLAP_WINDOW)
         {
             self.changes.pop_front();
         }
@@ -58,11 +63,11 @@ impl FlapGuard {
 
     /// Whether a flapping site has now been quiet long enough: true once,
     /// when it settles.
-    pub fn settled(&mut self, now: SystemTime) -> bool {
+    pub fn settled(&mut self, now: Instant) -> bool {
         let quiet = self
             .changes
             .back()
-            .is_none_or(|t| now.duration_since(*t).unwrap_or_default() >= FLAP_SETTLE);
+            .is_none_or(|t| now.saturating_duration_since(*t) >= FLAP_SETTLE);
         if self.flapping && quiet {
             self.flapping = false;
             self.changes.clear();
@@ -85,12 +90,12 @@ pub fn storm_key(a: &Alert) -> String {
 }
 
 /// One grouped message for many sites down at once.
-pub fn storm(members: &[&Alert], now: SystemTime) -> Alert {
+pub fn storm(members: &[&Alert], hold: Duration, now: SystemTime) -> Alert {
     let first = members[0];
     let mut detail = format!(
         "{} sites went down within {} s:",
         members.len(),
-        STORM_WINDOW.as_secs()
+        hold.as_secs().max(1)
     );
     for m in members {
         detail.push_str(&format!("\n- {} ({}): {}", m.site, m.url, m.detail));
@@ -104,7 +109,7 @@ pub fn storm(members: &[&Alert], now: SystemTime) -> Alert {
         ),
         AlertKind::Storm,
         format!("{} sites", members.len()),
-        "down",
+        Level::Down,
         now,
     );
     a.cause = first.cause;
@@ -117,10 +122,11 @@ pub fn storm(members: &[&Alert], now: SystemTime) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
-    fn t(s: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_000_000 + s)
+    fn t(s: u64) -> Instant {
+        // A fixed base keeps the arithmetic exact; only differences matter.
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *BASE.get_or_init(Instant::now) + Duration::from_secs(s)
     }
 
     #[test]

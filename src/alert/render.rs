@@ -60,7 +60,11 @@ pub fn subject(a: &Alert) -> String {
         AlertKind::Flapping => format!("[sitewatch] FLAPPING {site} — quiet until it settles"),
         AlertKind::Settled => format!(
             "[sitewatch] SETTLED {site} — now {}",
-            a.status.to_uppercase()
+            a.status.as_str().to_uppercase()
+        ),
+        AlertKind::Forgotten => format!(
+            "[sitewatch] OUTAGE CLOSED {site} — no longer tracked, {}",
+            words(a.cause)
         ),
     }
 }
@@ -113,7 +117,11 @@ fn headline(a: &Alert) -> String {
         ),
         AlertKind::Settled => format!(
             "{site} has stopped flapping and is {}",
-            a.status.to_uppercase()
+            a.status.as_str().to_uppercase()
+        ),
+        AlertKind::Forgotten => format!(
+            "{site}: the outage that began {} is no longer tracked; no verdict on whether it is over",
+            when(a.since)
         ),
     }
 }
@@ -146,7 +154,7 @@ pub fn body(a: &Alert, now: SystemTime) -> String {
     if !a.layers.is_empty() {
         row("Layers:", &layers_line(a));
     }
-    if a.kind == AlertKind::Recovered {
+    if matches!(a.kind, AlertKind::Recovered | AlertKind::Forgotten) {
         if !a.timeline.is_empty() {
             out.push_str("\nCauses during the outage:\n");
             for (t, c) in &a.timeline {
@@ -193,6 +201,7 @@ pub fn slack(a: &Alert, now: SystemTime) -> Value {
         AlertKind::Storm => "🔴",
         AlertKind::Flapping => "🟠",
         AlertKind::Settled => "🔵",
+        AlertKind::Forgotten => "⚪",
     };
     let header = truncate(
         &format!("{icon} {}", subject(a).trim_start_matches("[sitewatch] ")),
@@ -278,7 +287,7 @@ mod tests {
             kind,
             site: "blog".into(),
             url: "https://blog.example.com/".into(),
-            status: "down".into(),
+            status: crate::state::Level::Down,
             cause: Some(Cause::TcpRefused),
             previous_cause: Some(Cause::HttpBadGateway),
             detail: "203.0.113.7:443 refused the connection".into(),

@@ -8,10 +8,12 @@
 
 mod alert;
 mod defaults;
+pub mod diff;
 mod model;
 mod validate;
 
 pub use defaults::*;
+pub use diff::{Diff, SiteChange, diff, probe_key};
 pub use model::*;
 pub use validate::{
     parse_address_mode, parse_duration, parse_resolver, parse_status_range, parse_target,

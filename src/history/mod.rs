@@ -1,20 +1,28 @@
 //! History and memory across restarts: an embedded SQLite database in the
 //! state directory holding each site's state-machine state, raw probe
 //! samples (48 hours), hourly aggregates (400 days), transitions and
-//! incidents.
+//! incidents, and the alert outbox.
 //!
-//! One writer thread owns the database for writing; the scheduler hands it
-//! records over a channel and never waits on disk. Readers (the API) open
-//! their own read-only connections (WAL lets them read while it writes).
-//! Disk faults never stop probing: the writer keeps records in memory,
-//! reports the problem on `/healthz` and `/status`, and retries.
+//! One writer thread owns the database for writing; the scheduler and the
+//! alert dispatcher hand it records over a channel and never wait on disk.
+//! A confirmed change, the state it leads to, its incident bookkeeping and
+//! the alert it makes due are one transaction (the journal), and the alert
+//! is handed to the dispatcher only once that is committed: a kill at any
+//! moment leaves either nothing or all of it, and a start resumes what was
+//! due ([`Resumed`]). Readers (the API) open their own read-only
+//! connections (WAL lets them read while it writes). Disk faults never stop
+//! probing or alerting: the writer keeps records in memory, hands alerts on
+//! anyway, reports the problem on `/healthz` and `/status`, and retries.
 
+mod journal;
 mod query;
+mod rollup;
 mod schema;
 mod writer;
 
 pub use query::{HistoryPoint, Incident, IncidentCause, Resolution};
 
+use crate::alert::{Alert, Forget};
 use crate::config::SiteSpec;
 use crate::diagnosis::{Cause, Status};
 use crate::state::{SiteState, Transition};
@@ -23,6 +31,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 
 /// The database file's name in the state directory.
 pub const DB_FILE: &str = "sitewatch.db";
@@ -101,6 +110,22 @@ impl HistoryReader {
     }
 }
 
+/// A confirmed change that comes with a probe result: written in the same
+/// transaction as the state it leads to, with the alert it makes due.
+pub(crate) struct Change {
+    pub(crate) transition: Transition,
+    pub(crate) detail: String,
+    /// The alert due (`None` for changes that alert nobody).
+    pub(crate) alert: Option<Alert>,
+    /// The channels it goes to.
+    pub(crate) notify: Vec<String>,
+    /// Other sites that began failing shortly before (a storm forming).
+    pub(crate) failing: usize,
+    /// Already handed to the dispatcher without being stored (the disk
+    /// failed); when it is stored later, its alert is not due again.
+    pub(crate) forwarded: bool,
+}
+
 /// One thing to write.
 pub(crate) enum Record {
     Probe {
@@ -110,16 +135,147 @@ pub(crate) enum Record {
         cause: Option<Cause>,
         ms: f64,
         state: SiteState,
+        change: Option<Box<Change>>,
     },
-    Transition {
+    /// A site starts over (its probe settings changed) or is gone: its open
+    /// outage is closed as forgotten, with a notice to whoever heard of it.
+    Reset {
         site: Arc<SiteSpec>,
-        transition: Transition,
-        detail: String,
+        /// The fresh state, or `None` when the site was removed.
+        state: Option<SiteState>,
+        why: Forget,
+        at: SystemTime,
+        forwarded: bool,
     },
+    /// The dispatcher's bookkeeping, answered once written (or failed).
+    Outbox(OutboxOp, Option<oneshot::Sender<Result<Vec<bool>, Error>>>),
     /// Write everything queued before it, do the due maintenance, then ack.
     Sync(mpsc::Sender<()>),
     Stop,
 }
+
+impl Record {
+    /// Whether it should be written at once rather than gathered: alerts
+    /// wait for it.
+    fn urgent(&self) -> bool {
+        match self {
+            Record::Probe { change, .. } => change.is_some(),
+            Record::Reset { .. } | Record::Outbox(..) | Record::Sync(_) | Record::Stop => true,
+        }
+    }
+}
+
+/// What a delivery has come to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not yet delivered (first attempt or retry due).
+    Pending,
+    /// Delivered.
+    Sent,
+    /// Given up on.
+    Failed,
+    /// Sent as part of a grouped (storm) alert.
+    Grouped,
+}
+
+impl DeliveryState {
+    /// The word stored in the outbox.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Grouped => "grouped",
+        }
+    }
+}
+
+/// A delivery to store before its first attempt.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    /// The alert's stable id.
+    pub alert_id: String,
+    /// The channel's name.
+    pub channel: String,
+    /// The alert as JSON.
+    pub json: String,
+}
+
+/// The dispatcher's writes to the outbox.
+#[derive(Debug)]
+pub enum OutboxOp {
+    /// New deliveries, the journal rows they handle (no longer due) and the
+    /// outages whose reminder clock restarts, in one transaction. Answers,
+    /// per delivery, whether it was new (not stored before).
+    Enqueue {
+        /// Journal rows handled.
+        handled: Vec<i64>,
+        /// Deliveries to store.
+        deliveries: Vec<NewDelivery>,
+        /// Sites whose open outage was just alerted or reminded, and when.
+        reminded: Vec<(String, SystemTime)>,
+    },
+    /// A storm: the grouped alert's deliveries stored and its members
+    /// marked as sent with it, in one transaction.
+    Group {
+        /// The grouped alert's deliveries.
+        group: Vec<NewDelivery>,
+        /// Members: (alert id, channel).
+        members: Vec<(String, String)>,
+    },
+    /// An attempt's outcome.
+    Attempt {
+        /// The alert's id.
+        alert_id: String,
+        /// The channel.
+        channel: String,
+        /// Attempts made so far.
+        attempts: u32,
+        /// What the delivery has come to.
+        state: DeliveryState,
+        /// The last error, scrubbed of secrets.
+        error: Option<String>,
+    },
+}
+
+/// One pending delivery as stored.
+#[derive(Clone, Debug)]
+pub struct StoredDelivery {
+    /// The alert.
+    pub alert: Alert,
+    /// The channel's name.
+    pub channel: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// An outage open when sitewatch last stopped.
+#[derive(Clone, Debug)]
+pub struct OpenOutage {
+    /// The site.
+    pub site: String,
+    /// The latest down alert, repeated by reminders.
+    pub last: Alert,
+    /// When it or the last reminder was made.
+    pub reminded: SystemTime,
+}
+
+/// What a start resumes: the saved states and every step of alerting that
+/// was not finished.
+#[derive(Default)]
+pub struct Resumed {
+    /// Each configured site's state-machine state.
+    pub states: HashMap<String, SiteState>,
+    /// Alerts committed with their change but not yet handed to the outbox.
+    pub due: Vec<crate::alert::Event>,
+    /// Deliveries not yet delivered or given up on.
+    pub deliveries: Vec<StoredDelivery>,
+    /// Outages still open (their reminders go on).
+    pub outages: Vec<OpenOutage>,
+}
+
+/// Where committed alerts go: the dispatcher's inbox.
+pub type Events = tokio::sync::mpsc::UnboundedSender<crate::alert::Event>;
 
 /// Where the writer reads the time: the wall clock, or a simulated one
 /// (tests and the growth benchmark replay days of history in seconds).
@@ -139,13 +295,43 @@ pub struct WriterThread {
 }
 
 impl WriterThread {
-    /// Flushes what is queued and stops the writer (bounded wait).
-    pub fn stop(mut self) {
+    /// Flushes what is queued and stops the writer, waiting at most
+    /// `limit`; returns whether it finished in time.
+    pub fn stop(mut self, limit: Duration) -> bool {
         let _ = self.tx.send(Record::Stop);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+        let Some(h) = self.handle.take() else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while !h.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                tracing::error!(
+                    "the history writer did not finish within {} s; exiting without it",
+                    limit.as_secs()
+                );
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = h.join();
+        true
     }
+
+    /// Whether the writer thread still runs.
+    pub fn alive(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+}
+
+/// Why the history could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The database could not be written (the record is kept and retried).
+    #[error("{0}")]
+    Storage(String),
+    /// The writer has stopped.
+    #[error("the history writer has stopped")]
+    Stopped,
 }
 
 /// Milliseconds since the Unix epoch (negative before it).
@@ -165,28 +351,33 @@ pub(crate) fn from_ms(ms: i64) -> SystemTime {
 }
 
 impl History {
-    /// Opens (or creates) the database in `dir`, loads the saved state of
-    /// `sites` and starts the writer thread. Never fails: a database that
-    /// cannot be opened is reported and retried by the writer, and the
-    /// sites then start unknown.
+    /// Opens (or creates) the database in `dir`, resumes what `sites` left
+    /// (states, due alerts, pending deliveries, open outages), settles what
+    /// the configuration no longer matches (outages of sites removed or
+    /// re-targeted while sitewatch was stopped are closed as forgotten) and
+    /// starts the writer thread, which hands every committed alert to
+    /// `events`. Never fails: a database that cannot be opened is reported
+    /// and retried by the writer, and the sites then start unknown.
     pub fn open(
         dir: &Path,
         sites: &[Arc<SiteSpec>],
-    ) -> (History, WriterThread, HashMap<String, SiteState>) {
-        Self::open_with_clock(dir, sites, Arc::new(SystemTime::now))
+        events: Option<Events>,
+    ) -> (History, WriterThread, Resumed) {
+        Self::open_with_clock(dir, sites, events, Arc::new(SystemTime::now))
     }
 
     /// [`History::open`] with the writer reading time from `clock`.
     pub fn open_with_clock(
         dir: &Path,
         sites: &[Arc<SiteSpec>],
+        events: Option<Events>,
         clock: Clock,
-    ) -> (History, WriterThread, HashMap<String, SiteState>) {
+    ) -> (History, WriterThread, Resumed) {
         let path = dir.join(DB_FILE);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel();
-        let (writer, states) =
-            writer::Writer::start(path.clone(), Arc::clone(&shared), sites, clock);
+        let (writer, resumed) =
+            writer::Writer::start(path.clone(), dir, Arc::clone(&shared), sites, events, clock);
         let handle = std::thread::Builder::new()
             .name("sitewatch-history".into())
             .spawn(move || writer.run(rx))
@@ -201,7 +392,7 @@ impl History {
                 reader,
             },
             WriterThread { handle, tx },
-            states,
+            resumed,
         )
     }
 
@@ -227,7 +418,74 @@ impl History {
             cause,
             ms,
             state,
+            change: None,
         });
+    }
+
+    /// Queues a probe result whose state is a confirmed change: the change,
+    /// the state, the incident bookkeeping and the alert it makes due are
+    /// written in one transaction, and only then is the alert handed on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn change(
+        &self,
+        site: &Arc<SiteSpec>,
+        at: SystemTime,
+        status: Status,
+        cause: Option<Cause>,
+        ms: f64,
+        state: SiteState,
+        transition: Transition,
+        detail: &str,
+        alert: Option<Alert>,
+        failing: usize,
+    ) {
+        let _ = self.tx.send(Record::Probe {
+            site: Arc::clone(site),
+            at,
+            status,
+            cause,
+            ms,
+            state,
+            change: Some(Box::new(Change {
+                transition,
+                detail: detail.to_string(),
+                alert,
+                notify: site.notify.clone(),
+                failing,
+                forwarded: false,
+            })),
+        });
+    }
+
+    /// Queues a reset: the site's state starts over as `state` (or is
+    /// dropped, when `None`: the site was removed), and its open outage, if
+    /// any, is closed as forgotten with a notice to the channels that heard
+    /// of it.
+    pub fn reset(
+        &self,
+        site: &Arc<SiteSpec>,
+        state: Option<SiteState>,
+        why: Forget,
+        at: SystemTime,
+    ) {
+        let _ = self.tx.send(Record::Reset {
+            site: Arc::clone(site),
+            state,
+            why,
+            at,
+            forwarded: false,
+        });
+    }
+
+    /// Sends an outbox write; `answer` hears how it went.
+    pub(crate) fn outbox(
+        &self,
+        op: OutboxOp,
+        answer: Option<oneshot::Sender<Result<Vec<bool>, Error>>>,
+    ) -> Result<(), Error> {
+        self.tx
+            .send(Record::Outbox(op, answer))
+            .map_err(|_| Error::Stopped)
     }
 
     /// Waits until everything queued so far is written and the maintenance
@@ -236,14 +494,5 @@ impl History {
     pub fn sync(&self, limit: Duration) -> bool {
         let (tx, rx) = mpsc::channel();
         self.tx.send(Record::Sync(tx)).is_ok() && rx.recv_timeout(limit).is_ok()
-    }
-
-    /// Queues a transition (and the incident bookkeeping it implies).
-    pub fn transition(&self, site: &Arc<SiteSpec>, transition: Transition, detail: &str) {
-        let _ = self.tx.send(Record::Transition {
-            site: Arc::clone(site),
-            transition,
-            detail: detail.to_string(),
-        });
     }
 }

@@ -81,6 +81,38 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) STRICT;
     ",
+    // 1 → 2: alerts live in this database, committed with the state change
+    // that makes them due (the journal), and outages remember what a
+    // restart needs to resume reminders and tell the whole story.
+    "
+    -- Which probe settings the saved state was observed with (config::probe_key).
+    ALTER TABLE site_state ADD COLUMN probe_key TEXT;
+
+    -- The alert a change makes due, as JSON, until the dispatcher has
+    -- stored its deliveries (then NULL). Written in the same transaction as
+    -- the change and the state it leads to.
+    ALTER TABLE transition ADD COLUMN alert TEXT;
+    CREATE INDEX transition_alert_due ON transition(id) WHERE alert IS NOT NULL;
+
+    ALTER TABLE incident ADD COLUMN end_reason TEXT;   -- recovered, forgotten, removed
+    ALTER TABLE incident ADD COLUMN channels TEXT NOT NULL DEFAULT '[]'; -- JSON: channels told of the outage
+    ALTER TABLE incident ADD COLUMN last_alert TEXT;   -- JSON: the latest down alert, repeated by reminders
+    ALTER TABLE incident ADD COLUMN reminded_ms INTEGER; -- when the last alert or reminder of the outage was made
+
+    -- The outbox: every delivery (alert x channel), stored before its first attempt.
+    CREATE TABLE delivery (
+        alert_id   TEXT NOT NULL,
+        channel    TEXT NOT NULL,
+        alert      TEXT NOT NULL,          -- the alert as JSON
+        state      TEXT NOT NULL,          -- pending, sent, failed, grouped
+        attempts   INTEGER NOT NULL,
+        last_error TEXT,
+        created_ms INTEGER NOT NULL,
+        done_ms    INTEGER,
+        PRIMARY KEY (alert_id, channel)
+    ) STRICT;
+    CREATE INDEX delivery_pending ON delivery(created_ms) WHERE state = 'pending';
+    ",
 ];
 
 /// The schema version this sitewatch writes.

@@ -1,54 +1,42 @@
 //! The writer thread: owns the read-write connection, batches records into
-//! transactions, rolls samples up into hourly aggregates, prunes, keeps the
-//! uptime figures current, and survives every storage fault by keeping
-//! records in memory and retrying.
+//! transactions, hands committed alerts to the dispatcher, rolls samples up,
+//! keeps the uptime figures current, and survives every storage fault by
+//! keeping records in memory, handing alerts on anyway, and retrying.
 
-use super::{Clock, Record, Shared, Uptime, schema, unix_ms};
+use super::rollup::{self, SiteCounts, hour_of};
+use super::{Clock, Error, Events, Record, Resumed, Shared, Uptime, journal, schema, unix_ms};
+use crate::alert::{Event, Forget};
 use crate::config::SiteSpec;
 use crate::diagnosis::Status;
-use crate::state::{Health, Kind, SiteState};
+use crate::state::SiteState;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Records kept in memory while the disk fails; beyond it the oldest probe
-/// samples are dropped (transitions are kept).
+/// samples are dropped (changes, resets and outbox writes are kept).
 const MAX_PENDING: usize = 200_000;
 /// Records written per transaction at most.
 const BATCH: usize = 5_000;
 /// Time between attempts while the database cannot be opened or written.
 const RETRY: Duration = Duration::from_secs(5);
 /// After waking for a record, the writer waits this long for more, so a
-/// busy scheduler wakes it at most a few times a second.
+/// busy scheduler wakes it at most a few times a second. Changes and outbox
+/// writes are not kept waiting: alerts wait for them.
 const GATHER: Duration = Duration::from_millis(200);
 /// A site's state is saved at least this often even when only its run
 /// counters moved (they matter only while a change is being confirmed).
 const STATE_EVERY: Duration = Duration::from_secs(60);
 /// How often the uptime figures are published.
 const PUBLISH: Duration = Duration::from_secs(5);
-/// Windows of the uptime figures, in hours.
-const WINDOWS: [i64; 4] = [24, 7 * 24, 30 * 24, 90 * 24];
-
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    probes: u64,
-    failures: u64,
-}
-
-#[derive(Default)]
-struct SiteCounts {
-    /// Probes of the current hour (not yet in `hourly`).
-    current: Counts,
-    /// Sums over the complete hours of each window.
-    windows: [Counts; 4],
-}
 
 pub(super) struct Writer {
     path: PathBuf,
     clock: Clock,
     shared: Arc<Shared>,
+    events: Option<Events>,
     conn: Option<Connection>,
     next_try: Instant,
     site_ids: HashMap<String, i64>,
@@ -57,6 +45,8 @@ pub(super) struct Writer {
     counts: HashMap<String, SiteCounts>,
     /// The hour whose maintenance (aggregation, pruning, windows) is done.
     maintained_hour: Option<i64>,
+    /// Complete hours that received a sample after they were rolled up.
+    late_hours: BTreeSet<i64>,
     next_publish: Instant,
     last_logged: Option<(String, Instant)>,
     /// The state last saved per site id, and when.
@@ -78,21 +68,33 @@ fn is_corrupt(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn hour_of(t: SystemTime) -> i64 {
-    unix_ms(t).div_euclid(3_600_000)
+/// What one committed batch hands on.
+#[derive(Default)]
+struct Committed {
+    /// Alerts now due, for the dispatcher.
+    events: Vec<Event>,
+    /// Answers to outbox writes, by position in the batch.
+    answers: Vec<(usize, Vec<bool>)>,
+    /// States now saved.
+    saved: Vec<(i64, SiteState, SystemTime)>,
+    /// Sites whose saved state is gone.
+    unsaved: Vec<i64>,
 }
 
 impl Writer {
     pub(super) fn start(
         path: PathBuf,
+        dir: &Path,
         shared: Arc<Shared>,
         sites: &[Arc<SiteSpec>],
+        events: Option<Events>,
         clock: Clock,
-    ) -> (Writer, HashMap<String, SiteState>) {
+    ) -> (Writer, Resumed) {
         let mut w = Writer {
             path,
             clock,
             shared,
+            events,
             conn: None,
             next_try: Instant::now(),
             site_ids: HashMap::new(),
@@ -100,16 +102,17 @@ impl Writer {
             dropped: 0,
             counts: HashMap::new(),
             maintained_hour: None,
+            late_hours: BTreeSet::new(),
             next_publish: Instant::now(),
             last_logged: None,
             saved: HashMap::new(),
         };
         w.ensure_open();
-        let states = w.load_states(sites);
+        let resumed = w.resume(dir, sites);
         let now = (w.clock)();
         w.maintain(now);
         w.publish();
-        (w, states)
+        (w, resumed)
     }
 
     /// Records a storage problem: logged loudly (once per distinct message
@@ -184,25 +187,18 @@ impl Writer {
         if Instant::now() < self.next_try {
             return false;
         }
-        match self.open() {
+        let mut opened = self.open();
+        if let Err(e) = &opened
+            && is_corrupt(e)
+        {
+            self.move_aside();
+            opened = self.open();
+        }
+        match opened {
             Ok(conn) => {
                 self.conn = Some(conn);
                 self.maintained_hour = None;
                 true
-            }
-            Err(e) if is_corrupt(&e) => {
-                self.move_aside();
-                match self.open() {
-                    Ok(conn) => {
-                        self.conn = Some(conn);
-                        self.maintained_hour = None;
-                        true
-                    }
-                    Err(e) => {
-                        self.fail(format!("cannot open {}: {e}", self.path.display()));
-                        false
-                    }
-                }
             }
             Err(e) => {
                 self.fail(format!("cannot open {}: {e}", self.path.display()));
@@ -211,27 +207,125 @@ impl Writer {
         }
     }
 
-    fn load_states(&mut self, sites: &[Arc<SiteSpec>]) -> HashMap<String, SiteState> {
-        let mut out = HashMap::new();
-        let Some(conn) = &self.conn else { return out };
-        let rows: Result<Vec<(String, String, String)>, rusqlite::Error> = conn
-            .prepare("SELECT s.name, st.url, st.state FROM site_state st JOIN site s ON s.id = st.site_id")
-            .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect());
-        let rows = match rows {
-            Ok(rows) => rows,
+    /// Loads what the last run left and settles what the configuration no
+    /// longer matches: an outage of a site that is gone, or whose probe
+    /// settings changed while sitewatch was stopped, is closed as forgotten
+    /// (as a reload would), and the alerts that were due are resumed.
+    fn resume(&mut self, dir: &Path, sites: &[Arc<SiteSpec>]) -> Resumed {
+        let mut out = Resumed::default();
+        let now = (self.clock)();
+        let Some(conn) = self.conn.as_mut() else {
+            return out;
+        };
+        match journal::import_legacy_outbox(conn, dir, now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deliveries = n,
+                "took over the pending alerts of the old outbox.db"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take over the old outbox.db; it is left in place")
+            }
+        }
+        let loaded = self.load_states(sites);
+        let (states, stale) = match loaded {
+            Ok(v) => v,
             Err(e) => {
                 self.fail(format!("cannot read saved states: {e}"));
                 return out;
             }
         };
-        let saved: HashMap<String, (String, String)> =
-            rows.into_iter().map(|(n, u, s)| (n, (u, s))).collect();
+        out.states = states;
+        let configured: HashSet<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+        for site in stale {
+            self.pending.push_back(Record::Reset {
+                state: Some(SiteState::new(now)),
+                site,
+                why: Forget::Changed,
+                at: now,
+                forwarded: false,
+            });
+        }
+        let gone = self
+            .conn
+            .as_ref()
+            .map(journal::sites_with_open_outage)
+            .transpose();
+        match gone {
+            Ok(list) => {
+                for (_, name) in list.unwrap_or_default() {
+                    if !configured.contains(name.as_str()) {
+                        tracing::info!(site = %name, "the site is no longer configured: its open outage is closed");
+                        self.pending.push_back(Record::Reset {
+                            site: Arc::new(placeholder(&name)),
+                            state: None,
+                            why: Forget::Removed,
+                            at: now,
+                            forwarded: false,
+                        });
+                    }
+                }
+            }
+            Err(e) => self.fail(format!("cannot read open outages: {e}")),
+        }
+        // Written now; their notices are read back below with every other
+        // due alert rather than handed on twice.
+        let events = self.events.take();
+        self.flush(true);
+        self.events = events;
+        let Some(conn) = self.conn.as_ref() else {
+            return out;
+        };
+        let read = journal::due(conn).and_then(|due| {
+            Ok((
+                due,
+                journal::pending(conn)?,
+                journal::outages(conn, &configured)?,
+            ))
+        });
+        match read {
+            Ok((due, deliveries, outages)) => {
+                out.due = due;
+                out.deliveries = deliveries;
+                out.outages = outages;
+            }
+            Err(e) => self.fail(format!("cannot read the alert journal: {e}")),
+        }
+        out
+    }
+
+    /// Saved states of `sites`, and the sites whose saved state was observed
+    /// with other probe settings (to be reset).
+    #[allow(clippy::type_complexity)]
+    fn load_states(
+        &mut self,
+        sites: &[Arc<SiteSpec>],
+    ) -> Result<(HashMap<String, SiteState>, Vec<Arc<SiteSpec>>), rusqlite::Error> {
+        let mut out = HashMap::new();
+        let mut stale = Vec::new();
+        let Some(conn) = &self.conn else {
+            return Ok((out, stale));
+        };
+        let rows: Vec<(String, String, Option<String>, String)> = conn
+            .prepare("SELECT s.name, st.url, st.probe_key, st.state FROM site_state st JOIN site s ON s.id = st.site_id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        let saved: HashMap<String, (String, Option<String>, String)> = rows
+            .into_iter()
+            .map(|(n, u, k, s)| (n, (u, k, s)))
+            .collect();
         for site in sites {
-            let Some((url, json)) = saved.get(&site.name) else {
+            let Some((url, key, json)) = saved.get(&site.name) else {
                 continue;
             };
-            if *url != site.target.url {
-                tracing::info!(site = %site.name, old = %url, new = %site.target.url, "the site's url changed: its saved state is not resumed");
+            // States saved before probe keys existed are matched by url.
+            let same = match key {
+                Some(k) => *k == crate::config::probe_key(site),
+                None => *url == site.target.url,
+            };
+            if !same {
+                tracing::info!(site = %site.name, "the site's probe settings changed while sitewatch was stopped: it starts over");
+                stale.push(Arc::clone(site));
                 continue;
             }
             match serde_json::from_str::<SiteState>(json) {
@@ -246,36 +340,52 @@ impl Writer {
         if !out.is_empty() {
             tracing::info!(resumed = out.len(), "resumed saved site states");
         }
-        out
+        Ok((out, stale))
     }
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Record>) {
         let mut stop = false;
         let mut acks: Vec<mpsc::Sender<()>> = Vec::new();
-        let mut backlog = false;
         while !stop {
+            let mut take = |w: &mut Writer, r: Record, stop: &mut bool| -> bool {
+                match r {
+                    Record::Stop => *stop = true,
+                    Record::Sync(ack) => acks.push(ack),
+                    r => {
+                        let urgent = r.urgent();
+                        w.accept(r);
+                        return urgent;
+                    }
+                }
+                true
+            };
             match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(Record::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
-                Ok(Record::Sync(ack)) => acks.push(ack),
                 Ok(r) => {
-                    self.accept(r);
-                    // Let a batch gather instead of waking for every record
-                    // (not when records are already backed up).
-                    if !backlog {
-                        std::thread::sleep(GATHER);
+                    // Let a batch gather instead of waking for every record,
+                    // unless something waits for it or records back up.
+                    let mut urgent = take(&mut self, r, &mut stop);
+                    let until = Instant::now() + GATHER;
+                    while !urgent && !stop && self.pending.len() < BATCH * 4 {
+                        let left = until.saturating_duration_since(Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(r) => urgent = take(&mut self, r, &mut stop),
+                            Err(mpsc::RecvTimeoutError::Timeout) => break,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+                        }
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
             }
-            while !stop && acks.is_empty() && self.pending.len() < BATCH * 4 {
+            while !stop && self.pending.len() < BATCH * 4 {
                 match rx.try_recv() {
-                    Ok(Record::Stop) | Err(mpsc::TryRecvError::Disconnected) => stop = true,
-                    Ok(Record::Sync(ack)) => acks.push(ack),
-                    Ok(r) => self.accept(r),
+                    Ok(r) => {
+                        take(&mut self, r, &mut stop);
+                    }
                     Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => stop = true,
                 }
             }
-            backlog = self.pending.len() >= BATCH * 4;
             if !acks.is_empty() {
                 // A sync promises that the records before it are written.
                 self.next_try = Instant::now();
@@ -299,7 +409,11 @@ impl Writer {
     }
 
     fn accept(&mut self, r: Record) {
-        if let Record::Probe { site, status, .. } = &r {
+        if let Record::Probe {
+            site, status, at, ..
+        } = &r
+            && Some(hour_of(*at)) == self.maintained_hour
+        {
             let c = match self.counts.get_mut(&site.name) {
                 Some(c) => c,
                 None => self.counts.entry(site.name.clone()).or_default(),
@@ -309,11 +423,11 @@ impl Writer {
         }
         self.pending.push_back(r);
         if self.pending.len() > MAX_PENDING {
-            // Keep transitions (they carry incidents); shed the oldest sample.
+            // Keep changes, resets and the outbox; shed the oldest sample.
             if let Some(i) = self
                 .pending
                 .iter()
-                .position(|r| matches!(r, Record::Probe { .. }))
+                .position(|r| matches!(r, Record::Probe { change: None, .. }))
             {
                 self.pending.remove(i);
                 self.dropped += 1;
@@ -341,6 +455,35 @@ impl Writer {
         Ok(id)
     }
 
+    /// Hands on what cannot be stored now: alerts go out without surviving
+    /// a restart, and outbox writes hear that they are not stored yet. The
+    /// records stay queued and are written when the disk works again.
+    fn hand_on_unstored(&mut self, error: &str) {
+        for r in self.pending.iter_mut() {
+            match r {
+                Record::Probe {
+                    change: Some(c), ..
+                } if !c.forwarded => {
+                    c.forwarded = true;
+                    if let (Some(alert), Some(events)) = (&c.alert, &self.events) {
+                        let _ = events.send(Event {
+                            journal: None,
+                            alert: alert.clone(),
+                            notify: c.notify.clone(),
+                            failing: c.failing,
+                        });
+                    }
+                }
+                Record::Outbox(_, answer) => {
+                    if let Some(a) = answer.take() {
+                        let _ = a.send(Err(Error::Storage(error.to_string())));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Writes pending records in transactions of at most [`BATCH`].
     fn flush(&mut self, stopping: bool) {
         while !self.pending.is_empty() {
@@ -349,18 +492,24 @@ impl Writer {
                 self.next_try = Instant::now();
             }
             if !self.ensure_open() {
+                let what = self
+                    .shared
+                    .error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_default();
+                self.hand_on_unstored(&what);
                 return;
             }
             let n = self.pending.len().min(BATCH);
-            let result = self.write_batch(n);
-            match result {
-                Ok(()) => {
-                    self.pending.drain(..n);
-                    self.recovered();
-                }
+            match self.write_batch(n) {
+                Ok(done) => self.committed(n, done),
                 Err(e) => {
                     let corrupt = is_corrupt(&e);
-                    self.fail(format!("cannot write to {}: {e}", self.path.display()));
+                    let what = format!("cannot write to {}: {e}", self.path.display());
+                    self.fail(what.clone());
+                    self.hand_on_unstored(&what);
                     if corrupt {
                         self.move_aside();
                     }
@@ -370,96 +519,81 @@ impl Writer {
         }
     }
 
-    fn write_batch(&mut self, n: usize) -> Result<(), rusqlite::Error> {
+    /// After a commit: the records leave the queue, alerts go to the
+    /// dispatcher, outbox writes get their answers.
+    fn committed(&mut self, n: usize, done: Committed) {
+        for (id, state, at) in done.saved {
+            self.saved.insert(id, (state, at));
+        }
+        for id in done.unsaved {
+            self.saved.remove(&id);
+        }
+        let mut answers = done.answers.into_iter().peekable();
+        for (i, r) in self.pending.drain(..n).enumerate() {
+            if let Record::Outbox(_, Some(answer)) = r {
+                let flags = match answers.peek() {
+                    Some((at, _)) if *at == i => answers.next().map(|(_, f)| f).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let _ = answer.send(Ok(flags));
+            }
+        }
+        if let Some(events) = &self.events {
+            for ev in done.events {
+                let _ = events.send(ev);
+            }
+        }
+        self.recovered();
+    }
+
+    fn write_batch(&mut self, n: usize) -> Result<Committed, rusqlite::Error> {
+        let now = (self.clock)();
         let Some(conn) = self.conn.as_mut() else {
             return Err(rusqlite::Error::InvalidQuery);
         };
         // Ids first, outside the transaction, so a rollback cannot leave stale ids cached.
         for r in self.pending.iter().take(n) {
             let name = match r {
-                Record::Probe { site, .. } | Record::Transition { site, .. } => &site.name,
-                Record::Stop | Record::Sync(_) => continue,
+                Record::Probe { site, .. } | Record::Reset { site, .. } => &site.name,
+                Record::Outbox(..) | Record::Stop | Record::Sync(_) => continue,
             };
             Self::site_id(conn, &mut self.site_ids, name)?;
         }
-        let tx = conn.transaction()?;
-        let mut saved_now = Vec::new();
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO site_state(site_id, url, status, cause, since_ms, state, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(site_id) DO UPDATE SET url = excluded.url, status = excluded.status,
-                   cause = excluded.cause, since_ms = excluded.since_ms, state = excluded.state,
-                   updated_ms = excluded.updated_ms",
-            )?;
-            let mut sample = tx.prepare_cached(
-                "INSERT OR REPLACE INTO sample(site_id, at_ms, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for r in self.pending.iter().take(n) {
-                match r {
-                    Record::Probe {
-                        site,
-                        at,
-                        status,
-                        cause,
-                        ms,
-                        state,
-                    } => {
-                        let id = self.site_ids[&site.name];
-                        if worth_saving(self.saved.get(&id), state, site, *at) {
-                            let json = serde_json::to_string(state).map_err(|e| {
-                                rusqlite::Error::ToSqlConversionFailure(Box::new(e))
-                            })?;
-                            upsert.execute(params![
-                                id,
-                                site.target.url,
-                                state.health.as_str(),
-                                state.health.cause().map(|c| c.as_str()),
-                                unix_ms(state.since),
-                                json,
-                                unix_ms(*at)
-                            ])?;
-                            saved_now.push((id, *state, *at));
-                        }
-                        sample.execute(params![
-                            id,
-                            unix_ms(*at),
-                            status_code(*status),
-                            cause.map(|c| c.as_str()),
-                            ms
-                        ])?;
-                    }
-                    Record::Transition {
-                        site,
-                        transition,
-                        detail,
-                    } => {
-                        let id = self.site_ids[&site.name];
-                        write_transition(&tx, id, transition, detail)?;
-                    }
-                    Record::Stop | Record::Sync(_) => {}
-                }
-            }
+        // Alerts must survive power loss once committed: sync this commit.
+        let durable = self.pending.iter().take(n).any(Record::urgent);
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        tx.commit()?;
-        // Only what was committed counts as saved.
-        for (id, state, at) in saved_now {
-            self.saved.insert(id, (state, at));
+        let result = write_records(
+            conn,
+            self.pending.iter_mut().take(n),
+            &self.site_ids,
+            &self.saved,
+            self.maintained_hour,
+            &mut self.late_hours,
+            now,
+        );
+        if durable {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        Ok(())
+        result
     }
 
-    /// Hourly roll-up, pruning and uptime windows, once per hour.
+    /// Hourly roll-up, pruning and uptime windows, once per hour; hours
+    /// that received late samples are rolled up again.
     fn maintain(&mut self, now: SystemTime) {
         let hour = hour_of(now);
-        if self.maintained_hour == Some(hour) {
+        if self.maintained_hour == Some(hour) && self.late_hours.is_empty() {
             return;
         }
         if !self.ensure_open() {
             return;
         }
         match self.roll_up(hour, now) {
-            Ok(()) => self.maintained_hour = Some(hour),
+            Ok(()) => {
+                self.maintained_hour = Some(hour);
+                self.late_hours.clear();
+            }
             Err(e) => {
                 let corrupt = is_corrupt(&e);
                 self.fail(format!(
@@ -486,105 +620,20 @@ impl Writer {
             )
             .optional()?
             .unwrap_or(hour - raw_hours - 1);
-        let tx = conn.transaction()?;
-        for h in (done + 1).max(hour - raw_hours)..hour {
-            aggregate_hour(&tx, h)?;
-        }
-        tx.execute("INSERT INTO meta(key, value) VALUES ('aggregated_hour', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [hour - 1])?;
-        let now_ms = unix_ms(now);
-        let ids: Vec<i64> = tx
-            .prepare("SELECT id FROM site")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let raw_cutoff = now_ms - super::RAW_RETENTION.as_millis() as i64;
-        for &id in &ids {
-            tx.prepare_cached("DELETE FROM sample WHERE site_id = ?1 AND at_ms < ?2")?
-                .execute([id, raw_cutoff])?;
-        }
-        let keep_ms = now_ms - super::AGGREGATE_RETENTION.as_millis() as i64;
-        tx.execute(
-            "DELETE FROM hourly WHERE hour < ?1",
-            [keep_ms.div_euclid(3_600_000)],
+        let mut hours: BTreeSet<i64> = ((done + 1).max(hour - raw_hours)..hour).collect();
+        hours.extend(self.late_hours.iter().filter(|h| **h < hour));
+        rollup::roll_up(conn, hours, now)?;
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('aggregated_hour', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [hour - 1],
         )?;
-        tx.execute("DELETE FROM transition WHERE at_ms < ?1", [keep_ms])?;
-        tx.execute(
-            "DELETE FROM incident WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
-            [keep_ms],
-        )?;
-        tx.commit()?;
-
-        // Windows over complete hours (one scan of the 90 days for all
-        // four), and the current hour from its samples.
-        let mut fresh: HashMap<String, SiteCounts> = HashMap::new();
-        let num = |r: &rusqlite::Row<'_>, i: usize| {
-            r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64)
-        };
-        let mut stmt = conn.prepare(
-            "SELECT s.name,
-                    SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END),
-                    SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END),
-                    SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END),
-                    SUM(h.probes), SUM(h.failures)
-             FROM hourly h JOIN site s ON s.id = h.site_id
-             WHERE h.hour >= ?4 AND h.hour < ?5 GROUP BY s.name",
-        )?;
-        let bounds = [
-            hour - WINDOWS[0],
-            hour - WINDOWS[1],
-            hour - WINDOWS[2],
-            hour - WINDOWS[3],
-            hour,
-        ];
-        let rows = stmt.query_map(bounds, |r| {
-            let mut windows = [Counts::default(); 4];
-            for (w, c) in windows.iter_mut().enumerate() {
-                *c = Counts {
-                    probes: num(r, 1 + 2 * w)?,
-                    failures: num(r, 2 + 2 * w)?,
-                };
-            }
-            Ok((r.get::<_, String>(0)?, windows))
-        })?;
-        for row in rows {
-            let (name, windows) = row?;
-            fresh.entry(name).or_default().windows = windows;
-        }
-        let mut stmt = conn.prepare(
-            "SELECT s.name, COUNT(*), SUM(x.status = 2) FROM site s CROSS JOIN sample x
-             WHERE x.site_id = s.id AND x.at_ms >= ?1 GROUP BY s.name",
-        )?;
-        let rows = stmt.query_map([hour * 3_600_000], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Counts {
-                    probes: num(r, 1)?,
-                    failures: num(r, 2)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (name, current) = row?;
-            fresh.entry(name).or_default().current = current;
-        }
-        // Samples still queued (not yet written) belong to the current hour too.
-        for r in &self.pending {
-            if let Record::Probe {
-                site, status, at, ..
-            } = r
-                && hour_of(*at) == hour
-            {
-                let c = fresh.entry(site.name.clone()).or_default();
-                c.current.probes += 1;
-                c.current.failures += u64::from(*status == Status::Down);
-            }
-        }
-        self.counts = fresh;
+        self.counts = rollup::counts(conn, hour, &self.pending)?;
         Ok(())
     }
 
     fn publish(&mut self) {
         self.next_publish = Instant::now() + PUBLISH;
-        let pct = |c: Counts| {
+        let pct = |c: rollup::Counts| {
             (c.probes > 0).then(|| 100.0 * (c.probes - c.failures) as f64 / c.probes as f64)
         };
         let map: HashMap<String, Uptime> = self
@@ -592,7 +641,7 @@ impl Writer {
             .iter()
             .map(|(name, c)| {
                 let w = |i: usize| {
-                    pct(Counts {
+                    pct(rollup::Counts {
                         probes: c.windows[i].probes + c.current.probes,
                         failures: c.windows[i].failures + c.current.failures,
                     })
@@ -610,6 +659,181 @@ impl Writer {
             .collect();
         *self.shared.uptime.lock().unwrap_or_else(|p| p.into_inner()) = map;
     }
+}
+
+/// A spec that only names a site: for closing the outage of a site that is
+/// no longer configured.
+fn placeholder(name: &str) -> SiteSpec {
+    SiteSpec {
+        name: name.to_string(),
+        target: crate::config::Target {
+            url: String::new(),
+            scheme: crate::config::Scheme::Tcp,
+            host: crate::config::Host::Name(String::new()),
+            host_str: String::new(),
+            port: 0,
+            path: String::new(),
+        },
+        interval: crate::config::INTERVAL,
+        timeout: crate::config::TIMEOUT,
+        confirm_down: crate::config::CONFIRM_DOWN,
+        confirm_up: crate::config::CONFIRM_UP,
+        expect: crate::config::Expect {
+            status: crate::config::StatusSet(Vec::new()),
+            body: None,
+            forbid_body: None,
+            ips: Vec::new(),
+            slow: None,
+            cert_warn_days: 0,
+            resolvers: Vec::new(),
+            ca_file: None,
+            addresses: crate::config::AddressMode::Any,
+            banner: None,
+        },
+        http: crate::config::HttpOptions::default(),
+        notify: Vec::new(),
+        remind_every: None,
+    }
+}
+
+fn upsert_state(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    site: &SiteSpec,
+    state: &SiteState,
+    at: SystemTime,
+) -> Result<(), rusqlite::Error> {
+    let json = serde_json::to_string(state)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(
+        "INSERT INTO site_state(site_id, url, status, cause, since_ms, state, updated_ms, probe_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(site_id) DO UPDATE SET url = excluded.url, status = excluded.status,
+           cause = excluded.cause, since_ms = excluded.since_ms, state = excluded.state,
+           updated_ms = excluded.updated_ms, probe_key = excluded.probe_key",
+    )?
+    .execute(params![
+        id,
+        site.target.url,
+        state.health.as_str(),
+        state.health.cause().map(|c| c.as_str()),
+        unix_ms(state.since),
+        json,
+        unix_ms(at),
+        crate::config::probe_key(site)
+    ])?;
+    Ok(())
+}
+
+/// Writes one batch in one transaction.
+fn write_records<'a>(
+    conn: &mut Connection,
+    records: impl Iterator<Item = &'a mut Record>,
+    site_ids: &HashMap<String, i64>,
+    saved: &HashMap<i64, (SiteState, SystemTime)>,
+    maintained_hour: Option<i64>,
+    late_hours: &mut BTreeSet<i64>,
+    now: SystemTime,
+) -> Result<Committed, rusqlite::Error> {
+    let tx = conn.transaction()?;
+    let mut done = Committed::default();
+    let mut late = Vec::new();
+    for (i, r) in records.enumerate() {
+        match r {
+            Record::Probe {
+                site,
+                at,
+                status,
+                cause,
+                ms,
+                state,
+                change,
+            } => {
+                let id = site_ids[&site.name];
+                if change.is_some() || worth_saving(saved.get(&id), state, site, *at) {
+                    upsert_state(&tx, id, site, state, *at)?;
+                    done.saved.push((id, *state, *at));
+                }
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO sample(site_id, at_ms, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    id,
+                    unix_ms(*at),
+                    status_code(*status),
+                    cause.map(|c| c.as_str()),
+                    *ms
+                ])?;
+                if maintained_hour.is_some_and(|h| hour_of(*at) < h) {
+                    late.push(hour_of(*at));
+                }
+                if let Some(c) = change
+                    && let Some(ev) = journal::write_change(&tx, id, c, now)?
+                {
+                    done.events.push(ev);
+                }
+            }
+            Record::Reset {
+                site,
+                state,
+                why,
+                at,
+                forwarded,
+            } => {
+                let id = site_ids[&site.name];
+                if let Some(ev) =
+                    journal::forget(&tx, id, &site.name, &site.target.url, *why, *at, *forwarded)?
+                {
+                    done.events.push(ev);
+                }
+                match state {
+                    Some(s) => {
+                        upsert_state(&tx, id, site, s, *at)?;
+                        done.saved.push((id, *s, *at));
+                    }
+                    None => {
+                        tx.execute("DELETE FROM site_state WHERE site_id = ?1", [id])?;
+                        done.unsaved.push(id);
+                    }
+                }
+            }
+            Record::Outbox(op, _) => {
+                use super::OutboxOp;
+                match op {
+                    OutboxOp::Enqueue {
+                        handled,
+                        deliveries,
+                        reminded,
+                    } => {
+                        let flags = journal::enqueue(&tx, handled, deliveries, reminded, now)?;
+                        done.answers.push((i, flags));
+                    }
+                    OutboxOp::Group { group, members } => {
+                        journal::group(&tx, group, members, now)?;
+                    }
+                    OutboxOp::Attempt {
+                        alert_id,
+                        channel,
+                        attempts,
+                        state,
+                        error,
+                    } => journal::attempt(
+                        &tx,
+                        alert_id,
+                        channel,
+                        *attempts,
+                        *state,
+                        error.as_deref(),
+                        now,
+                    )?,
+                }
+            }
+            Record::Stop | Record::Sync(_) => {}
+        }
+    }
+    tx.commit()?;
+    late_hours.extend(late);
+    Ok(done)
 }
 
 /// Whether a site's new state must be saved now. Everything but the run
@@ -637,125 +861,4 @@ fn worth_saving(
             .max(count(state.class_run))
             <= window
         || at.duration_since(*saved_at).unwrap_or_default() >= STATE_EVERY
-}
-
-/// Rolls one hour of samples into `hourly` (idempotent).
-fn aggregate_hour(tx: &rusqlite::Transaction<'_>, hour: i64) -> Result<(), rusqlite::Error> {
-    let mut stmt = tx.prepare(
-        // CROSS JOIN keeps site as the outer loop: one primary-key range per site.
-        "SELECT x.site_id, x.status, x.ms FROM site s CROSS JOIN sample x
-         WHERE x.site_id = s.id AND x.at_ms >= ?1 AND x.at_ms < ?2 ORDER BY s.id",
-    )?;
-    let rows = stmt.query_map([hour * 3_600_000, (hour + 1) * 3_600_000], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, f64>(2)?,
-        ))
-    })?;
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO hourly(site_id, hour, probes, failures, degraded, p50_ms, p95_ms, max_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    let mut current: Option<i64> = None;
-    let mut ms: Vec<f64> = Vec::new();
-    let (mut failures, mut degraded) = (0i64, 0i64);
-    let mut emit = |site: i64,
-                    ms: &mut Vec<f64>,
-                    failures: i64,
-                    degraded: i64|
-     -> Result<(), rusqlite::Error> {
-        if ms.is_empty() {
-            return Ok(());
-        }
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-        insert.execute(params![
-            site,
-            hour,
-            ms.len() as i64,
-            failures,
-            degraded,
-            at(0.5),
-            at(0.95),
-            ms[ms.len() - 1]
-        ])?;
-        ms.clear();
-        Ok(())
-    };
-    for row in rows {
-        let (site, status, t) = row?;
-        if current != Some(site) {
-            if let Some(prev) = current {
-                emit(prev, &mut ms, failures, degraded)?;
-            }
-            current = Some(site);
-            failures = 0;
-            degraded = 0;
-        }
-        ms.push(t);
-        failures += i64::from(status == 2);
-        degraded += i64::from(status == 1);
-    }
-    if let Some(prev) = current {
-        emit(prev, &mut ms, failures, degraded)?;
-    }
-    Ok(())
-}
-
-fn write_transition(
-    tx: &rusqlite::Transaction<'_>,
-    site_id: i64,
-    t: &crate::state::Transition,
-    detail: &str,
-) -> Result<(), rusqlite::Error> {
-    let cause = |h: Health| h.cause().map(|c| c.as_str());
-    let at = unix_ms(t.since);
-    tx.prepare_cached(
-        "INSERT INTO transition(site_id, at_ms, kind, from_status, from_cause, to_status, to_cause, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![site_id, at, t.kind.as_str(), t.from.as_str(), cause(t.from), t.to.as_str(), cause(t.to), detail])?;
-    let open: Option<(i64, String)> = tx
-        .query_row("SELECT id, causes FROM incident WHERE site_id = ?1 AND ended_ms IS NULL ORDER BY started_ms DESC LIMIT 1", [site_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    match t.kind {
-        Kind::Down => {
-            if let Some((id, _)) = open {
-                // An outage that was never closed (it cannot happen through the state machine).
-                tx.execute(
-                    "UPDATE incident SET ended_ms = ?2 WHERE id = ?1",
-                    params![id, at],
-                )?;
-            }
-            let causes = serde_json::json!([{ "at_ms": at, "cause": cause(t.to) }]).to_string();
-            tx.execute(
-                "INSERT INTO incident(site_id, started_ms, causes, first_error, last_error) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![site_id, at, causes, detail],
-            )?;
-        }
-        Kind::CauseChanged => {
-            if let Some((id, causes)) = open {
-                let mut list: Vec<serde_json::Value> =
-                    serde_json::from_str(&causes).unwrap_or_default();
-                list.push(serde_json::json!({ "at_ms": at, "cause": cause(t.to) }));
-                tx.execute(
-                    "UPDATE incident SET causes = ?2, last_error = ?3 WHERE id = ?1",
-                    params![id, serde_json::Value::Array(list).to_string(), detail],
-                )?;
-            }
-        }
-        Kind::Recovered { .. } => {
-            if let Some((id, _)) = open {
-                tx.execute(
-                    "UPDATE incident SET ended_ms = ?2 WHERE id = ?1",
-                    params![id, at],
-                )?;
-            }
-        }
-        Kind::Initial | Kind::Degraded | Kind::Resolved => {}
-    }
-    Ok(())
 }
