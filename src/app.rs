@@ -18,6 +18,7 @@ use crate::store::{SchedulerStats, StatusStore, TaskView};
 use crate::{api, shutdown};
 use anyhow::Context;
 use std::fs::File;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -226,6 +227,18 @@ impl Running {
         tasks
     }
 
+    /// Ends one task as a crash would (`scheduler`, `dispatcher` or `api`):
+    /// how tests show that supervision notices. Not for production use.
+    #[doc(hidden)]
+    pub fn abort_task(&self, name: &str) {
+        match name {
+            "scheduler" => self.scheduler.abort(),
+            "dispatcher" => self.dispatcher.abort(),
+            "api" => self.api.abort(),
+            _ => {}
+        }
+    }
+
     /// Publishes each task's liveness; `Err` names the first that ended
     /// (or stalled) while the daemon runs.
     pub fn check(&self) -> Result<(), &'static str> {
@@ -351,6 +364,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         .context("the API listener has no address")?;
     let dir = state_dir(config);
     let lock = StateLock::acquire(&dir)?;
+    check_state_dir(&dir);
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .context("cannot prepare the probes")?;
     let channels = alert::ChannelSet::from_config(config).map_err(anyhow::Error::msg)?;
@@ -523,13 +537,74 @@ enum Ending {
     Died(&'static str),
 }
 
+/// Runs a started daemon until `stop` resolves (with the signal's name) or
+/// one of its tasks ends on its own; reloads `config_path` on SIGHUP, feeds
+/// the watchdog while every task lives, then drains. A second stop signal
+/// during the drain exits at once. `Err` when a task ended: the service
+/// manager should restart sitewatch.
+pub async fn serve(
+    running: Running,
+    config_path: &Path,
+    stop: impl Future<Output = &'static str>,
+) -> anyhow::Result<()> {
+    let mut hangup = shutdown::reload_signal().context("cannot install the SIGHUP handler")?;
+    let watchdog = crate::notify::watchdog().map(|d| d / 2);
+    let mut check = tokio::time::interval(watchdog.map_or(CHECK_EVERY, |w| w.min(CHECK_EVERY)));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_ping = Instant::now();
+    tokio::pin!(stop);
+    let ending = loop {
+        tokio::select! {
+            signal = &mut stop => break Ending::Signal(signal),
+            _ = hangup.recv() => reload(&running, config_path).await,
+            _ = check.tick() => match running.check() {
+                Err(task) => break Ending::Died(task),
+                Ok(()) => {
+                    // Fed only while every task lives and the scheduler turns.
+                    if let Some(every) = watchdog && Instant::now() >= next_ping {
+                        next_ping = Instant::now() + every;
+                        notify(&[crate::notify::State::Watchdog]);
+                    }
+                }
+            },
+        }
+    };
+    match ending {
+        Ending::Signal(signal) => tracing::info!(signal, "stopping"),
+        Ending::Died(task) => tracing::error!(
+            task,
+            "a sitewatch task ended unexpectedly; stopping so that the service manager restarts sitewatch"
+        ),
+    }
+    notify(&[crate::notify::State::Stopping]);
+    running.stop();
+    let second = shutdown::stop_signal().context("cannot install signal handlers")?;
+    let waited = tokio::select! {
+        r = running.wait() => r,
+        signal = second => {
+            tracing::warn!(signal, "second stop signal: exiting at once");
+            std::process::exit(130);
+        }
+    };
+    match ending {
+        Ending::Signal(_) => {
+            waited?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Ending::Died(task) => {
+            if let Err(e) = waited {
+                tracing::error!("{e:#}");
+            }
+            Err(anyhow::anyhow!("the {task} task ended unexpectedly"))
+        }
+    }
+}
+
 /// `sitewatch run`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads.
-/// A task that ends on its own stops the daemon with an error; a second
-/// stop signal during the drain exits at once.
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
     raise_nofile_limit(config.daemon.max_concurrent_probes);
-    check_state_dir(&state_dir(&config));
     // One thread: the scheduler loop and every probe share it, which
     // measured cheapest per probe (docs/performance.md).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -538,56 +613,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stop_signal = shutdown::stop_signal().context("cannot install signal handlers")?;
-        let mut hangup = shutdown::reload_signal().context("cannot install the SIGHUP handler")?;
         let listener = TcpListener::bind(config.daemon.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.daemon.listen))?;
         let running = start(&config, listener)?;
         tracing::info!(config = %config.path.display(), sites = config.sites.len(), version = env!("CARGO_PKG_VERSION"), "sitewatch started");
         notify(&[crate::notify::State::Ready]);
-        let watchdog = crate::notify::watchdog().map(|d| d / 2);
-        let mut check = tokio::time::interval(watchdog.map_or(CHECK_EVERY, |w| w.min(CHECK_EVERY)));
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_ping = Instant::now();
-        tokio::pin!(stop_signal);
-        let ending = loop {
-            tokio::select! {
-                signal = &mut stop_signal => break Ending::Signal(signal),
-                _ = hangup.recv() => reload(&running, &config.path).await,
-                _ = check.tick() => match running.check() {
-                    Err(task) => break Ending::Died(task),
-                    Ok(()) => {
-                        // Fed only while every task lives and the scheduler turns.
-                        if let Some(every) = watchdog && Instant::now() >= next_ping {
-                            next_ping = Instant::now() + every;
-                            notify(&[crate::notify::State::Watchdog]);
-                        }
-                    }
-                },
-            }
-        };
-        match ending {
-            Ending::Signal(signal) => tracing::info!(signal, "stopping"),
-            Ending::Died(task) => tracing::error!(
-                task,
-                "a sitewatch task ended unexpectedly; stopping so that the service manager restarts sitewatch"
-            ),
-        }
-        notify(&[crate::notify::State::Stopping]);
-        running.stop();
-        let second = shutdown::stop_signal().context("cannot install signal handlers")?;
-        let waited = tokio::select! {
-            r = running.wait() => r,
-            signal = second => {
-                tracing::warn!(signal, "second stop signal: exiting at once");
-                std::process::exit(130);
-            }
-        };
-        waited?;
-        tracing::info!("stopped");
-        match ending {
-            Ending::Signal(_) => Ok(()),
-            Ending::Died(task) => Err(anyhow::anyhow!("the {task} task ended unexpectedly")),
-        }
+        serve(running, &config.path, stop_signal).await
     })
 }

@@ -253,3 +253,55 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
     assert_eq!(closed[0].duration_s, 240.0);
     assert!(writer.stop(Duration::from_secs(30)));
 }
+
+/// A probe that began at 10:59:58 and timed out at 11:00:08 is written
+/// after hour 10 was rolled up: it still counts in hour 10.
+#[test]
+fn a_late_sample_counts_in_its_own_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let base = (now - 2 * 24 * HOUR) / HOUR * HOUR;
+    let (clock, read) = SimClock::new(base);
+    let sites = sites();
+    let (h, writer, _) = History::open_with_clock(dir.path(), &sites, None, read);
+    let state = SiteState::new(at(base));
+    for minute in 0..59u64 {
+        let t = base + minute * 60;
+        clock.set(t);
+        h.probe(&sites[0], at(t), Status::Up, None, 1.0, state);
+    }
+    // The hour ends and is rolled up with 59 probes.
+    clock.set(base + HOUR + 2);
+    assert!(h.sync(Duration::from_secs(30)));
+    let reader = h.reader();
+    let hourly = |reader: &sitewatch::history::HistoryReader| {
+        let points = reader
+            .history("a", at(base), at(base + HOUR), Resolution::Hour)
+            .unwrap();
+        match points.first() {
+            Some(HistoryPoint::Hour {
+                probes, failures, ..
+            }) => (*probes, *failures),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(hourly(&reader), (59, 0));
+    // Then the result of the probe that began at 59:58 arrives.
+    clock.set(base + HOUR + 8);
+    h.probe(
+        &sites[0],
+        at(base + HOUR - 2),
+        Status::Down,
+        Some(Cause::TcpTimeout),
+        10_000.0,
+        state,
+    );
+    assert!(h.sync(Duration::from_secs(30)));
+    assert_eq!(hourly(&reader), (60, 1), "the late sample joins its hour");
+    let up = reader.uptime("a").unwrap();
+    assert_eq!(up.d1, Some(100.0 * 59.0 / 60.0));
+    assert!(writer.stop(Duration::from_secs(30)));
+}

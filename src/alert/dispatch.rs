@@ -70,6 +70,50 @@ struct Queued {
     failing: usize,
 }
 
+/// Attempts in flight, each a task; a task that panics still reports back
+/// (as a failed attempt), so its delivery is never left busy.
+#[derive(Default)]
+struct Attempts {
+    set: JoinSet<(u64, Result<(), SendError>)>,
+    ids: HashMap<tokio::task::Id, u64>,
+}
+
+impl Attempts {
+    fn spawn(
+        &mut self,
+        id: u64,
+        attempt: impl std::future::Future<Output = (u64, Result<(), SendError>)> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(attempt);
+        self.ids.insert(handle.id(), id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next attempt to end: its delivery and outcome.
+    async fn next(&mut self) -> Option<(u64, Result<(), SendError>)> {
+        let done = self.set.join_next_with_id().await?;
+        Some(match done {
+            Ok((task, r)) => {
+                self.ids.remove(&task);
+                r
+            }
+            Err(e) => {
+                let id = self.ids.remove(&e.id()).unwrap_or(0);
+                (
+                    id,
+                    Err(SendError::Transient {
+                        message: format!("the attempt failed: {e}"),
+                        retry_after: None,
+                    }),
+                )
+            }
+        })
+    }
+}
+
 /// The alert dispatcher.
 pub struct Dispatcher {
     channels: HashMap<String, Arc<Channel>>,
@@ -242,6 +286,11 @@ impl Dispatcher {
         if rows.is_empty() && handled.is_empty() && reminded.is_empty() {
             return;
         }
+        tracing::debug!(
+            deliveries = rows.len(),
+            handled = handled.len(),
+            "storing alerts in the outbox"
+        );
         let fresh = match self.outbox.enqueue(handled, rows, reminded).await {
             Ok(f) => f,
             Err(e) => {
@@ -250,6 +299,14 @@ impl Dispatcher {
             }
         };
         let now = Instant::now();
+        // Several sites' down alerts in one batch (a restart resuming them,
+        // or a storm arriving at once) are a storm forming too.
+        let downs: HashSet<&str> = plan
+            .iter()
+            .filter(|(a, _, _)| a.kind == AlertKind::Down)
+            .map(|(a, _, _)| a.site.as_str())
+            .collect();
+        let others_in_batch = downs.len().saturating_sub(1);
         for (i, (alert, channel, failing)) in plan.into_iter().enumerate() {
             if !fresh.get(i).copied().unwrap_or(true) {
                 tracing::info!(alert = %alert.id, %channel, "alert already stored: not sent twice");
@@ -262,7 +319,8 @@ impl Dispatcher {
             {
                 continue;
             }
-            let hold = alert.kind == AlertKind::Down && self.storm_forming(&alert.site, failing);
+            let hold = alert.kind == AlertKind::Down
+                && self.storm_forming(&alert.site, failing + others_in_batch);
             if !hold {
                 // A later alert of a site releases its held down alert first.
                 for d in self.deliveries.values_mut() {
@@ -461,7 +519,7 @@ impl Dispatcher {
 
     /// Starts every due delivery that may go: one at a time per site and
     /// channel, oldest first.
-    fn start_due(&mut self, inflight: &mut JoinSet<(u64, Result<(), SendError>)>) {
+    fn start_due(&mut self, inflight: &mut Attempts) {
         let now = Instant::now();
         let mut blocked: HashSet<(String, String)> = HashSet::new();
         for (id, d) in self.deliveries.iter_mut() {
@@ -476,7 +534,7 @@ impl Dispatcher {
             let id = *id;
             let alert = Arc::clone(&d.alert);
             let Some(ch) = self.channels.get(&d.channel).cloned() else {
-                inflight.spawn(async move {
+                inflight.spawn(id, async move {
                     (
                         id,
                         Err(SendError::Permanent(
@@ -486,7 +544,7 @@ impl Dispatcher {
                 });
                 continue;
             };
-            inflight.spawn(async move {
+            inflight.spawn(id, async move {
                 let r = match tokio::time::timeout(
                     channel::ATTEMPT_TIMEOUT + Duration::from_secs(5),
                     ch.send(&alert, SystemTime::now()),
@@ -526,7 +584,7 @@ impl Dispatcher {
         if !due.is_empty() {
             self.on_events(due).await;
         }
-        let mut inflight: JoinSet<(u64, Result<(), SendError>)> = JoinSet::new();
+        let mut inflight = Attempts::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::new();
@@ -566,16 +624,14 @@ impl Dispatcher {
                     }
                     let evs: Vec<Event> = std::mem::take(&mut batch);
                     self.on_events(evs).await;
+                    self.publish_outages();
                 }
-                Some(done) = inflight.join_next() => {
-                    if let Ok((id, result)) = done {
-                        self.finish(id, result);
-                    }
-                }
+                Some((id, result)) = inflight.next() => self.finish(id, result),
                 () = tokio::time::sleep_until(wake) => {}
                 _ = tick.tick() => {
                     self.reminders().await;
                     self.settle().await;
+                    self.publish_outages();
                 }
             }
             self.deliveries.retain(|_, d| !d.done);
@@ -585,11 +641,7 @@ impl Dispatcher {
         tokio::pin!(deadline);
         while !inflight.is_empty() {
             tokio::select! {
-                Some(done) = inflight.join_next() => {
-                    if let Ok((id, result)) = done {
-                        self.finish(id, result);
-                    }
-                }
+                Some((id, result)) = inflight.next() => self.finish(id, result),
                 () = &mut deadline => break,
             }
         }
@@ -660,5 +712,29 @@ impl Dispatcher {
     fn publish(&self) {
         let pending = self.deliveries.values().filter(|d| !d.done).count();
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).pending = pending;
+    }
+
+    /// Shows the open outages and their next reminders (on `/healthz`).
+    fn publish_outages(&self) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let mut outages: Vec<super::OutageView> = self
+            .outages
+            .iter()
+            .map(|(site, o)| super::OutageView {
+                site: site.clone(),
+                since: o.last.since,
+                next_reminder: self
+                    .routes
+                    .get(site)
+                    .and_then(|r| r.remind_every)
+                    .map(|every| {
+                        let left = (o.reminded + every).saturating_duration_since(now);
+                        wall + left
+                    }),
+            })
+            .collect();
+        outages.sort_by(|a, b| a.site.cmp(&b.site));
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).outages = outages;
     }
 }

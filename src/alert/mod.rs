@@ -258,8 +258,23 @@ pub fn forgotten(
 pub struct AlertStats {
     /// Deliveries waiting (first attempt or retry).
     pub pending: usize,
+    /// Outages the dispatcher tracks (their reminders), by site.
+    pub outages: Vec<OutageView>,
     /// Per channel: sent, failed (gave up), and the last error.
     pub channels: HashMap<String, ChannelStats>,
+}
+
+/// An open outage as the dispatcher tracks it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct OutageView {
+    /// The site.
+    pub site: String,
+    /// When the outage began.
+    #[serde(with = "crate::timefmt")]
+    pub since: SystemTime,
+    /// When its next reminder is due, if the site has `remind_every`.
+    #[serde(with = "crate::timefmt::option")]
+    pub next_reminder: Option<SystemTime>,
 }
 
 /// One channel's delivery figures.

@@ -265,6 +265,9 @@ pub fn webhook(a: &Alert) -> Value {
         "outage_s": a.outage_s,
         "address": a.addr.map(|x| x.to_string()),
         "layers": a.layers,
+        "causes": a.timeline.iter().map(|(t, c)| json!({"at": crate::timefmt::rfc3339(*t), "cause": c})).collect::<Vec<_>>(),
+        "first_error": a.first_error,
+        "last_error": a.last_error,
         "subject": subject(a),
     })
 }

@@ -99,6 +99,10 @@ pub struct Incident {
     pub first_error: String,
     /// The detail of the last one.
     pub last_error: String,
+    /// How it ended: `recovered`, `forgotten` (the site's probe settings
+    /// changed) or `removed` (the site left the configuration); `null` while
+    /// it lasts.
+    pub end_reason: Option<String>,
 }
 
 fn open(path: &Path) -> Result<Connection, String> {
@@ -201,7 +205,7 @@ pub(super) fn incidents(
     let e = |e: rusqlite::Error| e.to_string();
     let mut stmt = conn
         .prepare(
-            "SELECT i.id, s.name, i.started_ms, i.ended_ms, i.causes, i.first_error, i.last_error
+            "SELECT i.id, s.name, i.started_ms, i.ended_ms, i.causes, i.first_error, i.last_error, i.end_reason
              FROM incident i JOIN site s ON s.id = i.site_id
              WHERE ?1 IS NULL OR s.name = ?1 ORDER BY i.started_ms DESC LIMIT ?2",
         )
@@ -233,6 +237,12 @@ pub(super) fn incidents(
                     .collect(),
                 first_error: r.get(5)?,
                 last_error: r.get(6)?,
+                end_reason: match (r.get::<_, Option<String>>(7)?, ended) {
+                    (Some(reason), _) => Some(reason),
+                    // Outages closed before sitewatch recorded why ended in a recovery.
+                    (None, Some(_)) => Some("recovered".to_string()),
+                    (None, None) => None,
+                },
             })
         })
         .map_err(e)?

@@ -72,10 +72,20 @@ pub async fn wait_status(
 pub async fn spawn_daemon(
     config: &std::path::Path,
 ) -> (Child, String, mpsc::UnboundedReceiver<String>) {
+    spawn_daemon_env(config, &[]).await
+}
+
+/// [`spawn_daemon`] with extra environment (e.g. `SITEWATCH_LOG=debug`,
+/// or a preloaded library).
+pub async fn spawn_daemon_env(
+    config: &std::path::Path,
+    env: &[(String, String)],
+) -> (Child, String, mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sitewatch"))
         .args(["run", "--config"])
         .arg(config)
         .env("SITEWATCH_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -113,4 +123,28 @@ pub fn signal(child: &Child, sig: i32) {
     let pid = child.id().expect("still running") as i32;
     // SAFETY: kill(2) on the PID of a child this test started and still owns.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// Reads the daemon's log lines until one contains `needle` (bounded).
+pub async fn wait_log(
+    logs: &mut mpsc::UnboundedReceiver<String>,
+    needle: &str,
+    limit: Duration,
+) -> String {
+    tokio::time::timeout(limit, async {
+        while let Some(line) = logs.recv().await {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("the daemon's log ended before a line with {needle:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {needle:?} within {limit:?}"))
+}
+
+/// SIGKILL, then reaps it.
+pub async fn kill9(mut child: Child) {
+    signal(&child, libc::SIGKILL);
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
 }

@@ -7,5 +7,6 @@ pub mod dns;
 pub mod http;
 pub mod netns;
 pub mod receiver;
+pub mod slowsync;
 pub mod smtp;
 pub mod tls;
