@@ -9,8 +9,7 @@
 mod common;
 
 use common::daemon::{
-    get_json, kill9, spawn_daemon, spawn_daemon_env, wait_for, wait_log, wait_status,
-    write_config,
+    get_json, kill9, spawn_daemon, spawn_daemon_env, wait_for, wait_log, wait_status, write_config,
 };
 use common::http::{AcceptClose, closed_addr};
 use common::receiver::{Receiver, Recorded};
@@ -64,7 +63,11 @@ async fn start_in_process(dir: &Path, text: &str) -> (sitewatch::app::Running, S
     (running, api, path)
 }
 
-async fn reload(running: &sitewatch::app::Running, path: &Path, text: &str) -> sitewatch::config::Diff {
+async fn reload(
+    running: &sitewatch::app::Running,
+    path: &Path,
+    text: &str,
+) -> sitewatch::config::Diff {
     std::fs::write(path, text).unwrap();
     let config = sitewatch::config::load(path).unwrap_or_else(|e| panic!("{e}"));
     running.reload(&config).await.unwrap()
@@ -72,7 +75,10 @@ async fn reload(running: &sitewatch::app::Running, path: &Path, text: &str) -> s
 
 async fn outages(api: &str) -> Vec<Value> {
     let (_, h) = get_json(&format!("{api}/healthz")).await;
-    h["alerts"]["outages"].as_array().cloned().unwrap_or_default()
+    h["alerts"]["outages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn incidents(api: &str, site: &str) -> Vec<Value> {
@@ -98,7 +104,14 @@ async fn a_routing_reload_during_an_outage_keeps_it_whole() {
     let (running, api, path) = start_in_process(dir.path(), &text("[\"a\"]", 2)).await;
     wait_status(&api, "web", "up", None, Duration::from_secs(5)).await;
     web.close().await;
-    let down = wait_status(&api, "web", "down", Some("tcp.refused"), Duration::from_secs(6)).await;
+    let down = wait_status(
+        &api,
+        "web",
+        "down",
+        Some("tcp.refused"),
+        Duration::from_secs(6),
+    )
+    .await;
     a.wait_for(1, Duration::from_secs(10)).await;
     let tracked = outages(&api).await;
     assert_eq!(tracked.len(), 1, "{tracked:?}");
@@ -108,7 +121,14 @@ async fn a_routing_reload_during_an_outage_keeps_it_whole() {
     let diff = reload(&running, &path, &text("[\"a\", \"b\"]", 3)).await;
     assert_eq!(diff.kept, ["web"], "{diff:?}");
     assert!(diff.restarted.is_empty(), "{diff:?}");
-    let after = wait_status(&api, "web", "down", Some("tcp.refused"), Duration::from_secs(1)).await;
+    let after = wait_status(
+        &api,
+        "web",
+        "down",
+        Some("tcp.refused"),
+        Duration::from_secs(1),
+    )
+    .await;
     assert_eq!(after["since"], down["since"], "the outage keeps its start");
     let tracked = outages(&api).await;
     assert_eq!(tracked.len(), 1, "{tracked:?}");
@@ -116,7 +136,10 @@ async fn a_routing_reload_during_an_outage_keeps_it_whole() {
     // Three more failed probes: nothing new to say.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(events(&a.requests(), "down").len(), 1, "no second DOWN");
-    assert!(b.requests().is_empty(), "b joined mid-outage: nothing until it changes");
+    assert!(
+        b.requests().is_empty(),
+        "b joined mid-outage: nothing until it changes"
+    );
 
     // Recovery reaches both: the one that heard of the outage and the new route.
     let _web = AcceptClose::bind(&addr.to_string()).await.unwrap();
@@ -148,7 +171,14 @@ async fn a_probe_reload_during_an_outage_closes_it_as_forgotten() {
         )
     };
     let (running, api, path) = start_in_process(dir.path(), &text(closed.to_string())).await;
-    wait_status(&api, "web", "down", Some("tcp.refused"), Duration::from_secs(6)).await;
+    wait_status(
+        &api,
+        "web",
+        "down",
+        Some("tcp.refused"),
+        Duration::from_secs(6),
+    )
+    .await;
     hook.wait_for(1, Duration::from_secs(10)).await;
 
     // The site now probes another address: the old outage says nothing about it.
@@ -168,7 +198,10 @@ async fn a_probe_reload_during_an_outage_closes_it_as_forgotten() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let calls = hook.requests();
     assert_eq!(events(&calls, "down").len(), 1, "{calls:?}");
-    assert!(events(&calls, "recovered").is_empty(), "no recovery was seen: {calls:?}");
+    assert!(
+        events(&calls, "recovered").is_empty(),
+        "no recovery was seen: {calls:?}"
+    );
     running.stop();
     running.wait().await.unwrap();
 }
@@ -195,7 +228,10 @@ async fn a_lone_down_site_alerts_without_waiting_for_a_storm() {
     assert_eq!(events(&calls, "down").len(), 1, "{calls:?}");
     // interval 1 s × confirm_down 2, plus the probe and the delivery: well
     // under the 10 s storm hold that every down alert used to wait.
-    assert!(took < Duration::from_secs(6), "the DOWN alert took {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the DOWN alert took {took:?}"
+    );
     running.stop();
     running.wait().await.unwrap();
 }
@@ -236,7 +272,11 @@ async fn a_huge_retry_after_is_capped_and_the_dispatcher_goes_on() {
     let (code, h) = get_json(&format!("{api}/healthz")).await;
     assert_eq!(code, 200, "{h}");
     assert!(
-        h["tasks"].as_array().unwrap().iter().all(|t| t["running"] == true),
+        h["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["running"] == true),
         "{h}"
     );
     // The first is retried after the cap (one hour), not never.
@@ -279,22 +319,41 @@ async fn a_kill_just_after_a_down_change_sends_one_down_and_the_true_outage() {
         let addr = web.close().await;
         wait_log(&mut logs, "site is down", Duration::from_secs(10)).await;
         kill9(child).await;
-        let committed = db_count(&state, "SELECT COUNT(*) FROM transition WHERE kind = 'down'");
+        let committed = db_count(
+            &state,
+            "SELECT COUNT(*) FROM transition WHERE kind = 'down'",
+        );
         if committed == 0 {
             inside += 1;
         }
 
         let (child, api, _logs) = spawn_daemon(&path).await;
-        wait_status(&api, "app", "down", Some("tcp.refused"), Duration::from_secs(6)).await;
+        wait_status(
+            &api,
+            "app",
+            "down",
+            Some("tcp.refused"),
+            Duration::from_secs(6),
+        )
+        .await;
         hook.wait_for(1, Duration::from_secs(15)).await;
         let _web = AcceptClose::bind(&addr.to_string()).await.unwrap();
         wait_status(&api, "app", "up", None, Duration::from_secs(6)).await;
         let back = SystemTime::now();
         let calls = hook.wait_for(2, Duration::from_secs(15)).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let calls = if hook.requests().len() > calls.len() { hook.requests() } else { calls };
+        let calls = if hook.requests().len() > calls.len() {
+            hook.requests()
+        } else {
+            calls
+        };
         let downs = events(&calls, "down");
-        assert_eq!(downs.len(), 1, "trial {trial} (killed before commit: {}): {calls:?}", committed == 0);
+        assert_eq!(
+            downs.len(),
+            1,
+            "trial {trial} (killed before commit: {}): {calls:?}",
+            committed == 0
+        );
         let since = time(&downs[0], "since");
         assert!(
             secs_between(broke, since).abs() < 1.5,
@@ -376,19 +435,25 @@ async fn storm_killed_at(step: &str, landed: fn(&Path) -> bool) {
         wait_log(&mut logs, step, Duration::from_secs(30)).await;
         kill9(child).await;
         if !landed(&state) {
-            eprintln!("attempt {attempt}: the kill at {step:?} landed after the next commit; again");
+            eprintln!(
+                "attempt {attempt}: the kill at {step:?} landed after the next commit; again"
+            );
             continue;
         }
         let (child, _api, _logs) = spawn_daemon(&path).await;
         let all: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
-        wait_for("every site's outage to be delivered", Duration::from_secs(40), || {
-            let calls = hook.requests();
-            let all = all.clone();
-            async move {
-                let cov = coverage(&calls);
-                all.iter().all(|s| cov.contains_key(s)).then_some(())
-            }
-        })
+        wait_for(
+            "every site's outage to be delivered",
+            Duration::from_secs(40),
+            || {
+                let calls = hook.requests();
+                let all = all.clone();
+                async move {
+                    let cov = coverage(&calls);
+                    all.iter().all(|s| cov.contains_key(s)).then_some(())
+                }
+            },
+        )
         .await;
         // Stragglers (a second copy) would come now.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -419,7 +484,10 @@ async fn a_storm_killed_before_its_changes_commit_is_alerted_once() {
 #[tokio::test]
 async fn a_storm_killed_before_its_deliveries_are_stored_is_alerted_once() {
     storm_killed_at("storing alerts in the outbox", |state| {
-        db_count(state, "SELECT COUNT(*) FROM transition WHERE alert IS NOT NULL") > 0
+        db_count(
+            state,
+            "SELECT COUNT(*) FROM transition WHERE alert IS NOT NULL",
+        ) > 0
             && db_count(state, "SELECT COUNT(*) FROM delivery") == 0
     })
     .await;
@@ -428,8 +496,14 @@ async fn a_storm_killed_before_its_deliveries_are_stored_is_alerted_once() {
 #[tokio::test]
 async fn a_storm_killed_before_it_is_grouped_is_alerted_once() {
     storm_killed_at("many sites down at once", |state| {
-        db_count(state, "SELECT COUNT(*) FROM delivery WHERE state = 'pending'") >= 5
-            && db_count(state, "SELECT COUNT(*) FROM delivery WHERE state = 'grouped'") == 0
+        db_count(
+            state,
+            "SELECT COUNT(*) FROM delivery WHERE state = 'pending'",
+        ) >= 5
+            && db_count(
+                state,
+                "SELECT COUNT(*) FROM delivery WHERE state = 'grouped'",
+            ) == 0
     })
     .await;
 }
@@ -437,7 +511,10 @@ async fn a_storm_killed_before_it_is_grouped_is_alerted_once() {
 #[tokio::test]
 async fn a_storm_killed_after_sending_before_recording_is_alerted_once() {
     storm_killed_at("alert sent", |state| {
-        db_count(state, "SELECT COUNT(*) FROM delivery WHERE state = 'grouped'") >= 5
+        db_count(
+            state,
+            "SELECT COUNT(*) FROM delivery WHERE state = 'grouped'",
+        ) >= 5
             && db_count(
                 state,
                 "SELECT COUNT(*) FROM delivery WHERE alert_id LIKE 'storm-%' AND state = 'pending'",
@@ -494,6 +571,9 @@ async fn a_restart_during_an_outage_keeps_its_reminders_and_story() {
         "{rec}"
     );
     let outage = rec["outage_s"].as_f64().unwrap();
-    assert!(outage >= 60.0, "the outage counts from before the restart: {outage}");
+    assert!(
+        outage >= 60.0,
+        "the outage counts from before the restart: {outage}"
+    );
     kill9(child).await;
 }

@@ -142,7 +142,10 @@ async fn a_state_directory_that_is_the_root_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("refusing to keep state in the root directory"), "{err}");
+    assert!(
+        err.contains("refusing to keep state in the root directory"),
+        "{err}"
+    );
     assert!(!Path::new("/sitewatch.db").exists());
     assert!(!Path::new("/.sitewatch-write-test").exists());
 }

@@ -718,22 +718,20 @@ impl Dispatcher {
     fn publish_outages(&self) {
         let now = Instant::now();
         let wall = SystemTime::now();
-        let mut outages: Vec<super::OutageView> = self
-            .outages
-            .iter()
-            .map(|(site, o)| super::OutageView {
-                site: site.clone(),
-                since: o.last.since,
-                next_reminder: self
-                    .routes
-                    .get(site)
-                    .and_then(|r| r.remind_every)
-                    .map(|every| {
-                        let left = (o.reminded + every).saturating_duration_since(now);
-                        wall + left
-                    }),
-            })
-            .collect();
+        let mut outages: Vec<super::OutageView> =
+            self.outages
+                .iter()
+                .map(|(site, o)| super::OutageView {
+                    site: site.clone(),
+                    since: o.last.since,
+                    next_reminder: self.routes.get(site).and_then(|r| r.remind_every).map(
+                        |every| {
+                            let left = (o.reminded + every).saturating_duration_since(now);
+                            wall + left
+                        },
+                    ),
+                })
+                .collect();
         outages.sort_by(|a, b| a.site.cmp(&b.site));
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).outages = outages;
     }
