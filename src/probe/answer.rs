@@ -1,0 +1,194 @@
+//! The top layer of a hop: what the server answers on the connected (and
+//! handshaken) stream, judged against the site's expectations. For
+//! http(s), the response's status, redirect and body; for tcp/tls, the
+//! banner if one is expected.
+
+use super::http;
+use super::ms;
+use super::walk::{Hop, Walk};
+use crate::config::{Method, Target};
+use crate::diagnosis::{Cause, Layer};
+use std::net::SocketAddr;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::time::Instant;
+
+/// The top layer: HTTP for http(s), a banner check or nothing for tcp/tls.
+pub(super) async fn after_connect<S>(
+    walk: &mut Walk<'_>,
+    target: &Target,
+    io: S,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Hop
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let site = walk.site;
+    if !target.scheme.uses_http() {
+        let Some(expected) = &site.expect.banner else {
+            let total = walk.started.elapsed();
+            return Hop::Done(None, format!("connected to {addr} in {} ms", ms(total)));
+        };
+        return banner(walk, io, addr, expected, deadline).await;
+    }
+    let opts = &site.http;
+    let checks_body = site.expect.body.is_some() || site.expect.forbid_body.is_some();
+    let follows = opts.max_redirects > 0;
+    let wants_body = |status: u16| {
+        let redirect = follows && (300..400).contains(&status);
+        opts.method == Method::Get
+            && !redirect
+            && (checks_body || (opts.app_errors && (200..300).contains(&status)))
+    };
+    let t = Instant::now();
+    let resp = match http::request(io, target, opts, wants_body, deadline).await {
+        Err(f) => {
+            walk.layer(Layer::Http, false, t.elapsed(), f.what.clone());
+            return Hop::Done(
+                Some(f.cause),
+                format!("{} from {addr}: {}", target.url, f.what),
+            );
+        }
+        Ok(resp) => resp,
+    };
+    let took = t.elapsed();
+    walk.http_status = Some(resp.status);
+    let head = format!(
+        "HTTP {} in {} ms (first byte after {} ms)",
+        resp.status,
+        ms(took),
+        ms(resp.ttfb)
+    );
+    if follows
+        && (300..400).contains(&resp.status)
+        && let Some(location) = &resp.location
+    {
+        let next = url::Url::parse(&target.url).and_then(|base| base.join(location));
+        walk.layer(
+            Layer::Http,
+            true,
+            took,
+            format!("{head}, redirect to {location}"),
+        );
+        return match next {
+            Ok(next) => Hop::Redirect(next.to_string(), resp.status),
+            Err(e) => Hop::Done(
+                Some(Cause::HttpRedirects),
+                format!(
+                    "{} redirects ({}) to an invalid location \"{location}\": {e}",
+                    target.url, resp.status
+                ),
+            ),
+        };
+    }
+    if let Some(cause) = http::classify_status(resp.status, &site.expect.status) {
+        walk.layer(Layer::Http, false, took, head);
+        return Hop::Done(
+            Some(cause),
+            format!(
+                "{} answered {} from {addr}; accepted: {}",
+                target.url, resp.status, site.expect.status
+            ),
+        );
+    }
+    if let Some(body) = &resp.body {
+        let size = if resp.truncated {
+            format!("first {} KiB", body.len() / 1024)
+        } else {
+            format!("{} bytes", body.len())
+        };
+        if let Some(text) = &site.expect.body
+            && !contains(body, text.as_bytes())
+        {
+            walk.layer(Layer::Http, false, took, head);
+            return Hop::Done(
+                Some(Cause::HttpContent),
+                format!(
+                    "{} answered {} but the body ({size}) lacks \"{text}\"",
+                    target.url, resp.status
+                ),
+            );
+        }
+        if let Some(text) = &site.expect.forbid_body
+            && contains(body, text.as_bytes())
+        {
+            walk.layer(Layer::Http, false, took, head);
+            return Hop::Done(
+                Some(Cause::HttpContent),
+                format!(
+                    "{} answered {} but the body ({size}) holds the forbidden \"{text}\"",
+                    target.url, resp.status
+                ),
+            );
+        }
+        if opts.app_errors
+            && (200..300).contains(&resp.status)
+            && let Some(error) = http::app_error(body, resp.content_type.as_deref())
+        {
+            walk.layer(Layer::Http, false, took, head);
+            return Hop::Done(
+                Some(Cause::HttpAppError),
+                format!(
+                    "{} answered {} but the page is an application error: {error}",
+                    target.url, resp.status
+                ),
+            );
+        }
+    }
+    walk.layer(Layer::Http, true, took, head);
+    let total = walk.started.elapsed();
+    if let Some(slow) = site.expect.slow
+        && total > slow
+    {
+        return Hop::Done(
+            Some(Cause::HttpSlow),
+            format!(
+                "{} answered {} in {} ms, slower than {} ms",
+                target.url,
+                resp.status,
+                ms(total),
+                slow.as_millis()
+            ),
+        );
+    }
+    Hop::Done(
+        None,
+        format!("HTTP {} from {addr} in {} ms", resp.status, ms(total)),
+    )
+}
+
+/// Reads the server's first line and checks it holds `expected`.
+async fn banner<S>(
+    walk: &mut Walk<'_>,
+    io: S,
+    addr: SocketAddr,
+    expected: &str,
+    deadline: Instant,
+) -> Hop
+where
+    S: AsyncRead + Unpin,
+{
+    const MAX_LINE: u64 = 1024;
+    let t = Instant::now();
+    let mut line = Vec::new();
+    let mut reader = tokio::io::AsyncReadExt::take(BufReader::new(io), MAX_LINE);
+    let read = tokio::time::timeout_at(deadline, reader.read_until(b'\n', &mut line)).await;
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+    let what = match read {
+        Err(_) => format!("no banner from {addr} within {} ms", took.as_millis()),
+        Ok(Err(e)) => format!("reading the banner from {addr} failed: {e}"),
+        Ok(Ok(0)) => format!("{addr} closed the connection without a banner"),
+        Ok(Ok(_)) if text.contains(expected) => {
+            walk.layer(Layer::Tcp, true, took, format!("banner: {text}"));
+            return Hop::Done(None, format!("{addr} greeted with \"{text}\""));
+        }
+        Ok(Ok(_)) => format!("{addr} greeted with \"{text}\", expected \"{expected}\""),
+    };
+    walk.layer(Layer::Tcp, false, took, what.clone());
+    Hop::Done(Some(Cause::TcpBanner), what)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
