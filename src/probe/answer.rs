@@ -5,12 +5,16 @@
 
 use super::http;
 use super::ms;
+use super::text::{MAX_SHOWN, MAX_URL, cap};
 use super::walk::{Hop, Walk};
 use crate::config::{Method, Target};
 use crate::diagnosis::{Cause, Layer};
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::time::Instant;
+
+/// The most of a banner read.
+const MAX_BANNER: u64 = 1024;
 
 /// The top layer: HTTP for http(s), a banner check or nothing for tcp/tls.
 pub(super) async fn after_connect<S>(
@@ -32,6 +36,7 @@ where
         return banner(walk, io, addr, expected, deadline).await;
     }
     let opts = &site.http;
+    let url = cap(&target.url, MAX_URL);
     let checks_body = site.expect.body.is_some() || site.expect.forbid_body.is_some();
     let follows = opts.max_redirects > 0;
     let wants_body = |status: u16| {
@@ -44,10 +49,7 @@ where
     let resp = match http::request(io, target, opts, wants_body, deadline).await {
         Err(f) => {
             walk.layer(Layer::Http, false, t.elapsed(), f.what.clone());
-            return Hop::Done(
-                Some(f.cause),
-                format!("{} from {addr}: {}", target.url, f.what),
-            );
+            return Hop::Done(Some(f.cause), format!("{url} from {addr}: {}", f.what));
         }
         Ok(resp) => resp,
     };
@@ -64,19 +66,20 @@ where
         && let Some(location) = &resp.location
     {
         let next = url::Url::parse(&target.url).and_then(|base| base.join(location));
+        let shown = cap(location, MAX_URL);
         walk.layer(
             Layer::Http,
             true,
             took,
-            format!("{head}, redirect to {location}"),
+            format!("{head}, redirect to {shown}"),
         );
         return match next {
             Ok(next) => Hop::Redirect(next.to_string(), resp.status),
             Err(e) => Hop::Done(
                 Some(Cause::HttpRedirects),
                 format!(
-                    "{} redirects ({}) to an invalid location \"{location}\": {e}",
-                    target.url, resp.status
+                    "{url} redirects ({}) to an invalid location \"{shown}\": {e}",
+                    resp.status
                 ),
             ),
         };
@@ -86,8 +89,8 @@ where
         return Hop::Done(
             Some(cause),
             format!(
-                "{} answered {} from {addr}; accepted: {}",
-                target.url, resp.status, site.expect.status
+                "{url} answered {} from {addr}; accepted: {}",
+                resp.status, site.expect.status
             ),
         );
     }
@@ -104,8 +107,9 @@ where
             return Hop::Done(
                 Some(Cause::HttpContent),
                 format!(
-                    "{} answered {} but the body ({size}) lacks \"{text}\"",
-                    target.url, resp.status
+                    "{url} answered {} but the body ({size}) lacks \"{}\"",
+                    resp.status,
+                    cap(text, MAX_SHOWN)
                 ),
             );
         }
@@ -116,8 +120,9 @@ where
             return Hop::Done(
                 Some(Cause::HttpContent),
                 format!(
-                    "{} answered {} but the body ({size}) holds the forbidden \"{text}\"",
-                    target.url, resp.status
+                    "{url} answered {} but the body ({size}) holds the forbidden \"{}\"",
+                    resp.status,
+                    cap(text, MAX_SHOWN)
                 ),
             );
         }
@@ -129,8 +134,8 @@ where
             return Hop::Done(
                 Some(Cause::HttpAppError),
                 format!(
-                    "{} answered {} but the page is an application error: {error}",
-                    target.url, resp.status
+                    "{url} answered {} but the page is an application error: {error}",
+                    resp.status
                 ),
             );
         }
@@ -143,8 +148,7 @@ where
         return Hop::Done(
             Some(Cause::HttpSlow),
             format!(
-                "{} answered {} in {} ms, slower than {} ms",
-                target.url,
+                "{url} answered {} in {} ms, slower than {} ms",
                 resp.status,
                 ms(total),
                 slow.as_millis()
@@ -168,22 +172,27 @@ async fn banner<S>(
 where
     S: AsyncRead + Unpin,
 {
-    const MAX_LINE: u64 = 1024;
     let t = Instant::now();
     let mut line = Vec::new();
-    let mut reader = tokio::io::AsyncReadExt::take(BufReader::new(io), MAX_LINE);
+    let mut reader = tokio::io::AsyncReadExt::take(BufReader::new(io), MAX_BANNER);
     let read = tokio::time::timeout_at(deadline, reader.read_until(b'\n', &mut line)).await;
     let took = t.elapsed();
-    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+    let text = String::from_utf8_lossy(&line);
+    let text = text.trim_end();
+    // Judged on the whole line; shown capped.
+    let shown = cap(text, MAX_SHOWN);
     let what = match read {
         Err(_) => format!("no banner from {addr} within {} ms", took.as_millis()),
         Ok(Err(e)) => format!("reading the banner from {addr} failed: {e}"),
         Ok(Ok(0)) => format!("{addr} closed the connection without a banner"),
         Ok(Ok(_)) if text.contains(expected) => {
-            walk.layer(Layer::Tcp, true, took, format!("banner: {text}"));
-            return Hop::Done(None, format!("{addr} greeted with \"{text}\""));
+            walk.layer(Layer::Tcp, true, took, format!("banner: {shown}"));
+            return Hop::Done(None, format!("{addr} greeted with \"{shown}\""));
         }
-        Ok(Ok(_)) => format!("{addr} greeted with \"{text}\", expected \"{expected}\""),
+        Ok(Ok(_)) => format!(
+            "{addr} greeted with \"{shown}\", expected \"{}\"",
+            cap(expected, MAX_SHOWN)
+        ),
     };
     walk.layer(Layer::Tcp, false, took, what.clone());
     Hop::Done(Some(Cause::TcpBanner), what)

@@ -5,6 +5,7 @@
 //! Generic over the stream, so the same code runs over TCP, TLS or an
 //! in-memory duplex in unit tests.
 
+use super::text::{MAX_SHOWN, cap};
 use crate::config::{Host, HttpOptions, Method, StatusSet, Target};
 use crate::diagnosis::Cause;
 use bytes::Bytes;
@@ -19,6 +20,13 @@ use tokio::time::Instant;
 
 /// The most of a body that is ever read.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The largest response head accepted (status line and headers), in bytes;
+/// a larger one is `http.protocol`. As large as hyper's own default, so a
+/// long `Location` is still followed; what a report keeps of it is capped
+/// (see [`super::text`]).
+pub const MAX_HEAD: usize = 400 * 1024;
+/// The most response headers accepted (hyper's default).
+pub const MAX_HEADERS: usize = 100;
 /// What sitewatch calls itself in requests.
 pub const USER_AGENT_VALUE: &str = concat!("sitewatch/", env!("CARGO_PKG_VERSION"));
 
@@ -33,9 +41,9 @@ pub struct Response {
     pub body: Option<Bytes>,
     /// Whether the body was longer than [`MAX_BODY`] (only the start was read).
     pub truncated: bool,
-    /// The `Location` header, for redirects.
+    /// The `Location` header, for redirects (whole: it is followed).
     pub location: Option<String>,
-    /// The `Content-Type` header.
+    /// The `Content-Type` header, capped at [`MAX_SHOWN`] bytes.
     pub content_type: Option<String>,
 }
 
@@ -77,10 +85,12 @@ where
 {
     let started = Instant::now();
     let exchange = async {
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
-                .await
-                .map_err(|e| classify(&e))?;
+        let mut builder = hyper::client::conn::http1::Builder::new();
+        builder.max_headers(MAX_HEADERS).max_header_size(MAX_HEAD);
+        let (mut sender, conn) = builder
+            .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| classify(&e))?;
         let method = match opts.method {
             Method::Get => http::Method::GET,
             Method::Head => http::Method::HEAD,
@@ -97,7 +107,10 @@ where
         }
         let req = builder.body(Empty::new()).map_err(|e| Failure {
             cause: Cause::HttpProtocol,
-            what: format!("cannot build the request: {e}"),
+            what: format!(
+                "cannot build the request for a path of {} bytes: {e}",
+                target.path.len()
+            ),
         })?;
         let work = async move {
             let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
@@ -110,7 +123,7 @@ where
                     .map(str::to_string)
             };
             let location = header(LOCATION);
-            let content_type = header(CONTENT_TYPE);
+            let content_type = header(CONTENT_TYPE).map(|c| cap(&c, MAX_SHOWN));
             let (body, truncated) = if wants_body(status) {
                 let (b, t) = read_body(resp.into_body()).await?;
                 (Some(b), t)

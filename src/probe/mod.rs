@@ -3,9 +3,10 @@
 //! redirects, walking every hop the same way.
 //!
 //! The parts: `redirect` walks the chain of hops and composes the report,
-//! `walk` runs one hop (DNS, TCP, TLS) and records layers, and `answer`
-//! judges the top layer (HTTP or a banner). The per-protocol tables live in
-//! [`dns`], [`tcp`], [`tls`] and [`http`].
+//! `walk` runs one hop (DNS, TCP, TLS) and records layers, `answer` judges
+//! the top layer (HTTP or a banner), and [`text`] caps everything a target
+//! can make large. The per-protocol tables live in [`dns`], [`tcp`],
+//! [`tls`] and [`http`].
 //!
 //! Sees only a [`SiteSpec`] and the shared [`ProbeDeps`] (resolvers, TLS
 //! configurations); knows nothing of state, alerts or the store. A site that
@@ -17,6 +18,7 @@ pub mod dns;
 pub mod http;
 mod redirect;
 pub mod tcp;
+pub mod text;
 pub mod tls;
 mod walk;
 

@@ -2,12 +2,51 @@
 //! ([`super::walk::hop`]) until one is done, loops, or exceeds the site's
 //! `max_redirects`; then the findings of every hop make the report.
 
+use super::text::{self, MAX_URL, cap};
 use super::walk::{self, Hop, Walk};
 use super::{ProbeDeps, ProbeError, ProbeReport};
 use crate::config::{SiteSpec, Target};
 use crate::diagnosis::{Cause, Status};
 use std::borrow::Cow;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use tokio::time::Instant;
+
+/// The URLs walked so far: a hash of each (a redirect may be hundreds of
+/// KiB long; loops are found by comparing hashes) and the text shown.
+#[derive(Default)]
+struct Chain {
+    hashes: Vec<u64>,
+    shown: Vec<String>,
+}
+
+fn hash(url: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    url.hash(&mut h);
+    h.finish()
+}
+
+impl Chain {
+    fn push(&mut self, url: &str) {
+        self.hashes.push(hash(url));
+        self.shown.push(cap(url, MAX_URL));
+    }
+
+    fn holds(&self, url: &str) -> bool {
+        self.hashes.contains(&hash(url))
+    }
+
+    fn len(&self) -> usize {
+        self.shown.len()
+    }
+
+    /// The chain and then `last`, as bounded text.
+    fn path_to(&self, last: &str) -> String {
+        let mut urls: Vec<&str> = self.shown.iter().map(String::as_str).collect();
+        let last = cap(last, MAX_URL);
+        urls.push(&last);
+        text::path(&urls)
+    }
+}
 
 /// Walks `site` from its URL through its redirects, giving up at `deadline`.
 pub(super) async fn walk(
@@ -17,18 +56,17 @@ pub(super) async fn walk(
 ) -> Result<ProbeReport, ProbeError> {
     let mut walk = Walk::new(site);
     let mut target = Cow::Borrowed(&site.target);
-    let mut chain: Vec<String> = Vec::new();
+    let mut chain = Chain::default();
     let (cause, detail) = loop {
         let (next, status) = match walk::hop(&mut walk, &target, deps, deadline).await? {
             Hop::Done(cause, detail) => break (cause, detail),
             Hop::Redirect(next, status) => (next, status),
         };
-        chain.push(target.url.clone());
-        let path = || format!("{} → {next}", chain.join(" → "));
-        if chain.contains(&next) {
+        chain.push(&target.url);
+        if chain.holds(&next) {
             break (
                 Some(Cause::HttpRedirects),
-                format!("redirect loop: {}", path()),
+                format!("redirect loop: {}", chain.path_to(&next)),
             );
         }
         if walk.hop >= site.http.max_redirects {
@@ -37,7 +75,7 @@ pub(super) async fn walk(
                 format!(
                     "more than {} redirects: {}",
                     site.http.max_redirects,
-                    path()
+                    chain.path_to(&next)
                 ),
             );
         }
@@ -50,8 +88,9 @@ pub(super) async fn walk(
                 break (
                     Some(Cause::HttpRedirects),
                     format!(
-                        "{} redirects ({status}) to {next}, which is not an http(s) URL",
-                        chain.last().map_or("", String::as_str)
+                        "{} redirects ({status}) to {}, which is not an http(s) URL",
+                        chain.shown.last().map_or("", String::as_str),
+                        cap(&next, MAX_URL)
                     ),
                 );
             }
@@ -65,7 +104,7 @@ pub(super) async fn walk(
 fn report(
     mut walk: Walk<'_>,
     target: &Target,
-    chain: &[String],
+    chain: &Chain,
     cause: Option<Cause>,
     detail: String,
 ) -> ProbeReport {
@@ -78,19 +117,41 @@ fn report(
             Some(Cause::TlsExpiring),
             format!("{detail}; but {expiring}"),
         )
-    } else if chain.is_empty() {
+    } else if chain.len() == 0 {
         (cause, detail)
     } else {
         let n = chain.len();
         (
             cause,
             format!(
-                "{detail} after {n} redirect{} ({} → {})",
+                "{detail} after {n} redirect{} ({})",
                 if n == 1 { "" } else { "s" },
-                chain.join(" → "),
-                target.url
+                chain.path_to(&target.url)
             ),
         )
     };
     walk.finish(target, cause, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_finds_loops_and_shows_bounded_text() {
+        let mut chain = Chain::default();
+        let long = format!("http://a.test/{}", "x".repeat(380_000));
+        chain.push("http://a.test/");
+        chain.push(&long);
+        assert!(chain.holds(&long));
+        assert!(chain.holds("http://a.test/"));
+        assert!(!chain.holds("http://a.test/x"));
+        let path = chain.path_to("http://a.test/");
+        assert!(path.len() <= text::MAX_PATH, "{}", path.len());
+        assert!(
+            path.starts_with("http://a.test/ → http://a.test/xxx"),
+            "{path}"
+        );
+        assert!(path.ends_with(" → http://a.test/"), "{path}");
+    }
 }

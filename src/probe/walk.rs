@@ -3,7 +3,11 @@
 //! hop and turns them into a [`ProbeReport`]. The top layer (HTTP or a
 //! banner) is [`super::answer`]; following redirects is
 //! [`super::redirect`].
+//!
+//! Everything recorded goes through [`Walk::layer`] and [`Walk::finish`],
+//! which cap it (see [`super::text`]).
 
+use super::text::{self, MAX_DETAIL, MAX_LAYER_DETAIL, MAX_SHOWN, MAX_URL, cap, cap_owned};
 use super::{ProbeDeps, ProbeError, ProbeReport, answer, dns, ms, tcp, tls};
 use crate::config::{AddressMode, Host, Scheme, SiteSpec, Target};
 use crate::diagnosis::{Cause, HintFacts, Layer, Status, hint};
@@ -11,6 +15,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
+
+/// The most addresses listed when a name resolves to unexpected ones.
+const MAX_LISTED: usize = 16;
 
 /// Collects layer reports and what the walk found on the way.
 pub(super) struct Walk<'a> {
@@ -54,7 +61,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Records one layer.
+    /// Records one layer; its detail is capped at [`MAX_LAYER_DETAIL`].
     pub(super) fn layer(&mut self, layer: Layer, ok: bool, elapsed: Duration, detail: String) {
         let detail = if self.hop == 0 {
             detail
@@ -65,11 +72,11 @@ impl<'a> Walk<'a> {
             layer,
             ok,
             ms: ms(elapsed),
-            detail,
+            detail: cap_owned(detail, MAX_LAYER_DETAIL),
         });
     }
 
-    /// The report.
+    /// The report; `detail` and `hint` are capped at [`MAX_DETAIL`].
     pub(super) fn finish(
         self,
         target: &Target,
@@ -77,11 +84,12 @@ impl<'a> Walk<'a> {
         detail: String,
     ) -> ProbeReport {
         let status = cause.map_or(Status::Up, Cause::status);
+        let host = cap(&target.host_str, MAX_URL);
         let hint = cause.map(|c| {
             let mut h = hint(
                 c,
                 &HintFacts {
-                    host: &target.host_str,
+                    host: &host,
                     port: target.port,
                     addr: self.addr,
                     http_status: self.http_status,
@@ -92,12 +100,12 @@ impl<'a> Walk<'a> {
             {
                 h.push_str(&format!(" (it connects from {local})"));
             }
-            h
+            cap_owned(h, MAX_DETAIL)
         });
         ProbeReport {
             status,
             cause,
-            detail,
+            detail: cap_owned(detail, MAX_DETAIL),
             hint,
             layers: self.layers,
             started_at: self.started_at,
@@ -125,23 +133,25 @@ pub(super) async fn hop(
                 .resolvers
                 .get(&site.expect.resolvers)
                 .map_err(ProbeError::Setup)?;
+            let shown = cap(name, MAX_URL);
             let t = Instant::now();
             // Boxed: the resolver's future is large, and address-literal
             // probes (the bulk of plain TCP checks) should not carry it.
             match tokio::time::timeout_at(deadline, Box::pin(dns::lookup(resolver, name))).await {
                 Err(_) => {
                     let took = t.elapsed();
-                    let what = format!("no DNS answer for {name} within {} ms", took.as_millis());
+                    let what = format!("no DNS answer for {shown} within {} ms", took.as_millis());
                     walk.layer(Layer::Dns, false, took, what.clone());
                     return Ok(Hop::Done(Some(Cause::DnsTimeout), what));
                 }
                 Ok(Err(e)) => {
                     let took = t.elapsed();
                     let (cause, what) = dns::classify(&e);
-                    walk.layer(Layer::Dns, false, took, format!("{name}: {what}"));
+                    let what = cap(&what, MAX_SHOWN);
+                    walk.layer(Layer::Dns, false, took, format!("{shown}: {what}"));
                     return Ok(Hop::Done(
                         Some(cause),
-                        format!("resolving {name} failed: {what}"),
+                        format!("resolving {shown} failed: {what}"),
                     ));
                 }
                 Ok(Ok(ips)) => {
@@ -152,14 +162,15 @@ pub(super) async fn hop(
                         && !ips.iter().any(|ip| site.expect.ips.contains(ip))
                     {
                         let what = format!(
-                            "{name} resolves to {}, none of the expected {}",
-                            list(&ips),
-                            list(&site.expect.ips)
+                            "{shown} resolves to {}, none of the expected {}",
+                            text::list(&ips, MAX_LISTED),
+                            text::list(&site.expect.ips, MAX_LISTED)
                         );
                         walk.layer(Layer::Dns, false, took, what.clone());
                         return Ok(Hop::Done(Some(Cause::DnsUnexpectedAddress), what));
                     }
-                    walk.layer(Layer::Dns, true, took, format!("{name} → {}", list(&ips)));
+                    let what = format!("{shown} → {}", text::list(&ips, ips.len()));
+                    walk.layer(Layer::Dns, true, took, what);
                     ips
                 }
             }
@@ -243,14 +254,6 @@ pub(super) async fn hop(
     })
 }
 
-fn list(addrs: &[IpAddr]) -> String {
-    addrs
-        .iter()
-        .map(IpAddr::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// What one connect attempt did, in words.
 fn describe(a: &tcp::Attempt) -> String {
     let os = a
@@ -325,7 +328,10 @@ async fn upper_layers(
     let server_name = match &target.host {
         Host::Ip(ip) => rustls::pki_types::ServerName::IpAddress((*ip).into()),
         Host::Name(name) => rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
-            ProbeError::Setup(format!("{name} is not a valid TLS server name: {e}"))
+            ProbeError::Setup(format!(
+                "{} is not a valid TLS server name: {e}",
+                cap(name, MAX_URL)
+            ))
         })?,
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
@@ -342,7 +348,7 @@ async fn upper_layers(
         }
         Ok(Err(e)) => {
             let took = t.elapsed();
-            let f = tls::classify(&e, &target.host_str);
+            let f = tls::classify(&e, &cap(&target.host_str, MAX_URL));
             walk.cert = f.cert;
             let what = format!("TLS handshake with {addr} failed: {}", f.what);
             walk.layer(Layer::Tls, false, took, what.clone());
@@ -359,7 +365,7 @@ async fn upper_layers(
             };
             let alpn = conn
                 .alpn_protocol()
-                .map(|p| format!(", ALPN {}", String::from_utf8_lossy(p)))
+                .map(|p| format!(", ALPN {}", cap(&String::from_utf8_lossy(p), MAX_SHOWN)))
                 .unwrap_or_default();
             let cert = conn
                 .peer_certificates()
@@ -375,7 +381,7 @@ async fn upper_layers(
             {
                 walk.expiring.get_or_insert(format!(
                     "the certificate of {} expires in {} day{} (warning at {})",
-                    target.host_str,
+                    cap(&target.host_str, MAX_URL),
                     c.days_left,
                     if c.days_left == 1 { "" } else { "s" },
                     site.expect.cert_warn_days

@@ -1,0 +1,160 @@
+//! The HTTP layer of the probe against real servers on loopback:
+//! everything a target can make large capped where it is recorded.
+
+mod common;
+
+use common::http::{Recorder, response};
+use sitewatch::config::SiteSpec;
+use sitewatch::diagnosis::{Cause, Layer, Status};
+use sitewatch::probe::text::{MAX_DETAIL, MAX_LAYER_DETAIL};
+use sitewatch::probe::{ProbeDeps, ProbeReport};
+
+/// The one site of a sites.toml holding `keys`.
+fn site(keys: &str) -> SiteSpec {
+    let text = format!("[[site]]\nname = \"t\"\n{keys}\n");
+    let config = sitewatch::config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+    config.sites[0].as_ref().clone()
+}
+
+async fn probe(site: &SiteSpec) -> ProbeReport {
+    let deps = ProbeDeps::new([site]).unwrap();
+    sitewatch::probe::run(site, &deps).await.unwrap()
+}
+
+/// Every text of the report is within its cap.
+fn assert_capped(r: &ProbeReport) {
+    assert!(
+        r.detail.len() <= MAX_DETAIL,
+        "detail of {} bytes",
+        r.detail.len()
+    );
+    let hint = r.hint.as_deref().unwrap_or_default();
+    assert!(hint.len() <= MAX_DETAIL, "hint of {} bytes", hint.len());
+    for layer in &r.layers {
+        assert!(
+            layer.detail.len() <= MAX_LAYER_DETAIL,
+            "{:?} layer detail of {} bytes",
+            layer.layer,
+            layer.detail.len()
+        );
+    }
+}
+
+fn html(body: &str) -> String {
+    response(200, &[("Content-Type", "text/html; charset=utf-8")], body)
+}
+
+/// A server redirecting `/` to a path of `len` bytes, which it answers 200.
+async fn long_redirect(len: usize) -> (Recorder, String) {
+    let long = format!("/{}", "a".repeat(len - 1));
+    let location = long.clone();
+    let server = Recorder::start(move |r| {
+        if r.path == "/" {
+            response(302, &[("Location", &location)], "")
+        } else {
+            html("<html><body>arrived</body></html>")
+        }
+    })
+    .await;
+    (server, long)
+}
+
+fn redirect_layer(r: &ProbeReport) -> &str {
+    &r.layers
+        .iter()
+        .find(|l| l.layer == Layer::Http && l.detail.contains("redirect to /aaa"))
+        .unwrap()
+        .detail
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_long_location_is_followed_and_recorded_capped() {
+    let (server, long) = long_redirect(60_000).await;
+    let r = probe(&site(&format!("url = \"http://{}/\"", server.addr))).await;
+    assert_capped(&r);
+    // Followed whole: the server saw the full path.
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].path, long);
+    // Still says what happened.
+    assert_eq!((r.status, r.cause), (Status::Up, None), "{}", r.detail);
+    assert!(r.detail.contains("after 1 redirect ("), "{}", r.detail);
+    assert!(r.detail.contains(" bytes))"), "{}", r.detail);
+    assert!(redirect_layer(&r).ends_with("(60000 bytes)"));
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.len() < 8 * 1024, "{} bytes of JSON", json.len());
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_380_kb_location_is_reported_capped() {
+    // hyper takes a head this large; no request can carry such a path
+    // (the most is 64 KiB), which is http.protocol as before.
+    let (server, _) = long_redirect(380_000).await;
+    let r = probe(&site(&format!("url = \"http://{}/\"", server.addr))).await;
+    assert_capped(&r);
+    assert_eq!(server.received().len(), 1);
+    assert_eq!(r.cause, Some(Cause::HttpProtocol), "{}", r.detail);
+    assert!(r.detail.contains("bytes) from 127.0.0.1:"), "{}", r.detail);
+    assert!(
+        r.detail
+            .ends_with("cannot build the request for a path of 380000 bytes: uri too long"),
+        "{}",
+        r.detail
+    );
+    assert!(redirect_layer(&r).ends_with("(380000 bytes)"));
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.len() < 8 * 1024, "{} bytes of JSON", json.len());
+}
+
+#[tokio::test]
+async fn a_chain_of_long_redirects_gives_up_with_bounded_text() {
+    let pad = "b".repeat(60_000);
+    let server = Recorder::start(move |r| {
+        let next = match r.path.strip_prefix("/hop/") {
+            Some(rest) => rest.split('/').next().unwrap().parse::<u32>().unwrap() + 1,
+            None => 1,
+        };
+        response(302, &[("Location", &format!("/hop/{next}/{pad}"))], "")
+    })
+    .await;
+    let r = probe(&site(&format!("url = \"http://{}/start\"", server.addr))).await;
+    assert_capped(&r);
+    assert_eq!(r.cause, Some(Cause::HttpRedirects), "{}", r.detail);
+    assert_eq!(server.received().len(), 6);
+    let start = format!("more than 5 redirects: http://{}/start → ", server.addr);
+    assert!(r.detail.starts_with(&start), "{}", r.detail);
+    assert!(r.detail.contains(" more … → "), "{}", r.detail);
+    assert!(r.detail.contains("/hop/6/bbb"), "{}", r.detail);
+    assert_eq!(r.layers.len(), 12);
+}
+
+#[tokio::test]
+async fn check_json_of_a_380_kb_redirect_prints_bounded_lines() {
+    let (server, _) = long_redirect(380_000).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sitewatch"))
+        .args(["check", &format!("http://{}/", server.addr), "--json"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.len() < 12 * 1024, "{} bytes printed", stdout.len());
+    for line in stdout.lines() {
+        assert!(
+            line.len() <= MAX_DETAIL + 64,
+            "a line of {} bytes",
+            line.len()
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["cause"], "http.protocol", "{json}");
+    let detail = json["detail"].as_str().unwrap();
+    assert!(detail.contains("path of 380000 bytes"), "{detail}");
+    let layers = json["layers"].as_array().unwrap();
+    assert!(
+        layers[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("redirect to /aaa")
+    );
+}
