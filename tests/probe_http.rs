@@ -1,5 +1,6 @@
-//! The HTTP layer of the probe against real servers on loopback:
-//! everything a target can make large capped where it is recorded.
+//! The HTTP layer of the probe against real servers on loopback: bodies
+//! searched while they stream, and everything a target can make large
+//! capped where it is recorded.
 
 mod common;
 
@@ -8,6 +9,7 @@ use sitewatch::config::SiteSpec;
 use sitewatch::diagnosis::{Cause, Layer, Status};
 use sitewatch::probe::text::{MAX_DETAIL, MAX_LAYER_DETAIL};
 use sitewatch::probe::{ProbeDeps, ProbeReport};
+use std::time::{Duration, Instant};
 
 /// The one site of a sites.toml holding `keys`.
 fn site(keys: &str) -> SiteSpec {
@@ -42,6 +44,65 @@ fn assert_capped(r: &ProbeReport) {
 
 fn html(body: &str) -> String {
     response(200, &[("Content-Type", "text/html; charset=utf-8")], body)
+}
+
+/// Runs the probe on a thread of its own, with a runtime like the daemon's,
+/// so a probe that hogs the CPU fails the test instead of stalling the
+/// server it talks to. Returns the report and the probe's own duration.
+async fn probe_on_a_thread(site: SiteSpec) -> (ProbeReport, Duration) {
+    let deps = ProbeDeps::new([&site]).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let report = runtime
+            .block_on(sitewatch::probe::run(&site, &deps))
+            .unwrap();
+        let _ = tx.send((report, started.elapsed()));
+    });
+    tokio::time::timeout(Duration::from_secs(20), rx)
+        .await
+        .expect("the probe did not finish within 20 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_large_expected_text_against_a_1_mib_body_is_searched_fast() {
+    const MIB: usize = 1024 * 1024;
+    // A needle that matches the body for 512 KiB before it fails: the
+    // worst case of a window-by-window comparison.
+    let needle = format!("{}!", "n".repeat(512 * 1024));
+    let server = Recorder::start(|r| {
+        if r.path == "/present" {
+            html(&format!("{}!", "n".repeat(MIB - 1)))
+        } else {
+            html(&"n".repeat(MIB + 4096))
+        }
+    })
+    .await;
+    for (path, want) in [("/absent", Some(Cause::HttpContent)), ("/present", None)] {
+        let mut s = site(&format!(
+            "url = \"http://{}{path}\"\nmax_redirects = 0",
+            server.addr
+        ));
+        s.expect.body = Some(needle.clone());
+        let (r, took) = probe_on_a_thread(s).await;
+        assert_eq!(r.cause, want, "{path}: {}", r.detail);
+        assert!(took < Duration::from_secs(2), "{path}: took {took:?}");
+        assert_capped(&r);
+        if want.is_some() {
+            assert!(
+                r.detail
+                    .contains("but the body (first 1024 KiB) lacks \"nnnn"),
+                "{}",
+                r.detail
+            );
+            assert!(r.detail.contains("(524289 bytes)\""), "{}", r.detail);
+        }
+    }
 }
 
 /// A server redirecting `/` to a path of `len` bytes, which it answers 200.

@@ -1,9 +1,11 @@
 //! The top layer of a hop: what the server answers on the connected (and
 //! handshaken) stream, judged against the site's expectations. For
-//! http(s), the response's status, redirect and body; for tcp/tls, the
-//! banner if one is expected.
+//! http(s), the response's status, redirect and body (searched while it
+//! streams, see [`super::body`]); for tcp/tls, the banner if one is
+//! expected.
 
-use super::http;
+use super::body::{self, Checks, Scan};
+use super::http::{self, MAX_BODY};
 use super::ms;
 use super::text::{MAX_SHOWN, MAX_URL, cap};
 use super::walk::{Hop, Walk};
@@ -37,16 +39,28 @@ where
     }
     let opts = &site.http;
     let url = cap(&target.url, MAX_URL);
-    let checks_body = site.expect.body.is_some() || site.expect.forbid_body.is_some();
     let follows = opts.max_redirects > 0;
-    let wants_body = |status: u16| {
+    // The body is searched only when a check will read the verdict: a GET
+    // answered with an accepted status that is not a redirect to follow.
+    let scan = |status: u16, content_type: Option<&str>| {
         let redirect = follows && (300..400).contains(&status);
-        opts.method == Method::Get
-            && !redirect
-            && (checks_body || (opts.app_errors && (200..300).contains(&status)))
+        if opts.method != Method::Get
+            || redirect
+            || http::classify_status(status, &site.expect.status).is_some()
+        {
+            return None;
+        }
+        let checks = Checks {
+            expect: site.expect.body.as_deref(),
+            forbid: site.expect.forbid_body.as_deref(),
+            app_errors: opts.app_errors && (200..300).contains(&status),
+            html: body::is_html(content_type),
+        };
+        let wanted = checks.expect.is_some() || checks.forbid.is_some() || checks.app_errors;
+        wanted.then(|| Scan::new(checks, MAX_BODY))
     };
     let t = Instant::now();
-    let resp = match http::request(io, target, opts, wants_body, deadline).await {
+    let resp = match http::request(io, target, opts, scan, deadline).await {
         Err(f) => {
             walk.layer(Layer::Http, false, t.elapsed(), f.what.clone());
             return Hop::Done(Some(f.cause), format!("{url} from {addr}: {}", f.what));
@@ -94,50 +108,39 @@ where
             ),
         );
     }
-    if let Some(body) = &resp.body {
-        let size = if resp.truncated {
-            format!("first {} KiB", body.len() / 1024)
+    if let Some(verdict) = &resp.body {
+        let size = verdict.size();
+        let status = resp.status;
+        let failed = if verdict.lacks_expected {
+            let text = cap(site.expect.body.as_deref().unwrap_or_default(), MAX_SHOWN);
+            Some((
+                Cause::HttpContent,
+                format!("{url} answered {status} but the body ({size}) lacks \"{text}\""),
+            ))
+        } else if verdict.holds_forbidden {
+            let text = cap(
+                site.expect.forbid_body.as_deref().unwrap_or_default(),
+                MAX_SHOWN,
+            );
+            Some((
+                Cause::HttpContent,
+                format!(
+                    "{url} answered {status} but the body ({size}) holds the forbidden \"{text}\""
+                ),
+            ))
         } else {
-            format!("{} bytes", body.len())
+            verdict.app_error.map(|error| {
+                (
+                    Cause::HttpAppError,
+                    format!(
+                        "{url} answered {status} but the page is an application error: {error}"
+                    ),
+                )
+            })
         };
-        if let Some(text) = &site.expect.body
-            && !contains(body, text.as_bytes())
-        {
+        if let Some((cause, what)) = failed {
             walk.layer(Layer::Http, false, took, head);
-            return Hop::Done(
-                Some(Cause::HttpContent),
-                format!(
-                    "{url} answered {} but the body ({size}) lacks \"{}\"",
-                    resp.status,
-                    cap(text, MAX_SHOWN)
-                ),
-            );
-        }
-        if let Some(text) = &site.expect.forbid_body
-            && contains(body, text.as_bytes())
-        {
-            walk.layer(Layer::Http, false, took, head);
-            return Hop::Done(
-                Some(Cause::HttpContent),
-                format!(
-                    "{url} answered {} but the body ({size}) holds the forbidden \"{}\"",
-                    resp.status,
-                    cap(text, MAX_SHOWN)
-                ),
-            );
-        }
-        if opts.app_errors
-            && (200..300).contains(&resp.status)
-            && let Some(error) = http::app_error(body, resp.content_type.as_deref())
-        {
-            walk.layer(Layer::Http, false, took, head);
-            return Hop::Done(
-                Some(Cause::HttpAppError),
-                format!(
-                    "{url} answered {} but the page is an application error: {error}",
-                    resp.status
-                ),
-            );
+            return Hop::Done(Some(cause), what);
         }
     }
     walk.layer(Layer::Http, true, took, head);
@@ -196,8 +199,4 @@ where
     };
     walk.layer(Layer::Tcp, false, took, what.clone());
     Hop::Done(Some(Cause::TcpBanner), what)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -5,12 +5,14 @@
 //! Generic over the stream, so the same code runs over TCP, TLS or an
 //! in-memory duplex in unit tests.
 
+use super::body::{End, Scan, Verdict};
 use super::text::{MAX_SHOWN, cap};
 use crate::config::{Host, HttpOptions, Method, StatusSet, Target};
 use crate::diagnosis::Cause;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
+use hyper::body::Body;
 use hyper::header::{ACCEPT, CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
@@ -30,17 +32,16 @@ pub const MAX_HEADERS: usize = 100;
 /// What sitewatch calls itself in requests.
 pub const USER_AGENT_VALUE: &str = concat!("sitewatch/", env!("CARGO_PKG_VERSION"));
 
-/// A response head (and body, when a check needs it).
+/// A response head, and what its body showed when a check searched it.
 #[derive(Debug)]
 pub struct Response {
     /// The status code.
     pub status: u16,
     /// Time from sending the request to the end of the response head.
     pub ttfb: Duration,
-    /// The body, read up to [`MAX_BODY`], when a check asked for it.
-    pub body: Option<Bytes>,
-    /// Whether the body was longer than [`MAX_BODY`] (only the start was read).
-    pub truncated: bool,
+    /// What the search of the body found (at most [`MAX_BODY`] read), when
+    /// a check asked for one.
+    pub body: Option<Verdict>,
     /// The `Location` header, for redirects (whole: it is followed).
     pub location: Option<String>,
     /// The `Content-Type` header, capped at [`MAX_SHOWN`] bytes.
@@ -70,14 +71,16 @@ pub fn host_header(target: &Target) -> String {
     }
 }
 
-/// Sends one request for `target` over `io` and reads the response head,
-/// then the body if `wants_body(status)`; gives up at `deadline` with
-/// `http.timeout`.
-pub async fn request<S>(
+/// Sends one request for `target` over `io` and reads the response head;
+/// then, if
+/// `scan(status, content_type)` gives a search, streams the body through
+/// it until every check is decided or [`MAX_BODY`] is read. Gives up at
+/// `deadline` with `http.timeout`.
+pub async fn request<'a, S>(
     io: S,
     target: &Target,
     opts: &HttpOptions,
-    wants_body: impl FnOnce(u16) -> bool,
+    scan: impl FnOnce(u16, Option<&str>) -> Option<Scan<'a>>,
     deadline: Instant,
 ) -> Result<Response, Failure>
 where
@@ -124,17 +127,14 @@ where
             };
             let location = header(LOCATION);
             let content_type = header(CONTENT_TYPE).map(|c| cap(&c, MAX_SHOWN));
-            let (body, truncated) = if wants_body(status) {
-                let (b, t) = read_body(resp.into_body()).await?;
-                (Some(b), t)
-            } else {
-                (None, false)
+            let body = match scan(status, content_type.as_deref()) {
+                Some(scan) => Some(read_body(resp.into_body(), scan).await?),
+                None => None,
             };
             Ok(Response {
                 status,
                 ttfb,
                 body,
-                truncated,
                 location,
                 content_type,
             })
@@ -159,79 +159,33 @@ where
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes; says whether there was more.
-async fn read_body(mut body: hyper::body::Incoming) -> Result<(Bytes, bool), Failure> {
-    let mut buf = bytes::BytesMut::new();
+/// Streams at most [`MAX_BODY`] bytes through `scan`, stopping as soon as
+/// every check is decided.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    mut scan: Scan<'_>,
+) -> Result<Verdict, Failure> {
+    let mut room = MAX_BODY;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| classify(&e))?;
-        if let Ok(data) = frame.into_data() {
-            let room = MAX_BODY - buf.len();
-            if data.len() >= room {
-                buf.extend_from_slice(&data[..room]);
-                return Ok((buf.freeze(), true));
-            }
-            buf.extend_from_slice(&data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.len() >= room {
+            scan.feed(&data[..room]);
+            return Ok(scan.finish(End::Budget));
+        }
+        room -= data.len();
+        if scan.feed(&data) {
+            let end = if body.is_end_stream() {
+                End::Complete
+            } else {
+                End::Decided
+            };
+            return Ok(scan.finish(end));
         }
     }
-    Ok((buf.freeze(), false))
-}
-
-/// What a success page that is really an application error looks like.
-/// Returns the name of the error found.
-pub fn app_error(body: &[u8], content_type: Option<&str>) -> Option<&'static str> {
-    let text = String::from_utf8_lossy(body);
-    const SIGNATURES: &[(&str, &str)] = &[
-        (
-            "Error establishing a database connection",
-            "WordPress cannot reach its database (\"Error establishing a database connection\")",
-        ),
-        (
-            "There has been a critical error on this website",
-            "WordPress critical error (\"There has been a critical error on this website\")",
-        ),
-        ("<b>Fatal error</b>:", "PHP fatal error"),
-        ("<b>Parse error</b>:", "PHP parse error"),
-    ];
-    for (needle, name) in SIGNATURES {
-        if text.contains(needle) {
-            return Some(name);
-        }
-    }
-    // PHP without HTML error formatting prints the error at the start of a line.
-    for line in text.lines() {
-        let line = line.trim_start_matches("<br />").trim_start();
-        if line.starts_with("Fatal error: ") || line.starts_with("PHP Fatal error:") {
-            return Some("PHP fatal error");
-        }
-        if line.starts_with("Parse error: ") || line.starts_with("PHP Parse error:") {
-            return Some("PHP parse error");
-        }
-    }
-    let html = content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"));
-    if html && blank_html(&text) {
-        return Some("blank page (an HTML response with nothing in its body)");
-    }
-    None
-}
-
-/// An HTML document that is empty, or whose `<body>` holds nothing but
-/// whitespace: the "white screen" of a crashed PHP application.
-fn blank_html(text: &str) -> bool {
-    if text.trim().is_empty() {
-        return true;
-    }
-    let lower = text.to_ascii_lowercase();
-    let Some(open) = lower.find("<body") else {
-        return false;
-    };
-    let Some(open_end) = lower[open..].find('>') else {
-        return false;
-    };
-    let inner_start = open + open_end + 1;
-    let inner_end = lower[inner_start..]
-        .find("</body")
-        .map_or(lower.len(), |i| inner_start + i);
-    lower[inner_start..inner_end].trim().is_empty()
+    Ok(scan.finish(End::Complete))
 }
 
 /// hyper's words when the server sends bytes before any request was
@@ -281,6 +235,7 @@ pub fn classify_status(status: u16, expect: &StatusSet) -> Option<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::body::Checks;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
@@ -322,17 +277,49 @@ mod tests {
             .clone()
     }
 
-    async fn against(reply: &'static [u8]) -> Result<Response, Failure> {
-        let (client, mut server) = tokio::io::duplex(4096);
+    /// Every check that reads the body to its end.
+    fn whole() -> Checks<'static> {
+        Checks {
+            app_errors: true,
+            ..Checks::default()
+        }
+    }
+
+    /// Asks a server that answers `reply` in pieces of `piece` bytes,
+    /// searching the body for `checks`.
+    async fn against_in_pieces(
+        reply: &'static [u8],
+        piece: usize,
+        checks: Checks<'static>,
+    ) -> Result<Response, Failure> {
+        let (client, mut server) = tokio::io::duplex(64);
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let _ = server.read(&mut buf).await;
-            let _ = server.write_all(reply).await;
+            for chunk in reply.chunks(piece) {
+                if server.write_all(chunk).await.is_err() {
+                    return;
+                }
+                let _ = server.flush().await;
+                // Let the client read each piece on its own.
+                tokio::task::yield_now().await;
+            }
             let _ = server.shutdown().await;
         });
         let deadline = Instant::now() + Duration::from_secs(5);
         let site = site();
-        request(client, &site.target, &site.http, |_| true, deadline).await
+        request(
+            client,
+            &site.target,
+            &site.http,
+            move |_, _| Some(Scan::new(checks, MAX_BODY)),
+            deadline,
+        )
+        .await
+    }
+
+    async fn against(reply: &'static [u8]) -> Result<Response, Failure> {
+        against_in_pieces(reply, 4096, whole()).await
     }
 
     #[tokio::test]
@@ -346,65 +333,10 @@ mod tests {
         });
         let site = site();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let err = request(client, &site.target, &site.http, |_| false, deadline)
+        let err = request(client, &site.target, &site.http, |_, _| None, deadline)
             .await
             .unwrap_err();
         assert_eq!(err.cause, Cause::HttpProtocol, "{}", err.what);
-    }
-
-    #[test]
-    fn application_error_pages_are_recognised() {
-        let html = Some("text/html; charset=UTF-8");
-        let table: &[(&str, Option<&str>, bool)] = &[
-            (
-                "<h1>Error establishing a database connection</h1>",
-                html,
-                true,
-            ),
-            (
-                "<p>There has been a critical error on this website.</p>",
-                html,
-                true,
-            ),
-            (
-                "<br />\n<b>Fatal error</b>:  Uncaught Error: x in /a.php:3",
-                html,
-                true,
-            ),
-            ("<b>Parse error</b>: syntax error", html, true),
-            (
-                "PHP Fatal error:  Allowed memory size exhausted",
-                None,
-                true,
-            ),
-            (
-                "Parse error: syntax error, unexpected '}'",
-                Some("text/plain"),
-                true,
-            ),
-            ("", html, true),
-            ("<html><body>  \n </body></html>", html, true),
-            (
-                "<html><body><div id=\"root\"></div></body></html>",
-                html,
-                false,
-            ),
-            ("", None, false),
-            ("", Some("application/json"), false),
-            (
-                "<p>How to fix a PHP Fatal error: a tutorial</p>",
-                html,
-                false,
-            ),
-            ("<html><body>Welcome</body></html>", html, false),
-        ];
-        for &(body, ct, want) in table {
-            assert_eq!(
-                app_error(body.as_bytes(), ct).is_some(),
-                want,
-                "{body:?} {ct:?}"
-            );
-        }
     }
 
     #[test]
@@ -422,7 +354,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.status, 200);
-        assert_eq!(ok.body.as_deref(), Some(&b"hello"[..]));
+        let body = ok.body.unwrap();
+        assert_eq!((body.read, body.end), (5, End::Complete));
         assert_eq!(
             against(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap_err().cause,
             Cause::HttpProtocol
@@ -442,5 +375,63 @@ mod tests {
                 .cause,
             Cause::HttpEmpty
         );
+    }
+
+    #[tokio::test]
+    async fn a_needle_cut_across_the_pieces_of_a_body_is_found() {
+        const PAGE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 43\r\n\r\n<html><body>status: all green</body></html>";
+        let checks = |expect, forbid| Checks {
+            expect,
+            forbid,
+            ..Checks::default()
+        };
+        for piece in [1, 2, 3, 5, 7] {
+            let found = against_in_pieces(PAGE, piece, checks(Some("status: all green"), None))
+                .await
+                .unwrap()
+                .body
+                .unwrap();
+            assert!(!found.lacks_expected, "pieces of {piece}: {found:?}");
+            let missing = against_in_pieces(PAGE, piece, checks(Some("status: red"), None))
+                .await
+                .unwrap()
+                .body
+                .unwrap();
+            assert!(missing.lacks_expected, "pieces of {piece}");
+            assert_eq!(missing.size(), "43 bytes");
+            let forbidden = against_in_pieces(PAGE, piece, checks(None, Some("all green")))
+                .await
+                .unwrap()
+                .body
+                .unwrap();
+            assert!(forbidden.holds_forbidden, "pieces of {piece}");
+        }
+        // Chunked transfer encoding, cut inside the needle and the chunk sizes.
+        const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\nstatus: a\r\n8\r\nll green\r\n0\r\n\r\n";
+        let v = against_in_pieces(CHUNKED, 3, checks(Some("status: all green"), None))
+            .await
+            .unwrap()
+            .body
+            .unwrap();
+        assert!(!v.lacks_expected, "{v:?}");
+        assert_eq!(v.read, 17);
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_forbidden_text_even_if_the_rest_is_broken() {
+        // The body claims more than is sent: once the forbidden text is
+        // found nothing after it matters.
+        const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n<h1>Maintenance</h1><p>back soon, we promise</p>";
+        let checks = Checks {
+            forbid: Some("Maintenance"),
+            ..Checks::default()
+        };
+        let v = against_in_pieces(REPLY, 4096, checks)
+            .await
+            .unwrap()
+            .body
+            .unwrap();
+        assert!(v.holds_forbidden);
+        assert_eq!(v.end, End::Decided);
     }
 }

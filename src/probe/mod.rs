@@ -4,9 +4,9 @@
 //!
 //! The parts: `redirect` walks the chain of hops and composes the report,
 //! `walk` runs one hop (DNS, TCP, TLS) and records layers, `answer` judges
-//! the top layer (HTTP or a banner), and [`text`] caps everything a target
-//! can make large. The per-protocol tables live in [`dns`], [`tcp`],
-//! [`tls`] and [`http`].
+//! the top layer (HTTP or a banner), [`body`] searches bodies as they
+//! stream, and [`text`] caps everything a target can make large. The
+//! per-protocol tables live in [`dns`], [`tcp`], [`tls`] and [`http`].
 //!
 //! Sees only a [`SiteSpec`] and the shared [`ProbeDeps`] (resolvers, TLS
 //! configurations); knows nothing of state, alerts or the store. A site that
@@ -14,6 +14,7 @@
 //! could not probe (no sockets, no resolver configuration).
 
 mod answer;
+pub mod body;
 pub mod dns;
 pub mod http;
 mod redirect;
