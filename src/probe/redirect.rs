@@ -108,7 +108,7 @@ fn report(
     cause: Option<Cause>,
     detail: String,
 ) -> ProbeReport {
-    let (cause, detail) = if cause.is_some_and(|c| c.status() == Status::Down) {
+    let (cause, mut detail) = if cause.is_some_and(|c| c.status() == Status::Down) {
         (cause, detail)
     } else if let Some(partial) = walk.partial.take() {
         (Some(Cause::TcpPartial), format!("{detail}; but {partial}"))
@@ -130,6 +130,9 @@ fn report(
             ),
         )
     };
+    if let Some(untried) = walk.untried.take() {
+        detail = format!("{detail}; {untried}");
+    }
     walk.finish(target, cause, detail)
 }
 

@@ -34,6 +34,8 @@ pub(super) struct Walk<'a> {
     /// Degraded findings that count only if nothing worse is found.
     pub(super) partial: Option<String>,
     pub(super) expiring: Option<String>,
+    /// Addresses of a name that were not connected to, said in `detail`.
+    pub(super) untried: Option<String>,
 }
 
 /// How one hop ended.
@@ -58,6 +60,7 @@ impl<'a> Walk<'a> {
             cert: None,
             partial: None,
             expiring: None,
+            untried: None,
         }
     }
 
@@ -169,7 +172,15 @@ pub(super) async fn hop(
                         walk.layer(Layer::Dns, false, took, what.clone());
                         return Ok(Hop::Done(Some(Cause::DnsUnexpectedAddress), what));
                     }
-                    let what = format!("{shown} → {}", text::list(&ips, ips.len()));
+                    let (ips, left_out) = dns::per_family(ips, dns::MAX_ADDRS_PER_FAMILY);
+                    let mut what = format!("{shown} → {}", text::list(&ips, ips.len()));
+                    if left_out > 0 {
+                        what.push_str(&format!(" and {left_out} more addresses not tried"));
+                        walk.untried.get_or_insert(format!(
+                            "{left_out} more addresses of {shown} not tried (at most {} of each family are)",
+                            dns::MAX_ADDRS_PER_FAMILY
+                        ));
+                    }
                     walk.layer(Layer::Dns, true, took, what);
                     ips
                 }
