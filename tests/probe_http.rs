@@ -1,14 +1,18 @@
 //! The HTTP layer of the probe against real servers on loopback: bodies
-//! searched while they stream, and everything a target can make large
-//! capped where it is recorded.
+//! searched while they stream, everything a target can make large capped
+//! where it is recorded, and configured headers kept on the site's origin
+//! when it redirects.
 
 mod common;
 
 use common::http::{Recorder, response};
+use common::tls::{CertKind, TestCa};
 use sitewatch::config::SiteSpec;
 use sitewatch::diagnosis::{Cause, Layer, Status};
 use sitewatch::probe::text::{MAX_DETAIL, MAX_LAYER_DETAIL};
 use sitewatch::probe::{ProbeDeps, ProbeReport};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// The one site of a sites.toml holding `keys`.
@@ -218,4 +222,122 @@ async fn check_json_of_a_380_kb_redirect_prints_bounded_lines() {
             .unwrap()
             .contains("redirect to /aaa")
     );
+}
+
+const SECRETS: &str = "headers = { Authorization = \"Bearer s3cr3t\", Cookie = \"session=abc\", User-Agent = \"probe-agent/1\" }";
+
+#[tokio::test]
+async fn configured_headers_stay_on_the_site_origin() {
+    let b_port = Arc::new(AtomicU16::new(0));
+    let a_port = Arc::new(AtomicU16::new(0));
+    let to_b = Arc::clone(&b_port);
+    let a = Recorder::start(move |r| {
+        let b = format!("http://127.0.0.1:{}", to_b.load(Ordering::SeqCst));
+        match r.path.as_str() {
+            "/away" => response(302, &[("Location", &format!("{b}/landing"))], ""),
+            "/bounce" => response(302, &[("Location", &format!("{b}/back"))], ""),
+            "/home" => response(302, &[("Location", "/there")], ""),
+            _ => html("<html><body>a</body></html>"),
+        }
+    })
+    .await;
+    a_port.store(a.port(), Ordering::SeqCst);
+    let to_a = Arc::clone(&a_port);
+    let b = Recorder::start(move |r| {
+        let a = format!("http://127.0.0.1:{}", to_a.load(Ordering::SeqCst));
+        match r.path.as_str() {
+            "/back" => response(302, &[("Location", &format!("{a}/again"))], ""),
+            _ => html("<html><body>b</body></html>"),
+        }
+    })
+    .await;
+    b_port.store(b.port(), Ordering::SeqCst);
+    let ua = format!("sitewatch/{}", env!("CARGO_PKG_VERSION"));
+
+    // To another port: not sent there.
+    let r = probe(&site(&format!(
+        "url = \"http://{}/away\"\n{SECRETS}",
+        a.addr
+    )))
+    .await;
+    assert_eq!(r.status, Status::Up, "{}", r.detail);
+    let at_a = &a.received()[0];
+    assert_eq!(at_a.header("authorization"), ["Bearer s3cr3t"]);
+    assert_eq!(at_a.header("cookie"), ["session=abc"]);
+    assert_eq!(at_a.header("user-agent"), ["probe-agent/1"]);
+    let at_b = &b.received()[0];
+    assert_eq!(at_b.path, "/landing");
+    assert!(at_b.header("authorization").is_empty(), "{}", at_b.head);
+    assert!(at_b.header("cookie").is_empty(), "{}", at_b.head);
+    assert_eq!(at_b.header("user-agent"), [ua.as_str()]);
+    assert!(
+        r.layers
+            .iter()
+            .any(|l| l.detail.contains("without the configured headers")),
+        "{:?}",
+        r.layers
+    );
+
+    // On the same origin, another path: sent on every hop.
+    let r = probe(&site(&format!(
+        "url = \"http://{}/home\"\n{SECRETS}",
+        a.addr
+    )))
+    .await;
+    assert_eq!(r.status, Status::Up, "{}", r.detail);
+    let heads = a.received();
+    let there = heads.iter().find(|q| q.path == "/there").unwrap();
+    assert_eq!(there.header("authorization"), ["Bearer s3cr3t"]);
+    assert_eq!(there.header("cookie"), ["session=abc"]);
+    assert_eq!(there.header("user-agent"), ["probe-agent/1"]);
+
+    // Away and back again: once the chain has left, they stay off.
+    let r = probe(&site(&format!(
+        "url = \"http://{}/bounce\"\n{SECRETS}",
+        a.addr
+    )))
+    .await;
+    assert_eq!(r.status, Status::Up, "{}", r.detail);
+    let heads = a.received();
+    let again = heads.iter().find(|q| q.path == "/again").unwrap();
+    assert!(again.header("authorization").is_empty(), "{}", again.head);
+    assert!(again.header("cookie").is_empty(), "{}", again.head);
+}
+
+#[tokio::test]
+async fn https_to_http_on_the_same_host_and_port_drops_the_headers() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_root(dir.path());
+    let cert = ca.leaf(CertKind::Valid, &["127.0.0.1"]);
+    let port = Arc::new(AtomicU16::new(0));
+    let own = Arc::clone(&port);
+    let server = Recorder::start_tls(Arc::new(cert.server_config()), move |r| {
+        if r.tls {
+            let to = format!("http://127.0.0.1:{}/plain", own.load(Ordering::SeqCst));
+            response(302, &[("Location", &to)], "")
+        } else {
+            html("<html><body>plain</body></html>")
+        }
+    })
+    .await;
+    port.store(server.port(), Ordering::SeqCst);
+    let r = probe(&site(&format!(
+        "url = \"https://127.0.0.1:{}/secure\"\nca_file = \"{}\"\n{SECRETS}",
+        server.port(),
+        ca_file.display()
+    )))
+    .await;
+    assert_eq!(r.status, Status::Up, "{}", r.detail);
+    let heads = server.received();
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    assert!(heads[0].tls && heads[0].path == "/secure");
+    assert_eq!(heads[0].header("authorization"), ["Bearer s3cr3t"]);
+    assert!(!heads[1].tls && heads[1].path == "/plain");
+    assert!(
+        heads[1].header("authorization").is_empty(),
+        "{}",
+        heads[1].head
+    );
+    assert!(heads[1].header("cookie").is_empty(), "{}", heads[1].head);
 }

@@ -5,7 +5,7 @@
 //! expected.
 
 use super::body::{self, Checks, Scan};
-use super::http::{self, MAX_BODY};
+use super::http::{self, Ask, MAX_BODY};
 use super::ms;
 use super::text::{MAX_SHOWN, MAX_URL, cap};
 use super::walk::{Hop, Walk};
@@ -59,8 +59,23 @@ where
         let wanted = checks.expect.is_some() || checks.forbid.is_some() || checks.app_errors;
         wanted.then(|| Scan::new(checks, MAX_BODY))
     };
+    let ask = Ask {
+        target,
+        method: opts.method,
+        headers: if walk.on_origin {
+            &opts.headers[..]
+        } else {
+            &[]
+        },
+    };
+    // Said in the layer, so a 401 after a redirect elsewhere explains itself.
+    let withheld = if walk.on_origin || opts.headers.is_empty() {
+        ""
+    } else {
+        ", without the configured headers (another origin than the site's)"
+    };
     let t = Instant::now();
-    let resp = match http::request(io, target, opts, scan, deadline).await {
+    let resp = match http::request(io, ask, scan, deadline).await {
         Err(f) => {
             walk.layer(Layer::Http, false, t.elapsed(), f.what.clone());
             return Hop::Done(Some(f.cause), format!("{url} from {addr}: {}", f.what));
@@ -70,7 +85,7 @@ where
     let took = t.elapsed();
     walk.http_status = Some(resp.status);
     let head = format!(
-        "HTTP {} in {} ms (first byte after {} ms)",
+        "HTTP {} in {} ms (first byte after {} ms){withheld}",
         resp.status,
         ms(took),
         ms(resp.ttfb)

@@ -7,9 +7,10 @@
 
 use super::body::{End, Scan, Verdict};
 use super::text::{MAX_SHOWN, cap};
-use crate::config::{Host, HttpOptions, Method, StatusSet, Target};
+use crate::config::{Host, Method, StatusSet, Target};
 use crate::diagnosis::Cause;
 use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper::body::Body;
@@ -57,6 +58,19 @@ pub struct Failure {
     pub what: String,
 }
 
+/// The request to make.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// What to ask for.
+    pub target: &'a Target,
+    /// GET or HEAD.
+    pub method: Method,
+    /// Headers configured for the site, each replacing the default header
+    /// of the same name (see [`request_headers`]). Empty when they must not
+    /// be sent (another origin than the site's).
+    pub headers: &'a [(HeaderName, HeaderValue)],
+}
+
 /// The `Host` header for a target (no port when it is the scheme's default).
 pub fn host_header(target: &Target) -> String {
     let default_port = if target.scheme.uses_tls() { 443 } else { 80 };
@@ -71,15 +85,42 @@ pub fn host_header(target: &Target) -> String {
     }
 }
 
-/// Sends one request for `target` over `io` and reads the response head;
-/// then, if
+/// The request headers: `Host`, `User-Agent`, `Accept` and `Connection`,
+/// then the configured ones. A configured header replaces the default of
+/// the same name (a configured `Host` too, as curl does), so none is sent
+/// twice; a name configured more than once is sent with every value.
+pub fn request_headers(
+    target: &Target,
+    configured: &[(HeaderName, HeaderValue)],
+) -> Result<HeaderMap, Failure> {
+    let host = HeaderValue::from_str(&host_header(target)).map_err(|e| Failure {
+        cause: Cause::HttpProtocol,
+        what: format!("cannot build the request: {e}"),
+    })?;
+    let mut headers = HeaderMap::with_capacity(4 + configured.len());
+    headers.insert(HOST, host);
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    let mut replaced: Vec<&HeaderName> = Vec::with_capacity(configured.len());
+    for (name, value) in configured {
+        if replaced.contains(&name) {
+            headers.append(name.clone(), value.clone());
+        } else {
+            headers.insert(name.clone(), value.clone());
+            replaced.push(name);
+        }
+    }
+    Ok(headers)
+}
+
+/// Sends one request over `io` and reads the response head; then, if
 /// `scan(status, content_type)` gives a search, streams the body through
 /// it until every check is decided or [`MAX_BODY`] is read. Gives up at
 /// `deadline` with `http.timeout`.
 pub async fn request<'a, S>(
     io: S,
-    target: &Target,
-    opts: &HttpOptions,
+    ask: Ask<'_>,
     scan: impl FnOnce(u16, Option<&str>) -> Option<Scan<'a>>,
     deadline: Instant,
 ) -> Result<Response, Failure>
@@ -94,27 +135,22 @@ where
             .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
             .await
             .map_err(|e| classify(&e))?;
-        let method = match opts.method {
+        let method = match ask.method {
             Method::Get => http::Method::GET,
             Method::Head => http::Method::HEAD,
         };
-        let mut builder = Request::builder()
+        let mut req = Request::builder()
             .method(method)
-            .uri(target.path.as_str())
-            .header(HOST, host_header(target))
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .header(ACCEPT, "*/*")
-            .header(CONNECTION, "close");
-        for (name, value) in &opts.headers {
-            builder = builder.header(name, value);
-        }
-        let req = builder.body(Empty::new()).map_err(|e| Failure {
-            cause: Cause::HttpProtocol,
-            what: format!(
-                "cannot build the request for a path of {} bytes: {e}",
-                target.path.len()
-            ),
-        })?;
+            .uri(ask.target.path.as_str())
+            .body(Empty::new())
+            .map_err(|e| Failure {
+                cause: Cause::HttpProtocol,
+                what: format!(
+                    "cannot build the request for a path of {} bytes: {e}",
+                    ask.target.path.len()
+                ),
+            })?;
+        *req.headers_mut() = request_headers(ask.target, ask.headers)?;
         let work = async move {
             let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
             let ttfb = started.elapsed();
@@ -277,6 +313,14 @@ mod tests {
             .clone()
     }
 
+    fn ask(site: &crate::config::SiteSpec) -> Ask<'_> {
+        Ask {
+            target: &site.target,
+            method: site.http.method,
+            headers: &site.http.headers,
+        }
+    }
+
     /// Every check that reads the body to its end.
     fn whole() -> Checks<'static> {
         Checks {
@@ -310,8 +354,7 @@ mod tests {
         let site = site();
         request(
             client,
-            &site.target,
-            &site.http,
+            ask(&site),
             move |_, _| Some(Scan::new(checks, MAX_BODY)),
             deadline,
         )
@@ -333,7 +376,7 @@ mod tests {
         });
         let site = site();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let err = request(client, &site.target, &site.http, |_, _| None, deadline)
+        let err = request(client, ask(&site), |_, _| None, deadline)
             .await
             .unwrap_err();
         assert_eq!(err.cause, Cause::HttpProtocol, "{}", err.what);
@@ -433,5 +476,42 @@ mod tests {
             .unwrap();
         assert!(v.holds_forbidden);
         assert_eq!(v.end, End::Decided);
+    }
+
+    #[test]
+    fn configured_headers_replace_the_defaults() {
+        let t = crate::config::parse_target("http://a.test:8080/").unwrap();
+        let h = |n: &str, v: &str| {
+            (
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            )
+        };
+        let headers = request_headers(
+            &t,
+            &[
+                h("User-Agent", "probe/2"),
+                h("Host", "b.test"),
+                h("X-Probe", "1"),
+                h("x-probe", "2"),
+            ],
+        )
+        .unwrap();
+        let all = |name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(all(USER_AGENT), ["probe/2"]);
+        assert_eq!(all(HOST), ["b.test"]);
+        assert_eq!(all(ACCEPT), ["*/*"]);
+        assert_eq!(all(CONNECTION), ["close"]);
+        assert_eq!(all(HeaderName::from_static("x-probe")), ["1", "2"]);
+        let plain = request_headers(&t, &[]).unwrap();
+        assert_eq!(plain.get(HOST).unwrap(), "a.test:8080");
+        assert_eq!(plain.get(USER_AGENT).unwrap(), USER_AGENT_VALUE);
+        assert_eq!(plain.len(), 4);
     }
 }

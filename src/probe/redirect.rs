@@ -1,6 +1,11 @@
 //! Following redirects: each hop is walked layer by layer
 //! ([`super::walk::hop`]) until one is done, loops, or exceeds the site's
 //! `max_redirects`; then the findings of every hop make the report.
+//!
+//! Also owns where a site's configured headers may go: only to the site's
+//! own origin (scheme, host and port, as browsers define it). Once the
+//! chain leaves it (another host or port, or https → http on the same
+//! host), they are not sent again for the rest of the chain.
 
 use super::text::{self, MAX_URL, cap};
 use super::walk::{self, Hop, Walk};
@@ -10,6 +15,11 @@ use crate::diagnosis::{Cause, Status};
 use std::borrow::Cow;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use tokio::time::Instant;
+
+/// Whether two targets share an origin: scheme, host and port.
+pub(super) fn same_origin(a: &Target, b: &Target) -> bool {
+    a.scheme == b.scheme && a.host == b.host && a.port == b.port
+}
 
 /// The URLs walked so far: a hash of each (a redirect may be hundreds of
 /// KiB long; loops are found by comparing hashes) and the text shown.
@@ -81,6 +91,9 @@ pub(super) async fn walk(
         }
         match crate::config::parse_target(&next) {
             Ok(t) if t.scheme.uses_http() => {
+                if !same_origin(&site.target, &t) {
+                    walk.on_origin = false;
+                }
                 target = Cow::Owned(t);
                 walk.hop += 1;
             }
@@ -139,6 +152,28 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        let t = |u: &str| crate::config::parse_target(u).unwrap();
+        let site = t("https://a.test/login");
+        let table = [
+            ("https://a.test/other?x=1", true),
+            ("https://A.test:443/", true),
+            ("https://a.test./", true),
+            ("http://a.test/", false),
+            ("https://a.test:8443/", false),
+            ("https://b.a.test/", false),
+            ("https://127.0.0.1/", false),
+        ];
+        for (url, same) in table {
+            assert_eq!(same_origin(&site, &t(url)), same, "{url}");
+        }
+        assert!(same_origin(
+            &t("http://[::1]:8080/a"),
+            &t("http://[0:0::1]:8080/b")
+        ));
+    }
 
     #[test]
     fn a_chain_finds_loops_and_shows_bounded_text() {

@@ -31,6 +31,9 @@ pub(super) struct Walk<'a> {
     pub(super) local: Option<IpAddr>,
     pub(super) http_status: Option<u16>,
     pub(super) cert: Option<tls::CertFacts>,
+    /// The chain has stayed on the site's origin: its configured headers
+    /// may be sent.
+    pub(super) on_origin: bool,
     /// Degraded findings that count only if nothing worse is found.
     pub(super) partial: Option<String>,
     pub(super) expiring: Option<String>,
@@ -58,6 +61,7 @@ impl<'a> Walk<'a> {
             local: None,
             http_status: None,
             cert: None,
+            on_origin: true,
             partial: None,
             expiring: None,
             untried: None,
