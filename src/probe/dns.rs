@@ -132,6 +132,28 @@ pub async fn lookup(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>,
     Ok(lookup.iter().collect())
 }
 
+/// The most addresses of each family (IPv4, IPv6) a probe connects to. A
+/// name may resolve to hundreds; connecting to all of them would open that
+/// many sockets per probe and bury the report.
+pub const MAX_ADDRS_PER_FAMILY: usize = 8;
+
+/// Keeps the first `max` addresses of each family, in the resolver's order;
+/// returns them and how many were left out.
+pub fn per_family(ips: Vec<IpAddr>, max: usize) -> (Vec<IpAddr>, usize) {
+    let (mut v4, mut v6) = (0, 0);
+    let total = ips.len();
+    let kept: Vec<IpAddr> = ips
+        .into_iter()
+        .filter(|ip| {
+            let n = if ip.is_ipv4() { &mut v4 } else { &mut v6 };
+            *n += 1;
+            *n <= max
+        })
+        .collect();
+    let left_out = total - kept.len();
+    (kept, left_out)
+}
+
 /// Maps a lookup error to a cause and a short phrase for `detail`.
 pub fn classify(err: &NetError) -> (Cause, String) {
     match err {
@@ -168,6 +190,21 @@ mod tests {
             Query::default(),
             code,
         )))
+    }
+
+    #[test]
+    fn at_most_eight_addresses_of_each_family_are_kept() {
+        let v4: Vec<IpAddr> = (1..=20).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+        let v6: Vec<IpAddr> = (1..=3u16)
+            .map(|i| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]))
+            .collect();
+        let mixed: Vec<IpAddr> = v4.iter().chain(&v6).copied().collect();
+        let (kept, left_out) = per_family(mixed, MAX_ADDRS_PER_FAMILY);
+        assert_eq!(left_out, 12);
+        assert_eq!(kept[..8], v4[..8]);
+        assert_eq!(kept[8..], v6[..]);
+        let (kept, left_out) = per_family(v4[..3].to_vec(), MAX_ADDRS_PER_FAMILY);
+        assert_eq!((kept.len(), left_out), (3, 0));
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! Generic over the stream, so the same code runs over TCP, TLS or an
 //! in-memory duplex in unit tests.
 
-use crate::config::{Host, HttpOptions, Method, StatusSet, Target};
+use super::body::{End, Scan, Verdict};
+use super::text::{MAX_SHOWN, cap};
+use crate::config::{Host, Method, StatusSet, Target};
 use crate::diagnosis::Cause;
 use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
+use hyper::body::Body;
 use hyper::header::{ACCEPT, CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
@@ -19,23 +23,29 @@ use tokio::time::Instant;
 
 /// The most of a body that is ever read.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The largest response head accepted (status line and headers), in bytes;
+/// a larger one is `http.protocol`. As large as hyper's own default, so a
+/// long `Location` is still followed; what a report keeps of it is capped
+/// (see [`super::text`]).
+pub const MAX_HEAD: usize = 400 * 1024;
+/// The most response headers accepted (hyper's default).
+pub const MAX_HEADERS: usize = 100;
 /// What sitewatch calls itself in requests.
 pub const USER_AGENT_VALUE: &str = concat!("sitewatch/", env!("CARGO_PKG_VERSION"));
 
-/// A response head (and body, when a check needs it).
+/// A response head, and what its body showed when a check searched it.
 #[derive(Debug)]
 pub struct Response {
     /// The status code.
     pub status: u16,
     /// Time from sending the request to the end of the response head.
     pub ttfb: Duration,
-    /// The body, read up to [`MAX_BODY`], when a check asked for it.
-    pub body: Option<Bytes>,
-    /// Whether the body was longer than [`MAX_BODY`] (only the start was read).
-    pub truncated: bool,
-    /// The `Location` header, for redirects.
+    /// What the search of the body found (at most [`MAX_BODY`] read), when
+    /// a check asked for one.
+    pub body: Option<Verdict>,
+    /// The `Location` header, for redirects (whole: it is followed).
     pub location: Option<String>,
-    /// The `Content-Type` header.
+    /// The `Content-Type` header, capped at [`MAX_SHOWN`] bytes.
     pub content_type: Option<String>,
 }
 
@@ -46,6 +56,19 @@ pub struct Failure {
     pub cause: Cause,
     /// What happened, for `detail`.
     pub what: String,
+}
+
+/// The request to make.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// What to ask for.
+    pub target: &'a Target,
+    /// GET or HEAD.
+    pub method: Method,
+    /// Headers configured for the site, each replacing the default header
+    /// of the same name (see [`request_headers`]). Empty when they must not
+    /// be sent (another origin than the site's).
+    pub headers: &'a [(HeaderName, HeaderValue)],
 }
 
 /// The `Host` header for a target (no port when it is the scheme's default).
@@ -62,14 +85,43 @@ pub fn host_header(target: &Target) -> String {
     }
 }
 
-/// Sends one request for `target` over `io` and reads the response head,
-/// then the body if `wants_body(status)`; gives up at `deadline` with
-/// `http.timeout`.
-pub async fn request<S>(
-    io: S,
+/// The request headers: `Host`, `User-Agent`, `Accept` and `Connection`,
+/// then the configured ones. A configured header replaces the default of
+/// the same name (a configured `Host` too, as curl does), so none is sent
+/// twice; a name configured more than once is sent with every value.
+pub fn request_headers(
     target: &Target,
-    opts: &HttpOptions,
-    wants_body: impl FnOnce(u16) -> bool,
+    configured: &[(HeaderName, HeaderValue)],
+) -> Result<HeaderMap, Failure> {
+    let host = HeaderValue::from_str(&host_header(target)).map_err(|e| Failure {
+        cause: Cause::HttpProtocol,
+        what: format!("cannot build the request: {e}"),
+    })?;
+    let mut headers = HeaderMap::with_capacity(4 + configured.len());
+    headers.insert(HOST, host);
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    let mut replaced: Vec<&HeaderName> = Vec::with_capacity(configured.len());
+    for (name, value) in configured {
+        if replaced.contains(&name) {
+            headers.append(name.clone(), value.clone());
+        } else {
+            headers.insert(name.clone(), value.clone());
+            replaced.push(name);
+        }
+    }
+    Ok(headers)
+}
+
+/// Sends one request over `io` and reads the response head; then, if
+/// `scan(status, content_type)` gives a search, streams the body through
+/// it until every check is decided or [`MAX_BODY`] is read. Gives up at
+/// `deadline` with `http.timeout`.
+pub async fn request<'a, S>(
+    io: S,
+    ask: Ask<'_>,
+    scan: impl FnOnce(u16, Option<&str>) -> Option<Scan<'a>>,
     deadline: Instant,
 ) -> Result<Response, Failure>
 where
@@ -77,28 +129,28 @@ where
 {
     let started = Instant::now();
     let exchange = async {
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
-                .await
-                .map_err(|e| classify(&e))?;
-        let method = match opts.method {
+        let mut builder = hyper::client::conn::http1::Builder::new();
+        builder.max_headers(MAX_HEADERS).max_header_size(MAX_HEAD);
+        let (mut sender, conn) = builder
+            .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| classify(&e))?;
+        let method = match ask.method {
             Method::Get => http::Method::GET,
             Method::Head => http::Method::HEAD,
         };
-        let mut builder = Request::builder()
+        let mut req = Request::builder()
             .method(method)
-            .uri(target.path.as_str())
-            .header(HOST, host_header(target))
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .header(ACCEPT, "*/*")
-            .header(CONNECTION, "close");
-        for (name, value) in &opts.headers {
-            builder = builder.header(name, value);
-        }
-        let req = builder.body(Empty::new()).map_err(|e| Failure {
-            cause: Cause::HttpProtocol,
-            what: format!("cannot build the request: {e}"),
-        })?;
+            .uri(ask.target.path.as_str())
+            .body(Empty::new())
+            .map_err(|e| Failure {
+                cause: Cause::HttpProtocol,
+                what: format!(
+                    "cannot build the request for a path of {} bytes: {e}",
+                    ask.target.path.len()
+                ),
+            })?;
+        *req.headers_mut() = request_headers(ask.target, ask.headers)?;
         let work = async move {
             let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
             let ttfb = started.elapsed();
@@ -110,18 +162,15 @@ where
                     .map(str::to_string)
             };
             let location = header(LOCATION);
-            let content_type = header(CONTENT_TYPE);
-            let (body, truncated) = if wants_body(status) {
-                let (b, t) = read_body(resp.into_body()).await?;
-                (Some(b), t)
-            } else {
-                (None, false)
+            let content_type = header(CONTENT_TYPE).map(|c| cap(&c, MAX_SHOWN));
+            let body = match scan(status, content_type.as_deref()) {
+                Some(scan) => Some(read_body(resp.into_body(), scan).await?),
+                None => None,
             };
             Ok(Response {
                 status,
                 ttfb,
                 body,
-                truncated,
                 location,
                 content_type,
             })
@@ -146,79 +195,33 @@ where
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes; says whether there was more.
-async fn read_body(mut body: hyper::body::Incoming) -> Result<(Bytes, bool), Failure> {
-    let mut buf = bytes::BytesMut::new();
+/// Streams at most [`MAX_BODY`] bytes through `scan`, stopping as soon as
+/// every check is decided.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    mut scan: Scan<'_>,
+) -> Result<Verdict, Failure> {
+    let mut room = MAX_BODY;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| classify(&e))?;
-        if let Ok(data) = frame.into_data() {
-            let room = MAX_BODY - buf.len();
-            if data.len() >= room {
-                buf.extend_from_slice(&data[..room]);
-                return Ok((buf.freeze(), true));
-            }
-            buf.extend_from_slice(&data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.len() >= room {
+            scan.feed(&data[..room]);
+            return Ok(scan.finish(End::Budget));
+        }
+        room -= data.len();
+        if scan.feed(&data) {
+            let end = if body.is_end_stream() {
+                End::Complete
+            } else {
+                End::Decided
+            };
+            return Ok(scan.finish(end));
         }
     }
-    Ok((buf.freeze(), false))
-}
-
-/// What a success page that is really an application error looks like.
-/// Returns the name of the error found.
-pub fn app_error(body: &[u8], content_type: Option<&str>) -> Option<&'static str> {
-    let text = String::from_utf8_lossy(body);
-    const SIGNATURES: &[(&str, &str)] = &[
-        (
-            "Error establishing a database connection",
-            "WordPress cannot reach its database (\"Error establishing a database connection\")",
-        ),
-        (
-            "There has been a critical error on this website",
-            "WordPress critical error (\"There has been a critical error on this website\")",
-        ),
-        ("<b>Fatal error</b>:", "PHP fatal error"),
-        ("<b>Parse error</b>:", "PHP parse error"),
-    ];
-    for (needle, name) in SIGNATURES {
-        if text.contains(needle) {
-            return Some(name);
-        }
-    }
-    // PHP without HTML error formatting prints the error at the start of a line.
-    for line in text.lines() {
-        let line = line.trim_start_matches("<br />").trim_start();
-        if line.starts_with("Fatal error: ") || line.starts_with("PHP Fatal error:") {
-            return Some("PHP fatal error");
-        }
-        if line.starts_with("Parse error: ") || line.starts_with("PHP Parse error:") {
-            return Some("PHP parse error");
-        }
-    }
-    let html = content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"));
-    if html && blank_html(&text) {
-        return Some("blank page (an HTML response with nothing in its body)");
-    }
-    None
-}
-
-/// An HTML document that is empty, or whose `<body>` holds nothing but
-/// whitespace: the "white screen" of a crashed PHP application.
-fn blank_html(text: &str) -> bool {
-    if text.trim().is_empty() {
-        return true;
-    }
-    let lower = text.to_ascii_lowercase();
-    let Some(open) = lower.find("<body") else {
-        return false;
-    };
-    let Some(open_end) = lower[open..].find('>') else {
-        return false;
-    };
-    let inner_start = open + open_end + 1;
-    let inner_end = lower[inner_start..]
-        .find("</body")
-        .map_or(lower.len(), |i| inner_start + i);
-    lower[inner_start..inner_end].trim().is_empty()
+    Ok(scan.finish(End::Complete))
 }
 
 /// hyper's words when the server sends bytes before any request was
@@ -268,6 +271,7 @@ pub fn classify_status(status: u16, expect: &StatusSet) -> Option<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::body::Checks;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
@@ -309,17 +313,56 @@ mod tests {
             .clone()
     }
 
-    async fn against(reply: &'static [u8]) -> Result<Response, Failure> {
-        let (client, mut server) = tokio::io::duplex(4096);
+    fn ask(site: &crate::config::SiteSpec) -> Ask<'_> {
+        Ask {
+            target: &site.target,
+            method: site.http.method,
+            headers: &site.http.headers,
+        }
+    }
+
+    /// Every check that reads the body to its end.
+    fn whole() -> Checks<'static> {
+        Checks {
+            app_errors: true,
+            ..Checks::default()
+        }
+    }
+
+    /// Asks a server that answers `reply` in pieces of `piece` bytes,
+    /// searching the body for `checks`.
+    async fn against_in_pieces(
+        reply: &'static [u8],
+        piece: usize,
+        checks: Checks<'static>,
+    ) -> Result<Response, Failure> {
+        let (client, mut server) = tokio::io::duplex(64);
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let _ = server.read(&mut buf).await;
-            let _ = server.write_all(reply).await;
+            for chunk in reply.chunks(piece) {
+                if server.write_all(chunk).await.is_err() {
+                    return;
+                }
+                let _ = server.flush().await;
+                // Let the client read each piece on its own.
+                tokio::task::yield_now().await;
+            }
             let _ = server.shutdown().await;
         });
         let deadline = Instant::now() + Duration::from_secs(5);
         let site = site();
-        request(client, &site.target, &site.http, |_| true, deadline).await
+        request(
+            client,
+            ask(&site),
+            move |_, _| Some(Scan::new(checks, MAX_BODY)),
+            deadline,
+        )
+        .await
+    }
+
+    async fn against(reply: &'static [u8]) -> Result<Response, Failure> {
+        against_in_pieces(reply, 4096, whole()).await
     }
 
     #[tokio::test]
@@ -333,65 +376,10 @@ mod tests {
         });
         let site = site();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let err = request(client, &site.target, &site.http, |_| false, deadline)
+        let err = request(client, ask(&site), |_, _| None, deadline)
             .await
             .unwrap_err();
         assert_eq!(err.cause, Cause::HttpProtocol, "{}", err.what);
-    }
-
-    #[test]
-    fn application_error_pages_are_recognised() {
-        let html = Some("text/html; charset=UTF-8");
-        let table: &[(&str, Option<&str>, bool)] = &[
-            (
-                "<h1>Error establishing a database connection</h1>",
-                html,
-                true,
-            ),
-            (
-                "<p>There has been a critical error on this website.</p>",
-                html,
-                true,
-            ),
-            (
-                "<br />\n<b>Fatal error</b>:  Uncaught Error: x in /a.php:3",
-                html,
-                true,
-            ),
-            ("<b>Parse error</b>: syntax error", html, true),
-            (
-                "PHP Fatal error:  Allowed memory size exhausted",
-                None,
-                true,
-            ),
-            (
-                "Parse error: syntax error, unexpected '}'",
-                Some("text/plain"),
-                true,
-            ),
-            ("", html, true),
-            ("<html><body>  \n </body></html>", html, true),
-            (
-                "<html><body><div id=\"root\"></div></body></html>",
-                html,
-                false,
-            ),
-            ("", None, false),
-            ("", Some("application/json"), false),
-            (
-                "<p>How to fix a PHP Fatal error: a tutorial</p>",
-                html,
-                false,
-            ),
-            ("<html><body>Welcome</body></html>", html, false),
-        ];
-        for &(body, ct, want) in table {
-            assert_eq!(
-                app_error(body.as_bytes(), ct).is_some(),
-                want,
-                "{body:?} {ct:?}"
-            );
-        }
     }
 
     #[test]
@@ -409,7 +397,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.status, 200);
-        assert_eq!(ok.body.as_deref(), Some(&b"hello"[..]));
+        let body = ok.body.unwrap();
+        assert_eq!((body.read, body.end), (5, End::Complete));
         assert_eq!(
             against(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap_err().cause,
             Cause::HttpProtocol
@@ -429,5 +418,100 @@ mod tests {
                 .cause,
             Cause::HttpEmpty
         );
+    }
+
+    #[tokio::test]
+    async fn a_needle_cut_across_the_pieces_of_a_body_is_found() {
+        const PAGE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 43\r\n\r\n<html><body>status: all green</body></html>";
+        let checks = |expect, forbid| Checks {
+            expect,
+            forbid,
+            ..Checks::default()
+        };
+        for piece in [1, 2, 3, 5, 7] {
+            let found = against_in_pieces(PAGE, piece, checks(Some("status: all green"), None))
+                .await
+                .unwrap()
+                .body
+                .unwrap();
+            assert!(!found.lacks_expected, "pieces of {piece}: {found:?}");
+            let missing = against_in_pieces(PAGE, piece, checks(Some("status: red"), None))
+                .await
+                .unwrap()
+                .body
+                .unwrap();
+            assert!(missing.lacks_expected, "pieces of {piece}");
+            assert_eq!(missing.size(), "43 bytes");
+            let forbidden = against_in_pieces(PAGE, piece, checks(None, Some("all green")))
+                .await
+                .unwrap()
+                .body
+                .unwrap();
+            assert!(forbidden.holds_forbidden, "pieces of {piece}");
+        }
+        // Chunked transfer encoding, cut inside the needle and the chunk sizes.
+        const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\nstatus: a\r\n8\r\nll green\r\n0\r\n\r\n";
+        let v = against_in_pieces(CHUNKED, 3, checks(Some("status: all green"), None))
+            .await
+            .unwrap()
+            .body
+            .unwrap();
+        assert!(!v.lacks_expected, "{v:?}");
+        assert_eq!(v.read, 17);
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_forbidden_text_even_if_the_rest_is_broken() {
+        // The body claims more than is sent: once the forbidden text is
+        // found nothing after it matters.
+        const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n<h1>Maintenance</h1><p>back soon, we promise</p>";
+        let checks = Checks {
+            forbid: Some("Maintenance"),
+            ..Checks::default()
+        };
+        let v = against_in_pieces(REPLY, 4096, checks)
+            .await
+            .unwrap()
+            .body
+            .unwrap();
+        assert!(v.holds_forbidden);
+        assert_eq!(v.end, End::Decided);
+    }
+
+    #[test]
+    fn configured_headers_replace_the_defaults() {
+        let t = crate::config::parse_target("http://a.test:8080/").unwrap();
+        let h = |n: &str, v: &str| {
+            (
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            )
+        };
+        let headers = request_headers(
+            &t,
+            &[
+                h("User-Agent", "probe/2"),
+                h("Host", "b.test"),
+                h("X-Probe", "1"),
+                h("x-probe", "2"),
+            ],
+        )
+        .unwrap();
+        let all = |name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(all(USER_AGENT), ["probe/2"]);
+        assert_eq!(all(HOST), ["b.test"]);
+        assert_eq!(all(ACCEPT), ["*/*"]);
+        assert_eq!(all(CONNECTION), ["close"]);
+        assert_eq!(all(HeaderName::from_static("x-probe")), ["1", "2"]);
+        let plain = request_headers(&t, &[]).unwrap();
+        assert_eq!(plain.get(HOST).unwrap(), "a.test:8080");
+        assert_eq!(plain.get(USER_AGENT).unwrap(), USER_AGENT_VALUE);
+        assert_eq!(plain.len(), 4);
     }
 }

@@ -7,6 +7,7 @@
 //! the leaf certificate's facts to a rejection, so "expired" comes with the
 //! date and "untrusted" with the issuer.
 
+use super::text::{MAX_SHOWN, cap};
 use crate::diagnosis::Cause;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -30,8 +31,11 @@ pub struct CertFacts {
     pub subject: String,
     /// Issuer distinguished name.
     pub issuer: String,
-    /// DNS names and addresses it is valid for.
+    /// DNS names and addresses it is valid for (at most [`MAX_CERT_NAMES`]).
     pub names: Vec<String>,
+    /// Names beyond [`MAX_CERT_NAMES`], not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_names: usize,
     /// Start of validity.
     #[serde(with = "crate::timefmt")]
     pub not_before: SystemTime,
@@ -42,7 +46,37 @@ pub struct CertFacts {
     pub days_left: i64,
 }
 
-/// Reads the facts of a DER certificate as of `now`.
+/// The most certificate names kept in [`CertFacts`]; a certificate may
+/// carry thousands.
+pub const MAX_CERT_NAMES: usize = 64;
+/// The most certificate names listed in a sentence.
+const NAMES_LISTED: usize = 8;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The certificate's names for a sentence: a few, then how many more.
+fn names_text(c: &CertFacts) -> String {
+    if c.names.is_empty() {
+        return "no names".to_string();
+    }
+    let listed: Vec<&str> = c
+        .names
+        .iter()
+        .take(NAMES_LISTED)
+        .map(String::as_str)
+        .collect();
+    let more = c.names.len() - listed.len() + c.more_names;
+    let mut out = listed.join(", ");
+    if more > 0 {
+        out.push_str(&format!(" and {more} more"));
+    }
+    out
+}
+
+/// Reads the facts of a DER certificate as of `now`; the texts it holds are
+/// capped (see [`super::text`]).
 pub fn cert_facts(der: &[u8], now: SystemTime) -> Option<CertFacts> {
     use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -56,10 +90,18 @@ pub fn cert_facts(der: &[u8], now: SystemTime) -> Option<CertFacts> {
     let not_before = at(cert.validity().not_before.timestamp());
     let not_after = at(cert.validity().not_after.timestamp());
     let mut names = Vec::new();
+    let mut more_names = 0;
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
+            if names.len() == MAX_CERT_NAMES {
+                more_names += usize::from(matches!(
+                    name,
+                    GeneralName::DNSName(_) | GeneralName::IPAddress(_)
+                ));
+                continue;
+            }
             match name {
-                GeneralName::DNSName(d) => names.push((*d).to_string()),
+                GeneralName::DNSName(d) => names.push(cap(d, MAX_SHOWN)),
                 GeneralName::IPAddress(b) => match b.len() {
                     4 => names
                         .push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
@@ -76,9 +118,10 @@ pub fn cert_facts(der: &[u8], now: SystemTime) -> Option<CertFacts> {
         Err(e) => -(e.duration().as_secs() as i64),
     };
     Some(CertFacts {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: cap(&cert.subject().to_string(), MAX_SHOWN),
+        issuer: cap(&cert.issuer().to_string(), MAX_SHOWN),
         names,
+        more_names,
         not_before,
         not_after,
         days_left: secs_left.div_euclid(86_400),
@@ -334,11 +377,7 @@ fn describe_rejection(
         ),
         Cause::TlsHostname => format!(
             "the certificate is for {}, not {host}; subject {}",
-            if c.names.is_empty() {
-                "no names".to_string()
-            } else {
-                c.names.join(", ")
-            },
+            names_text(c),
             c.subject
         ),
         Cause::TlsUntrusted => {
@@ -361,11 +400,7 @@ pub fn describe_valid(c: &CertFacts) -> String {
     format!(
         "certificate {} for {}, issuer {}, expires {} (in {})",
         c.subject,
-        if c.names.is_empty() {
-            "no names".to_string()
-        } else {
-            c.names.join(", ")
-        },
+        names_text(c),
         c.issuer,
         day(c.not_after),
         days(c.days_left)
@@ -395,6 +430,41 @@ pub fn classify_rustls(err: &rustls::Error) -> Cause {
 mod tests {
     use super::*;
     use rustls::AlertDescription;
+
+    #[test]
+    fn certificate_texts_are_capped() {
+        let mut names: Vec<String> = (0..100).map(|i| format!("n{i}.test")).collect();
+        names.push(format!("{}.test", "l".repeat(300)));
+        names.rotate_right(1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let c = cert_facts(cert.der(), SystemTime::now()).unwrap();
+        assert_eq!(
+            (c.names.len(), c.more_names),
+            (MAX_CERT_NAMES, 101 - MAX_CERT_NAMES)
+        );
+        assert!(c.names[0].len() <= MAX_SHOWN, "{}", c.names[0]);
+        assert!(c.names[0].ends_with("(305 bytes)"), "{}", c.names[0]);
+        let said = describe_valid(&c);
+        assert!(said.contains(", n6.test and 93 more, issuer"), "{said}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["more_names"], 37);
+        let few = CertFacts {
+            names: vec!["a.test".to_string()],
+            more_names: 0,
+            ..c
+        };
+        assert!(describe_valid(&few).contains(" for a.test, issuer"));
+        assert!(
+            serde_json::to_value(&few)
+                .unwrap()
+                .get("more_names")
+                .is_none()
+        );
+    }
 
     #[test]
     fn rustls_errors_map_to_causes() {
