@@ -577,3 +577,48 @@ async fn a_restart_during_an_outage_keeps_its_reminders_and_story() {
     );
     kill9(child).await;
 }
+
+/// The daemon's peak memory (VmHWM) in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A receiver that answers every attempt with a 200 MB error page: only a
+/// few KiB of it are read, and the error shown is short.
+#[tokio::test]
+async fn a_receivers_huge_error_body_is_not_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "x".repeat(200 << 20);
+    let hook = Receiver::start(vec![common::receiver::Reply::new(500).body(huge)]).await;
+    let text = format!(
+        "{}[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nconfirm_down = 1\n\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n[[site]]\nname = \"web\"\nurl = \"tcp://{}\"\n",
+        daemon_table(&dir.path().join("state")),
+        hook.url("/h"),
+        closed_addr()
+    );
+    let path = write_config(dir.path(), &text);
+    let (child, api, _logs) = spawn_daemon(&path).await;
+    let h = wait_for("the failed attempt", Duration::from_secs(15), || {
+        let api = api.clone();
+        async move {
+            let (_, h) = get_json(&format!("{api}/healthz")).await;
+            h["alerts"]["channels"]["hook"]["last_error"]
+                .is_string()
+                .then_some(h)
+        }
+    })
+    .await;
+    let error = h["alerts"]["channels"]["hook"]["last_error"]
+        .as_str()
+        .unwrap();
+    assert!(error.len() < 400, "{error}");
+    assert!(error.contains("500"), "{error}");
+    let peak = peak_kib(child.id().unwrap());
+    assert!(peak < 120 * 1024, "the daemon's peak RSS is {peak} KiB");
+    kill9(child).await;
+}

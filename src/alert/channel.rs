@@ -302,6 +302,25 @@ async fn send_email(
     }
 }
 
+/// The most of a receiver's answer that is read (for its error text): a
+/// receiver cannot make sitewatch hold a large body.
+pub const MAX_ERROR_BODY: usize = 4096;
+
+/// Reads at most `limit` bytes of a response body.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - buf.len();
+                buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 async fn post(
     client: &reqwest::Client,
     url: &str,
@@ -340,10 +359,8 @@ async fn post_bytes(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let text: String = resp
-        .text()
+    let text: String = read_capped(resp, MAX_ERROR_BODY)
         .await
-        .unwrap_or_default()
         .chars()
         .take(200)
         .collect();

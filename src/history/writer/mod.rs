@@ -2,15 +2,20 @@
 //! transactions, hands committed alerts to the dispatcher, rolls samples up,
 //! keeps the uptime figures current, and survives every storage fault by
 //! keeping records in memory, handing alerts on anyway, and retrying.
+//!
+//! [`resume`] is what a start reads back; [`batch`] writes one batch.
+
+mod batch;
+mod resume;
 
 use super::rollup::{self, SiteCounts, hour_of};
-use super::{Clock, Error, Events, Record, Resumed, Shared, Uptime, journal, schema, unix_ms};
-use crate::alert::{Event, Forget};
+use super::{Clock, Error, Events, Record, Resumed, Shared, Uptime, schema};
+use crate::alert::Event;
 use crate::config::SiteSpec;
 use crate::diagnosis::Status;
 use crate::state::SiteState;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
@@ -205,142 +210,6 @@ impl Writer {
                 false
             }
         }
-    }
-
-    /// Loads what the last run left and settles what the configuration no
-    /// longer matches: an outage of a site that is gone, or whose probe
-    /// settings changed while sitewatch was stopped, is closed as forgotten
-    /// (as a reload would), and the alerts that were due are resumed.
-    fn resume(&mut self, dir: &Path, sites: &[Arc<SiteSpec>]) -> Resumed {
-        let mut out = Resumed::default();
-        let now = (self.clock)();
-        let Some(conn) = self.conn.as_mut() else {
-            return out;
-        };
-        match journal::import_legacy_outbox(conn, dir, now) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                deliveries = n,
-                "took over the pending alerts of the old outbox.db"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot take over the old outbox.db; it is left in place")
-            }
-        }
-        let loaded = self.load_states(sites);
-        let (states, stale) = match loaded {
-            Ok(v) => v,
-            Err(e) => {
-                self.fail(format!("cannot read saved states: {e}"));
-                return out;
-            }
-        };
-        out.states = states;
-        let configured: HashSet<&str> = sites.iter().map(|s| s.name.as_str()).collect();
-        for site in stale {
-            self.pending.push_back(Record::Reset {
-                state: Some(SiteState::new(now)),
-                site,
-                why: Forget::Changed,
-                at: now,
-                forwarded: false,
-            });
-        }
-        let gone = self
-            .conn
-            .as_ref()
-            .map(journal::sites_with_open_outage)
-            .transpose();
-        match gone {
-            Ok(list) => {
-                for (_, name) in list.unwrap_or_default() {
-                    if !configured.contains(name.as_str()) {
-                        tracing::info!(site = %name, "the site is no longer configured: its open outage is closed");
-                        self.pending.push_back(Record::Reset {
-                            site: Arc::new(placeholder(&name)),
-                            state: None,
-                            why: Forget::Removed,
-                            at: now,
-                            forwarded: false,
-                        });
-                    }
-                }
-            }
-            Err(e) => self.fail(format!("cannot read open outages: {e}")),
-        }
-        // Written now; their notices are read back below with every other
-        // due alert rather than handed on twice.
-        let events = self.events.take();
-        self.flush(true);
-        self.events = events;
-        let Some(conn) = self.conn.as_ref() else {
-            return out;
-        };
-        let read = journal::due(conn).and_then(|due| {
-            Ok((
-                due,
-                journal::pending(conn)?,
-                journal::outages(conn, &configured)?,
-            ))
-        });
-        match read {
-            Ok((due, deliveries, outages)) => {
-                out.due = due;
-                out.deliveries = deliveries;
-                out.outages = outages;
-            }
-            Err(e) => self.fail(format!("cannot read the alert journal: {e}")),
-        }
-        out
-    }
-
-    /// Saved states of `sites`, and the sites whose saved state was observed
-    /// with other probe settings (to be reset).
-    #[allow(clippy::type_complexity)]
-    fn load_states(
-        &mut self,
-        sites: &[Arc<SiteSpec>],
-    ) -> Result<(HashMap<String, SiteState>, Vec<Arc<SiteSpec>>), rusqlite::Error> {
-        let mut out = HashMap::new();
-        let mut stale = Vec::new();
-        let Some(conn) = &self.conn else {
-            return Ok((out, stale));
-        };
-        let rows: Vec<(String, String, Option<String>, String)> = conn
-            .prepare("SELECT s.name, st.url, st.probe_key, st.state FROM site_state st JOIN site s ON s.id = st.site_id")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<_, _>>()?;
-        let saved: HashMap<String, (String, Option<String>, String)> = rows
-            .into_iter()
-            .map(|(n, u, k, s)| (n, (u, k, s)))
-            .collect();
-        for site in sites {
-            let Some((url, key, json)) = saved.get(&site.name) else {
-                continue;
-            };
-            // States saved before probe keys existed are matched by url.
-            let same = match key {
-                Some(k) => *k == crate::config::probe_key(site),
-                None => *url == site.target.url,
-            };
-            if !same {
-                tracing::info!(site = %site.name, "the site's probe settings changed while sitewatch was stopped: it starts over");
-                stale.push(Arc::clone(site));
-                continue;
-            }
-            match serde_json::from_str::<SiteState>(json) {
-                Ok(state) => {
-                    out.insert(site.name.clone(), state);
-                }
-                Err(e) => {
-                    tracing::warn!(site = %site.name, error = %e, "unreadable saved state, starting unknown")
-                }
-            }
-        }
-        if !out.is_empty() {
-            tracing::info!(resumed = out.len(), "resumed saved site states");
-        }
-        Ok((out, stale))
     }
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Record>) {
@@ -564,7 +433,7 @@ impl Writer {
         if durable {
             conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        let result = write_records(
+        let result = batch::write_records(
             conn,
             self.pending.iter_mut().take(n),
             &self.site_ids,
@@ -659,206 +528,4 @@ impl Writer {
             .collect();
         *self.shared.uptime.lock().unwrap_or_else(|p| p.into_inner()) = map;
     }
-}
-
-/// A spec that only names a site: for closing the outage of a site that is
-/// no longer configured.
-fn placeholder(name: &str) -> SiteSpec {
-    SiteSpec {
-        name: name.to_string(),
-        target: crate::config::Target {
-            url: String::new(),
-            scheme: crate::config::Scheme::Tcp,
-            host: crate::config::Host::Name(String::new()),
-            host_str: String::new(),
-            port: 0,
-            path: String::new(),
-        },
-        interval: crate::config::INTERVAL,
-        timeout: crate::config::TIMEOUT,
-        confirm_down: crate::config::CONFIRM_DOWN,
-        confirm_up: crate::config::CONFIRM_UP,
-        expect: crate::config::Expect {
-            status: crate::config::StatusSet(Vec::new()),
-            body: None,
-            forbid_body: None,
-            ips: Vec::new(),
-            slow: None,
-            cert_warn_days: 0,
-            resolvers: Vec::new(),
-            ca_file: None,
-            addresses: crate::config::AddressMode::Any,
-            banner: None,
-        },
-        http: crate::config::HttpOptions::default(),
-        notify: Vec::new(),
-        remind_every: None,
-    }
-}
-
-fn upsert_state(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-    site: &SiteSpec,
-    state: &SiteState,
-    at: SystemTime,
-) -> Result<(), rusqlite::Error> {
-    let json = serde_json::to_string(state)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    tx.prepare_cached(
-        "INSERT INTO site_state(site_id, url, status, cause, since_ms, state, updated_ms, probe_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT(site_id) DO UPDATE SET url = excluded.url, status = excluded.status,
-           cause = excluded.cause, since_ms = excluded.since_ms, state = excluded.state,
-           updated_ms = excluded.updated_ms, probe_key = excluded.probe_key",
-    )?
-    .execute(params![
-        id,
-        site.target.url,
-        state.health.as_str(),
-        state.health.cause().map(|c| c.as_str()),
-        unix_ms(state.since),
-        json,
-        unix_ms(at),
-        crate::config::probe_key(site)
-    ])?;
-    Ok(())
-}
-
-/// Writes one batch in one transaction.
-fn write_records<'a>(
-    conn: &mut Connection,
-    records: impl Iterator<Item = &'a mut Record>,
-    site_ids: &HashMap<String, i64>,
-    saved: &HashMap<i64, (SiteState, SystemTime)>,
-    maintained_hour: Option<i64>,
-    late_hours: &mut BTreeSet<i64>,
-    now: SystemTime,
-) -> Result<Committed, rusqlite::Error> {
-    let tx = conn.transaction()?;
-    let mut done = Committed::default();
-    let mut late = Vec::new();
-    for (i, r) in records.enumerate() {
-        match r {
-            Record::Probe {
-                site,
-                at,
-                status,
-                cause,
-                ms,
-                state,
-                change,
-            } => {
-                let id = site_ids[&site.name];
-                if change.is_some() || worth_saving(saved.get(&id), state, site, *at) {
-                    upsert_state(&tx, id, site, state, *at)?;
-                    done.saved.push((id, *state, *at));
-                }
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO sample(site_id, at_ms, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    id,
-                    unix_ms(*at),
-                    status_code(*status),
-                    cause.map(|c| c.as_str()),
-                    *ms
-                ])?;
-                if maintained_hour.is_some_and(|h| hour_of(*at) < h) {
-                    late.push(hour_of(*at));
-                }
-                if let Some(c) = change
-                    && let Some(ev) = journal::write_change(&tx, id, c, now)?
-                {
-                    done.events.push(ev);
-                }
-            }
-            Record::Reset {
-                site,
-                state,
-                why,
-                at,
-                forwarded,
-            } => {
-                let id = site_ids[&site.name];
-                if let Some(ev) =
-                    journal::forget(&tx, id, &site.name, &site.target.url, *why, *at, *forwarded)?
-                {
-                    done.events.push(ev);
-                }
-                match state {
-                    Some(s) => {
-                        upsert_state(&tx, id, site, s, *at)?;
-                        done.saved.push((id, *s, *at));
-                    }
-                    None => {
-                        tx.execute("DELETE FROM site_state WHERE site_id = ?1", [id])?;
-                        done.unsaved.push(id);
-                    }
-                }
-            }
-            Record::Outbox(op, _) => {
-                use super::OutboxOp;
-                match op {
-                    OutboxOp::Enqueue {
-                        handled,
-                        deliveries,
-                        reminded,
-                    } => {
-                        let flags = journal::enqueue(&tx, handled, deliveries, reminded, now)?;
-                        done.answers.push((i, flags));
-                    }
-                    OutboxOp::Group { group, members } => {
-                        journal::group(&tx, group, members, now)?;
-                    }
-                    OutboxOp::Attempt {
-                        alert_id,
-                        channel,
-                        attempts,
-                        state,
-                        error,
-                    } => journal::attempt(
-                        &tx,
-                        alert_id,
-                        channel,
-                        *attempts,
-                        *state,
-                        error.as_deref(),
-                        now,
-                    )?,
-                }
-            }
-            Record::Stop | Record::Sync(_) => {}
-        }
-    }
-    tx.commit()?;
-    late_hours.extend(late);
-    Ok(done)
-}
-
-/// Whether a site's new state must be saved now. Everything but the run
-/// counters is saved at once; the counters are saved while they are within
-/// a confirmation window (where a restart would otherwise change when a
-/// change is confirmed) and otherwise at least every [`STATE_EVERY`].
-fn worth_saving(
-    last: Option<&(SiteState, SystemTime)>,
-    state: &SiteState,
-    site: &SiteSpec,
-    at: SystemTime,
-) -> bool {
-    let Some((prev, saved_at)) = last else {
-        return true;
-    };
-    let window = site.confirm_down.max(site.confirm_up) + 1;
-    let count = |r: Option<crate::state::Run>| r.map_or(0, |r| r.count);
-    prev.health != state.health
-        || prev.since != state.since
-        || prev.cause_since != state.cause_since
-        || prev.last != state.last
-        || count(state.fails)
-            .max(count(state.oks))
-            .max(count(state.same_run))
-            .max(count(state.class_run))
-            <= window
-        || at.duration_since(*saved_at).unwrap_or_default() >= STATE_EVERY
 }
