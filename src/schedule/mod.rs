@@ -9,15 +9,19 @@
 //! semaphore caps probes in flight; a hanging probe ends at its own deadline
 //! and never delays another site.
 
-use crate::alert::{self, Forget};
-use crate::config::{self, Diff, SiteSpec};
+mod reconfigure;
+
+use reconfigure::{Failing, reconfigure};
+
+use crate::alert;
+use crate::config::{Diff, SiteSpec};
 use crate::history::History;
 use crate::probe::{self, ProbeDeps, ProbeReport};
 use crate::state::{self, Observation, SiteState, Thresholds};
 use crate::store::{LagStats, SchedulerStats, StatusStore};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, mpsc};
@@ -163,35 +167,6 @@ pub enum Control {
         /// Told what changed once the switch is done.
         done: tokio::sync::oneshot::Sender<Diff>,
     },
-}
-
-/// Sites that began failing recently: how many other sites are failing
-/// when one's outage is confirmed tells whether a storm is forming.
-#[derive(Default)]
-struct Failing {
-    starts: VecDeque<(Instant, usize)>,
-}
-
-impl Failing {
-    fn began(&mut self, idx: usize, now: Instant) {
-        self.prune(now);
-        self.starts.push_back((now, idx));
-    }
-
-    fn others(&mut self, idx: usize, now: Instant) -> usize {
-        self.prune(now);
-        self.starts.iter().filter(|(_, i)| *i != idx).count()
-    }
-
-    fn prune(&mut self, now: Instant) {
-        while self
-            .starts
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > FAILING_LOOKBACK)
-        {
-            self.starts.pop_front();
-        }
-    }
 }
 
 /// Runs the schedule for `sites` until `shutdown` fires, then lets the
@@ -352,87 +327,6 @@ pub async fn run(
     stats.lag_ms = lag_stats(&lag);
     sinks.store.set_scheduler(stats);
     tracing::info!("scheduler stopped");
-}
-
-/// Applies a new site list to the running schedule, site by site as
-/// [`config::diff`] sorts the changes.
-fn reconfigure(
-    slots: &mut Vec<Option<Slot>>,
-    due: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    generation: &mut u64,
-    sites: Vec<Arc<SiteSpec>>,
-    sinks: &Sinks,
-) -> Diff {
-    let now = Instant::now();
-    let wall = SystemTime::now();
-    let mut changes = Diff::default();
-    let mut by_name: HashMap<String, usize> = slots
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.as_ref().map(|s| (s.spec.name.clone(), i)))
-        .collect();
-    let mut order = Vec::with_capacity(sites.len());
-    for spec in sites {
-        let existing = by_name
-            .remove(&spec.name)
-            .and_then(|i| slots[i].as_mut().map(|slot| (i, slot)));
-        let i = match existing {
-            Some((i, slot)) => {
-                let change = config::diff::site(&slot.spec, &spec);
-                if !change.restarts() {
-                    // Same probe: state, schedule and a probe in flight go on;
-                    // the next result is judged and routed by the new settings.
-                    if change.is_none() {
-                        changes.unchanged.push(spec.name.clone());
-                    } else {
-                        changes.kept.push(spec.name.clone());
-                    }
-                    slot.spec = Arc::clone(&spec);
-                    order.push((i, spec, false));
-                    continue;
-                }
-                changes.restarted.push(spec.name.clone());
-                // The outage seen through the old settings is closed as
-                // forgotten (history, incident, dispatcher) and the fresh
-                // state saved with the new probe settings, in one step.
-                sinks
-                    .history
-                    .reset(&spec, Some(SiteState::new(wall)), Forget::Changed, wall);
-                i
-            }
-            None => {
-                changes.added.push(spec.name.clone());
-                slots.iter().position(Option::is_none).unwrap_or_else(|| {
-                    slots.push(None);
-                    slots.len() - 1
-                })
-            }
-        };
-        *generation += 1;
-        due.push(Reverse((
-            later(now, offset(&spec.name, spec.interval)),
-            i,
-            *generation,
-        )));
-        slots[i] = Some(Slot {
-            spec: Arc::clone(&spec),
-            state: SiteState::new(wall),
-            running: false,
-            generation: *generation,
-        });
-        order.push((i, spec, true));
-    }
-    let mut removed: Vec<(usize, String)> = by_name.into_iter().map(|(n, i)| (i, n)).collect();
-    removed.sort();
-    for (i, name) in removed {
-        if let Some(slot) = slots[i].take() {
-            sinks.history.reset(&slot.spec, None, Forget::Removed, wall);
-        }
-        changes.removed.push(name);
-    }
-    // Heap entries of removed or replaced slots are skipped when they come up.
-    sinks.store.reconfigure(&order, wall);
-    changes
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -9,6 +9,10 @@
 //! with a non-zero exit (systemd restarts it), `/healthz` shows each one,
 //! and the watchdog is fed only while all of them live.
 
+mod lock;
+
+pub use lock::StateLock;
+
 use crate::alert::{self, Dispatcher};
 use crate::config::{self, Config, Diff};
 use crate::history::{History, WriterThread};
@@ -17,7 +21,6 @@ use crate::schedule::{self, Control};
 use crate::store::{SchedulerStats, StatusStore, TaskView};
 use crate::{api, shutdown};
 use anyhow::Context;
-use std::fs::File;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,58 +65,6 @@ impl Beat {
     fn age(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.base.elapsed().saturating_sub(last)
-    }
-}
-
-/// The state directory's lock: one daemon per directory, held until exit.
-/// The directory itself is locked (`flock`), so a read-only or full state
-/// directory can still be locked; who holds it is written beside it when
-/// the directory is writable.
-pub struct StateLock {
-    _dir: File,
-}
-
-/// The file that names the daemon holding the lock.
-const PID_FILE: &str = "sitewatch.pid";
-
-impl StateLock {
-    /// Takes the lock on `dir` (created if missing), or says who holds it.
-    pub fn acquire(dir: &Path) -> anyhow::Result<StateLock> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
-        let real = std::fs::canonicalize(dir)
-            .with_context(|| format!("cannot resolve the state directory {}", dir.display()))?;
-        if real.parent().is_none() {
-            anyhow::bail!(
-                "the state directory {} is {}: refusing to keep state in the root directory",
-                dir.display(),
-                real.display()
-            );
-        }
-        let handle = File::open(&real)
-            .with_context(|| format!("cannot open the state directory {}", real.display()))?;
-        match handle.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let who = match std::fs::read_to_string(real.join(PID_FILE)) {
-                    Ok(pid) if !pid.trim().is_empty() => {
-                        format!("another sitewatch (pid {})", pid.trim())
-                    }
-                    _ => "another sitewatch".to_string(),
-                };
-                anyhow::bail!(
-                    "{who} is already using the state directory {}: two daemons would send every alert twice; stop it first, or give this one its own state_dir",
-                    real.display()
-                );
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", real.display()));
-            }
-        }
-        if let Err(e) = std::fs::write(real.join(PID_FILE), format!("{}\n", std::process::id())) {
-            tracing::debug!(error = %e, "cannot record the pid beside the state");
-        }
-        Ok(StateLock { _dir: handle })
     }
 }
 
