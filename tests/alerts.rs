@@ -38,7 +38,7 @@ fn site(addr: std::net::SocketAddr) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn down_and_recovery_reach_email_slack_and_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new();
@@ -208,7 +208,7 @@ secret = "{HOOK_SECRET}"
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_webhook_that_fails_then_works_gets_the_alert_once() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start(vec![Reply::new(500).body("busy"), Reply::ok()]).await;
@@ -242,7 +242,7 @@ async fn a_webhook_that_fails_then_works_gets_the_alert_once() {
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn an_smtp_server_that_comes_up_late_gets_the_alert_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::http::closed_addr().port();
@@ -281,7 +281,7 @@ async fn an_smtp_server_that_comes_up_late_gets_the_alert_once() {
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_permanent_refusal_is_not_retried_and_shows() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start(vec![Reply::new(400).body("invalid_payload")]).await;
@@ -314,7 +314,7 @@ async fn a_permanent_refusal_is_not_retried_and_shows() {
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn an_alert_pending_at_sigkill_is_delivered_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start(vec![Reply::new(503)]).await;
@@ -362,7 +362,7 @@ async fn an_alert_pending_at_sigkill_is_delivered_once_after_restart() {
     let _ = child.wait().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn notify_test_says_which_channel_failed() {
     let dir = tempfile::tempdir().unwrap();
     let good = Receiver::start_ok().await;
@@ -402,7 +402,7 @@ async fn notify_test_says_which_channel_failed() {
     assert_eq!(test[0].json()["event"], "test");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_storm_of_twenty_sites_is_one_grouped_message() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start_ok().await;
@@ -438,7 +438,7 @@ async fn a_storm_of_twenty_sites_is_one_grouped_message() {
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_flapping_site_is_reported_once_then_quiet() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start_ok().await;
@@ -482,7 +482,7 @@ async fn a_flapping_site_is_reported_once_then_quiet() {
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_reminder_follows_while_the_site_stays_down() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Receiver::start_ok().await;

@@ -22,7 +22,7 @@ async fn start(config_text: &str) -> (sitewatch::app::Running, String, tempfile:
     (running, api, dir)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn tcp_site_goes_down_when_its_listener_closes_and_comes_back() {
     let server = AcceptClose::bind("127.0.0.1:0").await.unwrap();
     let addr = server.addr;
@@ -69,7 +69,7 @@ async fn tcp_site_goes_down_when_its_listener_closes_and_comes_back() {
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn http_502_is_bad_gateway_and_the_api_shows_it() {
     let web = TestHttp::start(200, "<html><body>shop</body></html>").await;
     let (daemon, api, _dir) = start(&format!(
@@ -165,7 +165,7 @@ url = "tcp://127.0.0.1:9"
     daemon.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_hanging_site_never_delays_another() {
     // A listener that accepts nothing: connects complete (backlog) but HTTP never answers.
     let hang = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -219,7 +219,7 @@ timeout = "500ms"
     drop(hang);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn api_token_file_guards_the_api_but_not_the_page() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api-token"), "s3cr3t-token\n").unwrap();

@@ -5,24 +5,18 @@
 
 mod common;
 
-use common::daemon::{get_json, signal, spawn_daemon, wait_for, wait_status, write_config};
+use common::daemon::{get_json, kill9, spawn_daemon, wait_for, wait_status, write_config};
 use common::http::AcceptClose;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-use tokio::process::Child;
 
 fn config(state_dir: &Path, target: &str) -> String {
     format!(
         "[daemon]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[site]]\nname = \"app\"\nurl = \"tcp://{target}\"\n",
         state_dir.display()
     )
-}
-
-async fn kill9(mut child: Child) {
-    signal(&child, libc::SIGKILL);
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
 }
 
 async fn incidents(api: &str) -> Vec<Value> {
@@ -35,7 +29,7 @@ fn since(j: &Value) -> SystemTime {
     humantime::parse_rfc3339(j["since"].as_str().unwrap()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn an_outage_survives_sigkill_and_recovers_with_its_true_length() {
     let dir = tempfile::tempdir().unwrap();
     let server = AcceptClose::bind("127.0.0.1:0").await.unwrap();
@@ -137,7 +131,7 @@ async fn an_outage_survives_sigkill_and_recovers_with_its_true_length() {
     kill9(child).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_site_that_recovered_while_sitewatch_was_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -173,7 +167,7 @@ async fn a_site_that_recovered_while_sitewatch_was_stopped() {
     kill9(child).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_corrupt_database_is_moved_aside_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -271,7 +265,7 @@ async fn wait_health(api: &str, want: u16, limit: Duration) -> Value {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_read_only_state_directory_never_stops_probing() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fs) = Tmpfs::mount(
@@ -328,7 +322,7 @@ async fn a_read_only_state_directory_never_stops_probing() {
     kill9(child).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_full_disk_never_stops_probing() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fs) = Tmpfs::mount(

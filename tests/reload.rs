@@ -68,7 +68,7 @@ fn config_text(state: &std::path::Path, sites: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
@@ -108,7 +108,7 @@ async fn since(api: &str, site: &str) -> String {
     j["since"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn sighup_applies_only_the_difference() {
     let dir = tempfile::tempdir().unwrap();
     let up = AcceptClose::bind("127.0.0.1:0").await.unwrap();
@@ -221,7 +221,7 @@ async fn sighup_applies_only_the_difference() {
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_heartbeat_url_hears_from_a_healthy_scheduler() {
     let dir = tempfile::tempdir().unwrap();
     let switch = common::receiver::Receiver::start_ok().await;
