@@ -41,6 +41,15 @@ fn events(calls: &[Recorded], event: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The bodies received, readable in a failure message.
+fn show(calls: &[Recorded]) -> String {
+    calls
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.body_str()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// One count from the daemon's database (read after the daemon is gone).
 fn db_count(state: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(state.join("sitewatch.db")).unwrap();
@@ -186,7 +195,7 @@ async fn a_probe_reload_during_an_outage_closes_it_as_forgotten() {
     assert_eq!(diff.restarted, ["web"], "{diff:?}");
     let calls = hook.wait_for(2, Duration::from_secs(10)).await;
     let forgotten = events(&calls, "forgotten");
-    assert_eq!(forgotten.len(), 1, "{calls:?}");
+    assert_eq!(forgotten.len(), 1, "{}", show(&calls));
     assert_eq!(forgotten[0]["site"], "web");
     assert_eq!(forgotten[0]["status"], "unknown");
     assert_eq!(forgotten[0]["causes"][0]["cause"], "tcp.refused");
@@ -197,10 +206,11 @@ async fn a_probe_reload_during_an_outage_closes_it_as_forgotten() {
     assert!(outages(&api).await.is_empty());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let calls = hook.requests();
-    assert_eq!(events(&calls, "down").len(), 1, "{calls:?}");
+    assert_eq!(events(&calls, "down").len(), 1, "{}", show(&calls));
     assert!(
         events(&calls, "recovered").is_empty(),
-        "no recovery was seen: {calls:?}"
+        "no recovery was seen: {}",
+        show(&calls)
     );
     running.stop();
     running.wait().await.unwrap();
@@ -225,7 +235,7 @@ async fn a_lone_down_site_alerts_without_waiting_for_a_storm() {
     web.close().await;
     let calls = hook.wait_for(1, Duration::from_secs(20)).await;
     let took = SystemTime::now().duration_since(broke).unwrap();
-    assert_eq!(events(&calls, "down").len(), 1, "{calls:?}");
+    assert_eq!(events(&calls, "down").len(), 1, "{}", show(&calls));
     // interval 1 s × confirm_down 2, plus the probe and the delivery: well
     // under the 10 s storm hold that every down alert used to wait.
     assert!(
@@ -268,7 +278,7 @@ async fn a_huge_retry_after_is_capped_and_the_dispatcher_goes_on() {
     wait_status(&api, "second", "up", None, Duration::from_secs(5)).await;
     later.close().await;
     let calls = hook.wait_for(2, Duration::from_secs(20)).await;
-    assert_eq!(calls[1].json()["site"], "second", "{calls:?}");
+    assert_eq!(calls[1].json()["site"], "second", "{}", show(&calls));
     let (code, h) = get_json(&format!("{api}/healthz")).await;
     assert_eq!(code, 200, "{h}");
     assert!(
@@ -293,27 +303,38 @@ fn retry_hints_are_capped() {
     assert_eq!(huge.min(MAX_RETRY_AFTER), MAX_RETRY_AFTER);
 }
 
-/// Kills the daemon the moment it says a site is down (its change still
-/// being committed: syncs take 500 ms), restarts it, and checks that the
-/// outage is alerted exactly once with its true start and length.
+/// Kills the daemon the moment it says a site is down (`confirm_down = 1`:
+/// the failing probe is the change), restarts it, and checks that the
+/// outage is alerted exactly once and that its recovery agrees with that
+/// alert. On plain storage the kill used to land between the alert's commit
+/// and the state's, and the restarted daemon confirmed the outage again
+/// with a new start: a second DOWN (12 of 12 trials). With syncs slowed to
+/// 500 ms the kill lands before the change is committed (checked on disk):
+/// nothing was said, and the outage is confirmed once after the restart.
 #[tokio::test]
 async fn a_kill_just_after_a_down_change_sends_one_down_and_the_true_outage() {
     let lib_dir = tempfile::tempdir().unwrap();
     let lib = slowsync::build(lib_dir.path());
     let mut inside = 0;
-    for trial in 0..3 {
+    for trial in 0..6 {
+        let slow = trial % 2 == 1;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let hook = Receiver::start_ok().await;
         let web = AcceptClose::bind("127.0.0.1:0").await.unwrap();
         let text = format!(
-            "{}[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n[[site]]\nname = \"app\"\nurl = \"tcp://{}\"\n",
+            "{}[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nconfirm_down = 1\n\n[alert.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n[[site]]\nname = \"app\"\nurl = \"tcp://{}\"\n",
             daemon_table(&state),
             hook.url("/h"),
             web.addr
         );
         let path = write_config(dir.path(), &text);
-        let (child, api, mut logs) = spawn_daemon_env(&path, &slowsync::env(&lib, 500)).await;
+        let env = if slow {
+            slowsync::env(&lib, 500)
+        } else {
+            Vec::new()
+        };
+        let (child, api, mut logs) = spawn_daemon_env(&path, &env).await;
         wait_status(&api, "app", "up", None, Duration::from_secs(5)).await;
         let broke = SystemTime::now();
         let addr = web.close().await;
@@ -322,8 +343,8 @@ async fn a_kill_just_after_a_down_change_sends_one_down_and_the_true_outage() {
         let committed = db_count(
             &state,
             "SELECT COUNT(*) FROM transition WHERE kind = 'down'",
-        );
-        if committed == 0 {
+        ) > 0;
+        if slow && !committed {
             inside += 1;
         }
 
@@ -337,42 +358,42 @@ async fn a_kill_just_after_a_down_change_sends_one_down_and_the_true_outage() {
         )
         .await;
         hook.wait_for(1, Duration::from_secs(15)).await;
+        // Long enough for a second DOWN to arrive if one were coming.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let _web = AcceptClose::bind(&addr.to_string()).await.unwrap();
         wait_status(&api, "app", "up", None, Duration::from_secs(6)).await;
         let back = SystemTime::now();
-        let calls = hook.wait_for(2, Duration::from_secs(15)).await;
+        hook.wait_for(2, Duration::from_secs(15)).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let calls = if hook.requests().len() > calls.len() {
-            hook.requests()
-        } else {
-            calls
-        };
+        let calls = hook.requests();
+        let what = format!(
+            "trial {trial} (slow storage {slow}, change committed before the kill {committed})"
+        );
         let downs = events(&calls, "down");
-        assert_eq!(
-            downs.len(),
-            1,
-            "trial {trial} (killed before commit: {}): {calls:?}",
-            committed == 0
-        );
+        assert_eq!(downs.len(), 1, "{what}: {}", show(&calls));
         let since = time(&downs[0], "since");
-        assert!(
-            secs_between(broke, since).abs() < 1.5,
-            "trial {trial}: the outage starts {:.1} s from the break",
-            secs_between(broke, since)
-        );
+        if committed {
+            assert!(
+                secs_between(broke, since).abs() < 1.5,
+                "{what}: the outage starts {:.1} s from the break",
+                secs_between(broke, since)
+            );
+        } else {
+            assert!(secs_between(broke, since) > -1.5, "{what}");
+        }
         let rec = events(&calls, "recovered");
-        assert_eq!(rec.len(), 1, "{calls:?}");
+        assert_eq!(rec.len(), 1, "{what}: {}", show(&calls));
         let outage = rec[0]["outage_s"].as_f64().unwrap();
-        let truth = secs_between(broke, back);
+        let told = secs_between(since, back);
         assert!(
-            (outage - truth).abs() <= 3.0,
-            "trial {trial}: outage_s {outage} but the site was down {truth:.1} s"
+            (outage - told).abs() <= 3.0,
+            "{what}: outage_s {outage}, but the DOWN alert said it began {told:.1} s before the recovery"
         );
         kill9(child).await;
     }
     assert!(
         inside >= 1,
-        "no trial killed the daemon before its change was committed: the test proved nothing"
+        "no slow-storage trial killed the daemon before its change was committed: the test proved nothing"
     );
 }
 
@@ -552,7 +573,7 @@ async fn a_restart_during_an_outage_keeps_its_reminders_and_story() {
     assert_eq!(tracked.len(), 1, "the outage is resumed: {tracked:?}");
     let calls = hook.wait_for(2, Duration::from_secs(50)).await;
     let reminder = events(&calls, "reminder");
-    assert_eq!(reminder.len(), 1, "{calls:?}");
+    assert_eq!(reminder.len(), 1, "{}", show(&calls));
     let after = secs_between(alerted, time(&reminder[0], "at"));
     assert!(
         (55.0..=66.0).contains(&after),
