@@ -1,7 +1,8 @@
 //! `[alert.NAME]` tables: raw form and validation into [`ChannelSpec`].
+//! Builds on [`super::context`] only.
 
+use super::context::{Cx, check_name, secret};
 use super::model::*;
-use super::validate::{Cx, check_name};
 use toml::Spanned;
 
 /// An `[alert.NAME]` table before validation: every key of every type, so
@@ -40,38 +41,6 @@ pub(super) struct RawChannel {
     secret_credential: Option<Spanned<String>>,
 }
 
-/// Reads one secret given as `KEY`, `KEY_file`, `KEY_env` or `KEY_credential`.
-fn secret(cx: &mut Cx<'_>, key: &str, options: [&Option<Spanned<String>>; 4]) -> Option<SecretRef> {
-    let given: Vec<(usize, &Spanned<String>)> = options
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| o.as_ref().map(|s| (i, s)))
-        .collect();
-    match given.as_slice() {
-        [] => None,
-        [(i, v)] => {
-            let text = v.get_ref();
-            if text.is_empty() {
-                cx.error(v.span(), format!("`{key}` must not be empty"));
-                return None;
-            }
-            Some(match i {
-                0 => SecretRef::Value(text.clone()),
-                1 => SecretRef::File(cx.relative(text)),
-                2 => SecretRef::Env(text.clone()),
-                _ => SecretRef::Credential(text.clone()),
-            })
-        }
-        [_, (_, second), ..] => {
-            cx.error(
-                second.span(),
-                format!("give `{key}` one way only: `{key}`, `{key}_file`, `{key}_env` or `{key}_credential`"),
-            );
-            None
-        }
-    }
-}
-
 fn require<'a, T>(
     cx: &mut Cx<'_>,
     v: &'a Option<Spanned<T>>,
@@ -85,13 +54,14 @@ fn require<'a, T>(
     v.as_ref()
 }
 
+/// Checks one `[alert.NAME]` table.
 pub(super) fn validate(
     cx: &mut Cx<'_>,
     name: &Spanned<String>,
     at: std::ops::Range<usize>,
     raw: &RawChannel,
 ) -> Option<ChannelSpec> {
-    let before = cx.diags.len();
+    let before = cx.count();
     if let Err(msg) = check_name(name.get_ref()) {
         cx.error(name.span(), msg.replace("site name", "channel name"));
     }
@@ -332,7 +302,7 @@ pub(super) fn validate(
             return None;
         }
     };
-    (cx.diags.len() == before).then(|| ChannelSpec {
+    (cx.count() == before).then(|| ChannelSpec {
         name: name.get_ref().clone(),
         kind: spec,
     })

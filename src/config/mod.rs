@@ -11,11 +11,15 @@ mod defaults;
 mod model;
 mod validate;
 
+mod context;
+mod daemon;
+mod site;
+mod target;
+
+pub use context::parse_duration;
 pub use defaults::*;
 pub use model::*;
-pub use validate::{
-    parse_address_mode, parse_duration, parse_resolver, parse_status_range, parse_target,
-};
+pub use target::{parse_address_mode, parse_resolver, parse_status_range, parse_target};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,173 @@
+//! What every part of validation shares: the collector of diagnostics with
+//! its span helpers ([`Cx`]), and the value parsers that more than one table
+//! uses (durations, secrets, names). The daemon, site and alert validators
+//! all build on this module; it depends on none of them.
+
+use super::model::SecretRef;
+use super::{Diagnostic, locate};
+use serde::de::{Deserialize, Deserializer, IntoDeserializer};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::DeValue;
+
+/// A duration written like `"30s"`, `"5m"` or `"1h 30m"`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Dur(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a human duration, with the message sites.toml shows on failure.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|_| {
+        format!("invalid duration \"{text}\": write it like \"30s\", \"5m\" or \"1h 30m\" (units: ms, s, m, h, d)")
+    })
+}
+
+/// Collects the diagnostics of one file, each located in its source.
+pub(super) struct Cx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    pub(super) fn new(path: &'a Path, text: &'a str) -> Self {
+        Cx {
+            path,
+            text,
+            diags: Vec::new(),
+        }
+    }
+
+    /// Records a mistake at the start of `span` (a byte range of the text).
+    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column, source_line) = locate(self.text, span.start);
+        self.diags.push(Diagnostic {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+        });
+    }
+
+    /// Records an error of the TOML parser or deserializer.
+    pub(super) fn toml_error(&mut self, e: &toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim_end().replace('\n', " ");
+        self.error(span, message);
+    }
+
+    /// Deserializes one table or value, recording its first error.
+    pub(super) fn de<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<T> {
+        match T::deserialize(value.clone().into_deserializer()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.toml_error(&e);
+                None
+            }
+        }
+    }
+
+    /// The 1-based line of a byte offset.
+    pub(super) fn line_of(&self, offset: usize) -> usize {
+        locate(self.text, offset).0
+    }
+
+    /// How many mistakes are recorded so far.
+    pub(super) fn count(&self) -> usize {
+        self.diags.len()
+    }
+
+    /// `p` as written if absolute, else relative to the file's directory.
+    pub(super) fn relative(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or_else(|| Path::new(".")).join(p)
+        }
+    }
+
+    /// The diagnostics, in the order of the file.
+    pub(super) fn finish(mut self) -> Vec<Diagnostic> {
+        self.diags.sort_by_key(|d| (d.line, d.column));
+        self.diags
+    }
+}
+
+/// The value a site uses for a key: its own, else the one from `[defaults]`.
+pub(super) fn pick<'a, T>(
+    own: &'a Option<Spanned<T>>,
+    inherited: &'a Option<Spanned<T>>,
+) -> Option<&'a Spanned<T>> {
+    own.as_ref().or(inherited.as_ref())
+}
+
+/// Checks a site or channel name.
+pub(super) fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "site name \"{name}\" must start with a letter or digit and use only letters, digits, '-', '_' and '.' (at most 64)"
+        ))
+    }
+}
+
+/// Reads one secret given as `KEY`, `KEY_file`, `KEY_env` or `KEY_credential`.
+pub(super) fn secret(
+    cx: &mut Cx<'_>,
+    key: &str,
+    options: [&Option<Spanned<String>>; 4],
+) -> Option<SecretRef> {
+    let given: Vec<(usize, &Spanned<String>)> = options
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.as_ref().map(|s| (i, s)))
+        .collect();
+    match given.as_slice() {
+        [] => None,
+        [(i, v)] => {
+            let text = v.get_ref();
+            if text.is_empty() {
+                cx.error(v.span(), format!("`{key}` must not be empty"));
+                return None;
+            }
+            Some(match i {
+                0 => SecretRef::Value(text.clone()),
+                1 => SecretRef::File(cx.relative(text)),
+                2 => SecretRef::Env(text.clone()),
+                _ => SecretRef::Credential(text.clone()),
+            })
+        }
+        [_, (_, second), ..] => {
+            cx.error(
+                second.span(),
+                format!("give `{key}` one way only: `{key}`, `{key}_file`, `{key}_env` or `{key}_credential`"),
+            );
+            None
+        }
+    }
+}
