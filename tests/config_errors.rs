@@ -18,6 +18,25 @@ fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
     out
 }
 
+/// `render()` shows the message, a source line of bounded width, and a
+/// caret under the character the column names.
+fn assert_rendered(d: &sitewatch::config::Diagnostic) {
+    let shown = d.render();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 4, "{shown}");
+    assert_eq!(lines[0], d.to_string());
+    let prefix = format!("{} | ", d.line);
+    let source = lines[2]
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(source.chars().count() <= 122, "{}", source.len());
+    let caret = lines[3].chars().count() - (prefix.chars().count() + 1);
+    assert!(
+        lines[3].ends_with('^') && caret <= source.chars().count(),
+        "{shown}"
+    );
+}
+
 #[test]
 fn every_invalid_fixture_fails_with_its_expected_messages() {
     let fixtures = files("tests/fixtures/invalid", "toml");
@@ -36,6 +55,9 @@ fn every_invalid_fixture_fails_with_its_expected_messages() {
         let got: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         let want: Vec<&str> = expected.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(got, want, "{}", path.display());
+        for d in &diags {
+            assert_rendered(d);
+        }
     }
 }
 

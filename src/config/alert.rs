@@ -2,6 +2,7 @@
 //! Builds on [`super::context`] only.
 
 use super::context::{Cx, check_name, secret};
+use super::diagnostic::quote;
 use super::model::*;
 use toml::Spanned;
 
@@ -157,7 +158,10 @@ pub(super) fn validate(
                 Some((other, span)) => {
                     cx.error(
                         span,
-                        format!("`tls` must be \"starttls\", \"tls\" or \"none\", not \"{other}\""),
+                        format!(
+                            "`tls` must be \"starttls\", \"tls\" or \"none\", not \"{}\"",
+                            quote(other)
+                        ),
                     );
                     SmtpTls::StartTls
                 }
@@ -197,7 +201,7 @@ pub(super) fn validate(
                     f.span(),
                     format!(
                         "\"{}\" is not a mail address like \"sitewatch <sitewatch@example.com>\"",
-                        f.get_ref()
+                        quote(f.get_ref())
                     ),
                 );
             }
@@ -211,7 +215,7 @@ pub(super) fn validate(
                         if addr.get_ref().parse::<lettre::message::Mailbox>().is_err() {
                             cx.error(
                                 addr.span(),
-                                format!("\"{}\" is not a mail address", addr.get_ref()),
+                                format!("\"{}\" is not a mail address", quote(addr.get_ref())),
                             );
                         }
                         to.push(addr.get_ref().clone());
@@ -271,10 +275,8 @@ pub(super) fn validate(
                 && let Some(v) = &raw.url
                 && !(u.starts_with("http://") || u.starts_with("https://"))
             {
-                cx.error(
-                    v.span(),
-                    format!("\"{u}\" is not an http:// or https:// URL"),
-                );
+                // The URL is a secret: the message does not quote it.
+                cx.error(v.span(), "`url` must be an http:// or https:// URL");
             }
             let secret = secret(
                 cx,
@@ -296,7 +298,8 @@ pub(super) fn validate(
             cx.error(
                 kind.span(),
                 format!(
-                    "unknown channel type \"{other}\": use \"email\", \"slack\" or \"webhook\""
+                    "unknown channel type \"{}\": use \"email\", \"slack\" or \"webhook\"",
+                    quote(other)
                 ),
             );
             return None;

@@ -3,8 +3,8 @@
 //! uses (durations, secrets, names). The daemon, site and alert validators
 //! all build on this module; it depends on none of them.
 
+use super::diagnostic::{Diagnostic, Source, clean_message, quote, snippet};
 use super::model::SecretRef;
-use super::{Diagnostic, locate};
 use serde::de::{Deserialize, Deserializer, IntoDeserializer};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -28,43 +28,51 @@ impl<'de> Deserialize<'de> for Dur {
 /// Parses a human duration, with the message sites.toml shows on failure.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|_| {
-        format!("invalid duration \"{text}\": write it like \"30s\", \"5m\" or \"1h 30m\" (units: ms, s, m, h, d)")
+        format!(
+            "invalid duration \"{}\": write it like \"30s\", \"5m\" or \"1h 30m\" (units: ms, s, m, h, d)",
+            quote(text)
+        )
     })
+}
+
+/// The most diagnostics reported for one file; the rest are counted in a
+/// last one ("N more errors"), so a file of garbage cannot flood the log.
+pub(super) const MAX_REPORTED: usize = 100;
+
+/// A mistake found, before it is located and rendered.
+struct Pending {
+    at: usize,
+    message: String,
 }
 
 /// Collects the diagnostics of one file, each located in its source.
 pub(super) struct Cx<'a> {
     path: &'a Path,
-    text: &'a str,
-    diags: Vec<Diagnostic>,
+    source: Source<'a>,
+    pending: Vec<Pending>,
 }
 
 impl<'a> Cx<'a> {
     pub(super) fn new(path: &'a Path, text: &'a str) -> Self {
         Cx {
             path,
-            text,
-            diags: Vec::new(),
+            source: Source::new(text),
+            pending: Vec::new(),
         }
     }
 
     /// Records a mistake at the start of `span` (a byte range of the text).
     pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, column, source_line) = locate(self.text, span.start);
-        self.diags.push(Diagnostic {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-            source_line,
+        self.pending.push(Pending {
+            at: span.start,
+            message: clean_message(&message.into()),
         });
     }
 
     /// Records an error of the TOML parser or deserializer.
     pub(super) fn toml_error(&mut self, e: &toml::de::Error) {
         let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim_end().replace('\n', " ");
-        self.error(span, message);
+        self.error(span, e.message());
     }
 
     /// Deserializes one table or value, recording its first error.
@@ -83,12 +91,12 @@ impl<'a> Cx<'a> {
 
     /// The 1-based line of a byte offset.
     pub(super) fn line_of(&self, offset: usize) -> usize {
-        locate(self.text, offset).0
+        self.source.line_of(offset)
     }
 
     /// How many mistakes are recorded so far.
     pub(super) fn count(&self) -> usize {
-        self.diags.len()
+        self.pending.len()
     }
 
     /// `p` as written if absolute, else relative to the file's directory.
@@ -101,10 +109,41 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// The diagnostics, in the order of the file.
+    /// The diagnostics in the order of the file: at most [`MAX_REPORTED`],
+    /// then one that counts the rest.
     pub(super) fn finish(mut self) -> Vec<Diagnostic> {
-        self.diags.sort_by_key(|d| (d.line, d.column));
-        self.diags
+        self.pending.sort_by_key(|p| p.at);
+        let more = self.pending.len().saturating_sub(MAX_REPORTED);
+        let mut out: Vec<Diagnostic> = self
+            .pending
+            .iter()
+            .take(MAX_REPORTED)
+            .map(|p| self.diagnostic(p.at, p.message.clone()))
+            .collect();
+        if let Some(first) = self.pending.get(MAX_REPORTED) {
+            out.push(self.diagnostic(
+                first.at,
+                format!(
+                    "{more} more error{} not shown: fix the ones above first",
+                    if more == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        out
+    }
+
+    fn diagnostic(&self, at: usize, message: String) -> Diagnostic {
+        let loc = self.source.locate(at);
+        let line = &self.source.text()[loc.line_bytes.clone()];
+        let (source_line, caret) = snippet(line, loc.column, &[]);
+        Diagnostic {
+            path: self.path.to_path_buf(),
+            line: loc.line,
+            column: loc.column,
+            message,
+            source_line,
+            caret,
+        }
     }
 }
 
@@ -131,7 +170,8 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "site name \"{name}\" must start with a letter or digit and use only letters, digits, '-', '_' and '.' (at most 64)"
+            "site name \"{}\" must start with a letter or digit and use only letters, digits, '-', '_' and '.' (at most 64)",
+            quote(name)
         ))
     }
 }

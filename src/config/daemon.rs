@@ -2,7 +2,9 @@
 
 use super::context::{Cx, Dur};
 use super::defaults;
+use super::diagnostic::quote;
 use super::model::Daemon;
+use super::target::shown_url;
 use std::net::SocketAddr;
 use std::time::Duration;
 use toml::Spanned;
@@ -39,7 +41,7 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
                 listen.span(),
                 format!(
                     "`listen` must be an address and port like \"127.0.0.1:9898\", not \"{}\"",
-                    listen.get_ref()
+                    quote(listen.get_ref())
                 ),
             ),
         }
@@ -67,7 +69,10 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         } else {
             cx.error(
                 url.span(),
-                format!("`heartbeat_url` must be an http:// or https:// URL, not \"{u}\""),
+                format!(
+                    "`heartbeat_url` must be an http:// or https:// URL, not \"{}\"",
+                    shown_url(u)
+                ),
             );
         }
     }

@@ -3,6 +3,7 @@
 
 use super::context::{Cx, Dur, check_name, pick};
 use super::defaults;
+use super::diagnostic::quote;
 use super::model::*;
 use super::target::{StatusItem, parse_address_mode, parse_resolver, parse_target};
 use std::net::IpAddr;
@@ -150,7 +151,10 @@ pub(super) fn validate(
                 Ok(a) => ips.push(a),
                 Err(_) => cx.error(
                     ip.span(),
-                    format!("\"{}\" in `expect_ips` is not an IP address", ip.get_ref()),
+                    format!(
+                        "\"{}\" in `expect_ips` is not an IP address",
+                        quote(ip.get_ref())
+                    ),
                 ),
             }
         }
@@ -213,7 +217,10 @@ pub(super) fn validate(
             other => {
                 cx.error(
                     m.span(),
-                    format!("`method` must be \"GET\" or \"HEAD\", not \"{other}\""),
+                    format!(
+                        "`method` must be \"GET\" or \"HEAD\", not \"{}\"",
+                        quote(other)
+                    ),
                 );
                 Method::Get
             }
@@ -240,12 +247,16 @@ pub(super) fn validate(
                 ),
                 (Err(_), _) => cx.error(
                     table.span(),
-                    format!("\"{name}\" in `headers` is not a valid header name"),
+                    format!(
+                        "\"{}\" in `headers` is not a valid header name",
+                        quote(name)
+                    ),
                 ),
                 (_, Err(_)) => cx.error(
                     value.span(),
                     format!(
-                        "the value of header \"{name}\" holds characters a header cannot carry"
+                        "the value of header \"{}\" holds characters a header cannot carry",
+                        quote(name)
                     ),
                 ),
             }
@@ -283,7 +294,7 @@ pub(super) fn validate(
                         n.span(),
                         format!(
                             "`notify` names \"{}\", which is not an alert channel ({known})",
-                            n.get_ref()
+                            quote(n.get_ref())
                         ),
                     );
                 }

@@ -3,6 +3,7 @@
 //! address mode. Pure functions from text to a value or a message.
 
 use super::defaults;
+use super::diagnostic::quote;
 use super::model::*;
 use serde::de::{Deserialize, Deserializer};
 use std::net::{IpAddr, SocketAddr};
@@ -48,17 +49,19 @@ fn status_code(v: i64) -> Result<u16, String> {
 /// Parses `"200"` or `"200-299"` (as in `--expect-status`).
 pub fn parse_status_range(text: &str) -> Result<(u16, u16), String> {
     let parse = |s: &str| -> Result<u16, String> {
-        let n: i64 = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("\"{text}\" is not an HTTP status or a range like \"200-299\""))?;
+        let n: i64 = s.trim().parse().map_err(|_| {
+            format!(
+                "\"{}\" is not an HTTP status or a range like \"200-299\"",
+                quote(text)
+            )
+        })?;
         status_code(n)
     };
     match text.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (parse(a)?, parse(b)?);
             if a > b {
-                return Err(format!("the range \"{text}\" runs backwards"));
+                return Err(format!("the range \"{}\" runs backwards", quote(text)));
             }
             Ok((a, b))
         }
@@ -75,7 +78,8 @@ pub fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::new(ip, defaults::DNS_PORT));
     }
     Err(format!(
-        "\"{text}\" is not a resolver address: write it like \"9.9.9.9\", \"127.0.0.1:5353\" or \"[2620:fe::fe]:53\""
+        "\"{}\" is not a resolver address: write it like \"9.9.9.9\", \"127.0.0.1:5353\" or \"[2620:fe::fe]:53\"",
+        quote(text)
     ))
 }
 
@@ -85,14 +89,17 @@ pub fn parse_address_mode(text: &str) -> Result<AddressMode, String> {
         "all" => Ok(AddressMode::All),
         "any" => Ok(AddressMode::Any),
         other => Err(format!(
-            "`addresses` must be \"all\" or \"any\", not \"{other}\""
+            "`addresses` must be \"all\" or \"any\", not \"{}\"",
+            quote(other)
         )),
     }
 }
 
 /// Parses a site's `url` (`http://`, `https://`, `tcp://host:port`, `tls://host:port`).
 pub fn parse_target(text: &str) -> Result<Target, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("\"{text}\" is not a valid URL: {e}"))?;
+    let text_shown = shown_url(text);
+    let url =
+        url::Url::parse(text).map_err(|e| format!("\"{text_shown}\" is not a valid URL: {e}"))?;
     let scheme = match url.scheme() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
@@ -100,7 +107,8 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         "tls" => Scheme::Tls,
         other => {
             return Err(format!(
-                "unsupported scheme \"{other}\" in \"{text}\": use http://, https://, tcp://host:port or tls://host:port"
+                "unsupported scheme \"{}\" in \"{text_shown}\": use http://, https://, tcp://host:port or tls://host:port",
+                quote(other)
             ));
         }
     };
@@ -108,7 +116,7 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         Some(url::Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             if d.is_empty() {
-                return Err(format!("\"{text}\" has no host"));
+                return Err(format!("\"{text_shown}\" has no host"));
             }
             // Non-special schemes (tcp://, tls://) leave address literals as names.
             match d.parse::<IpAddr>() {
@@ -118,25 +126,26 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         }
         Some(url::Host::Ipv4(ip)) => (Host::Ip(IpAddr::V4(ip)), ip.to_string()),
         Some(url::Host::Ipv6(ip)) => (Host::Ip(IpAddr::V6(ip)), ip.to_string()),
-        None => return Err(format!("\"{text}\" has no host")),
+        None => return Err(format!("\"{text_shown}\" has no host")),
     };
     let port = match (url.port_or_known_default(), scheme) {
         (Some(p), _) => p,
         (None, _) => {
             return Err(format!(
-                "\"{text}\" needs a port: write it like {}://{host_str}:25",
-                url.scheme()
+                "\"{text_shown}\" needs a port: write it like {}://{}:25",
+                url.scheme(),
+                quote(&host_str)
             ));
         }
     };
     if port == 0 {
         return Err(format!(
-            "\"{text}\" has port 0, which cannot be connected to"
+            "\"{text_shown}\" has port 0, which cannot be connected to"
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "\"{text}\" carries credentials: sitewatch does not send them in URLs"
+            "\"{text_shown}\" carries credentials: sitewatch does not send them in URLs"
         ));
     }
     let mut path = url.path().to_string();
@@ -149,7 +158,7 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     }
     if !scheme.uses_http() && path != "/" {
         return Err(format!(
-            "\"{text}\" has a path, but {}:// targets are host:port only",
+            "\"{text_shown}\" has a path, but {}:// targets are host:port only",
             url.scheme()
         ));
     }
@@ -161,6 +170,22 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         port,
         path,
     })
+}
+
+/// A URL for a message: any `user:password@` replaced by `***@`, and cut
+/// to a readable length.
+pub(super) fn shown_url(text: &str) -> String {
+    let hidden = match text.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://***{}", &rest[at..]),
+                None => text.to_string(),
+            }
+        }
+        None => text.to_string(),
+    };
+    quote(&hidden)
 }
 
 #[cfg(test)]
@@ -181,6 +206,19 @@ mod tests {
         );
         assert!(parse_target("tcp://x:25/path").is_err());
         assert!(parse_target("http://user:pw@x").is_err());
+    }
+
+    #[test]
+    fn messages_hide_credentials_and_cut_long_urls() {
+        let e = parse_target("http://user:hunter2@x/a@b").unwrap_err();
+        assert!(
+            e.starts_with("\"http://***@x/a@b\" carries credentials"),
+            "{e}"
+        );
+        let e = parse_target("ftp://tok3n@files.test").unwrap_err();
+        assert!(!e.contains("tok3n"), "{e}");
+        let e = parse_target(&format!("http://x.test:99999/{}", "a".repeat(10_000))).unwrap_err();
+        assert!(e.len() < 300 && e.contains("is not a valid URL"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`super::context`].
 
 use super::context::Cx;
+use super::diagnostic::quote;
 use super::model::*;
 use super::{Diagnostic, alert, daemon, site};
 use std::collections::HashMap;
@@ -90,7 +91,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             other => cx.error(
                 key.span(),
                 format!(
-                    "unknown table `{other}`, expected `daemon`, `defaults`, `site` or `alert`"
+                    "unknown table `{}`, expected `daemon`, `defaults`, `site` or `alert`",
+                    quote(other)
                 ),
             ),
         }
@@ -113,7 +115,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     name.span(),
                     format!(
                         "duplicate site name \"{}\" (first defined on line {first}): names must be unique",
-                        name.get_ref()
+                        quote(name.get_ref())
                     ),
                 );
                 duplicate = true;
@@ -144,7 +146,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::defaults;
+    use crate::config::{context, defaults};
     use std::time::Duration;
 
     fn ok(text: &str) -> Config {
@@ -242,5 +244,22 @@ interval = "500ms"
             "{}",
             e[4]
         );
+    }
+
+    #[test]
+    fn a_flood_of_errors_is_cut_to_a_readable_report() {
+        let many = context::MAX_REPORTED + 50;
+        let text: String = (0..many)
+            .map(|i| format!("[[site]]\nname = \"s{i}\"\nurl = \"ftp://x\"\n"))
+            .collect();
+        let e = parse(Path::new("s.toml"), &text).unwrap_err();
+        assert_eq!(e.len(), context::MAX_REPORTED + 1);
+        let last = e.last().unwrap();
+        assert_eq!(
+            last.message,
+            "50 more errors not shown: fix the ones above first"
+        );
+        // It points at the first error it does not show.
+        assert_eq!(last.line, 3 * context::MAX_REPORTED + 3);
     }
 }
