@@ -33,5 +33,8 @@ pub const MAX_CONFIRM: u32 = 100;
 pub const MAX_REDIRECTS: u32 = 5;
 /// The most redirects a site may allow.
 pub const MAX_REDIRECTS_LIMIT: u32 = 20;
+/// The largest configuration file read, in bytes (16 MiB: room for tens of
+/// thousands of sites, and a bound on what a stray `--config /dev/zero` reads).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Port used for a resolver given without one.
 pub const DNS_PORT: u16 = 53;

@@ -23,6 +23,7 @@ pub use diagnostic::Diagnostic;
 pub use model::*;
 pub use target::{parse_address_mode, parse_resolver, parse_status_range, parse_target};
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Why a configuration could not be loaded.
@@ -52,13 +53,33 @@ fn render_all(diags: &[Diagnostic]) -> String {
     out
 }
 
-/// Reads and validates a configuration file.
+/// Reads and validates a configuration file of at most
+/// [`MAX_CONFIG_BYTES`].
 pub fn load(path: &Path) -> Result<Config, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let read_error = |source| Error::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse(path, &text).map_err(Error::Invalid)
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file is larger than {} MiB, the most a configuration may be",
+                MAX_CONFIG_BYTES >> 20
+            ),
+        )));
+    }
+    parse_bytes(path, &bytes).map_err(Error::Invalid)
+}
+
+/// [`parse`] for the raw bytes of a file: text that is not UTF-8 is
+/// reported at the line and column of its first invalid byte.
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, Vec<Diagnostic>> {
+    validate::parse_bytes(path, bytes)
 }
 
 /// Validates configuration text; `path` is used for messages and for

@@ -18,6 +18,25 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::DeTable;
 
+/// Parses and validates the bytes of one configuration file.
+pub(super) fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, Vec<Diagnostic>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(path, text),
+        Err(e) => {
+            // The lossy text keeps the valid prefix byte for byte, so the
+            // offset of the first invalid byte is the same in both.
+            let lossy = String::from_utf8_lossy(bytes);
+            let at = e.valid_up_to();
+            let mut cx = Cx::new(path, &lossy);
+            cx.error(
+                at..at,
+                format!("invalid UTF-8 at byte offset {at}: the file must be UTF-8 text"),
+            );
+            Err(cx.finish())
+        }
+    }
+}
+
 /// Parses and validates the text of one configuration file.
 pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let mut cx = Cx::new(path, text);
