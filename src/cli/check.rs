@@ -20,8 +20,8 @@ pub const EXIT_UNKNOWN: i32 = 3;
 pub struct CheckArgs {
     /// http://…, https://…, tcp://host:port or tls://host:port
     pub target: String,
-    /// Whole-probe budget
-    #[arg(long, default_value = "10s", value_parser = config::parse_duration, value_name = "DUR")]
+    /// Whole-probe budget (1ms to 10m)
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
     /// DNS server to ask instead of the system's (repeatable)
     #[arg(long = "resolver", value_parser = config::parse_resolver, value_name = "IP:PORT")]
@@ -71,6 +71,21 @@ pub struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `--timeout`: a duration within the limits a site's `timeout` has, so
+/// the deadline arithmetic cannot overflow.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = config::parse_duration(text)?;
+    if (config::MIN_TIMEOUT..=config::MAX_TIMEOUT).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "the timeout must be between {} and {}",
+            humantime::format_duration(config::MIN_TIMEOUT),
+            humantime::format_duration(config::MAX_TIMEOUT)
+        ))
+    }
 }
 
 fn parse_method(text: &str) -> Result<Method, String> {
@@ -138,8 +153,45 @@ impl CheckArgs {
                 config::MAX_REDIRECTS_LIMIT
             ));
         }
-        if self.cert_warn_days > 365 {
-            return Err("--cert-warn-days must be between 0 and 365".to_string());
+        if self.cert_warn_days > config::MAX_CERT_WARN_DAYS {
+            return Err(format!(
+                "--cert-warn-days must be between 0 and {}",
+                config::MAX_CERT_WARN_DAYS
+            ));
+        }
+        for (flag, text, max) in [
+            (
+                "--expect-body",
+                &self.expect_body,
+                config::MAX_BODY_TEXT_BYTES,
+            ),
+            (
+                "--forbid-body",
+                &self.forbid_body,
+                config::MAX_BODY_TEXT_BYTES,
+            ),
+            (
+                "--expect-banner",
+                &self.expect_banner,
+                config::MAX_BANNER_BYTES,
+            ),
+        ] {
+            if let Some(t) = text
+                && !(1..=max).contains(&t.len())
+            {
+                return Err(format!("{flag} must be 1 to {max} bytes long"));
+            }
+        }
+        if self.headers.len() > config::MAX_HEADERS
+            || self.resolvers.len() > config::MAX_RESOLVERS
+            || self.expect_ips.len() > config::MAX_EXPECT_IPS
+        {
+            return Err(format!(
+                "at most {} --header, {} --resolver and {} --expect-ip",
+                config::MAX_HEADERS,
+                config::MAX_RESOLVERS,
+                config::MAX_EXPECT_IPS
+            ));
         }
         Ok(SiteSpec {
             name: "check".to_string(),
@@ -336,6 +388,16 @@ pub fn text_report(site: &SiteSpec, report: &ProbeReport, colour: bool) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeout_is_bounded_like_a_sites() {
+        assert_eq!(parse_timeout("10m"), Ok(config::MAX_TIMEOUT));
+        assert_eq!(parse_timeout("1ms"), Ok(config::MIN_TIMEOUT));
+        let e = parse_timeout("99999999999999s").unwrap_err();
+        assert_eq!(e, "the timeout must be between 1ms and 10m");
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("11m").is_err());
+    }
 
     #[test]
     fn seconds_are_short_and_exact() {

@@ -1,7 +1,8 @@
 //! `[alert.NAME]` tables: raw form and validation into [`ChannelSpec`].
 //! Builds on [`super::context`] only.
 
-use super::context::{Cx, check_name, secret};
+use super::context::{Cx, check_name, int_in, list_len, secret};
+use super::defaults;
 use super::diagnostic::quote;
 use super::model::*;
 use toml::Spanned;
@@ -172,17 +173,12 @@ pub(super) fn validate(
                     SmtpTls::Tls => 465,
                     SmtpTls::None => 25,
                 },
-                Some(p) => match u16::try_from(*p.get_ref()) {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        cx.error(p.span(), "`smtp_port` must be between 1 and 65535");
-                        25
-                    }
-                },
+                Some(p) => int_in(cx, "smtp_port", p, 1, u16::MAX.into()).unwrap_or(25),
             };
             let password = secret(
                 cx,
                 "password",
+                defaults::MAX_SECRET_BYTES,
                 [
                     &raw.password,
                     &raw.password_file,
@@ -209,6 +205,8 @@ pub(super) fn validate(
             match require(cx, &raw.to, "to", "email", &at) {
                 Some(list) if list.get_ref().is_empty() => {
                     cx.error(list.span(), "`to` must list at least one address")
+                }
+                Some(list) if !list_len(cx, "to", "recipients", list, defaults::MAX_RECIPIENTS) => {
                 }
                 Some(list) => {
                     for addr in list.get_ref() {
@@ -243,6 +241,7 @@ pub(super) fn validate(
             let url = secret(
                 cx,
                 "webhook_url",
+                defaults::MAX_URL_BYTES,
                 [
                     &raw.webhook_url,
                     &raw.webhook_url_file,
@@ -250,7 +249,13 @@ pub(super) fn validate(
                     &raw.webhook_url_credential,
                 ],
             );
-            if url.is_none() {
+            // Only when none is given: a bad one has its own message.
+            if url.is_none()
+                && raw.webhook_url.is_none()
+                && raw.webhook_url_file.is_none()
+                && raw.webhook_url_env.is_none()
+                && raw.webhook_url_credential.is_none()
+            {
                 cx.error(at.clone(), "a slack channel needs `webhook_url` (or `webhook_url_file`, `webhook_url_env`, `webhook_url_credential`)");
             }
             ChannelKind::Slack(SlackSpec {
@@ -263,9 +268,15 @@ pub(super) fn validate(
             let url = secret(
                 cx,
                 "url",
+                defaults::MAX_URL_BYTES,
                 [&raw.url, &raw.url_file, &raw.url_env, &raw.url_credential],
             );
-            if url.is_none() {
+            if url.is_none()
+                && raw.url.is_none()
+                && raw.url_file.is_none()
+                && raw.url_env.is_none()
+                && raw.url_credential.is_none()
+            {
                 cx.error(
                     at.clone(),
                     "a webhook channel needs `url` (or `url_file`, `url_env`, `url_credential`)",
@@ -281,6 +292,7 @@ pub(super) fn validate(
             let secret = secret(
                 cx,
                 "secret",
+                defaults::MAX_SECRET_BYTES,
                 [
                     &raw.secret,
                     &raw.secret_file,

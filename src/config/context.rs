@@ -3,6 +3,7 @@
 //! uses (durations, secrets, names). The daemon, site and alert validators
 //! all build on this module; it depends on none of them.
 
+use super::defaults;
 use super::diagnostic::{Diagnostic, Source, clean_message, quote, snippet};
 use super::model::SecretRef;
 use serde::de::{Deserialize, Deserializer, IntoDeserializer};
@@ -113,6 +114,9 @@ impl<'a> Cx<'a> {
     /// then one that counts the rest.
     pub(super) fn finish(mut self) -> Vec<Diagnostic> {
         self.pending.sort_by_key(|p| p.at);
+        // A bad value in [defaults] is found once per site that inherits it.
+        self.pending
+            .dedup_by(|a, b| a.at == b.at && a.message == b.message);
         let more = self.pending.len().saturating_sub(MAX_REPORTED);
         let mut out: Vec<Diagnostic> = self
             .pending
@@ -155,10 +159,107 @@ pub(super) fn pick<'a, T>(
     own.as_ref().or(inherited.as_ref())
 }
 
+/// A limit for a message: "24h", "10m", "1s", "1ms".
+pub(super) fn show_limit(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs, d.subsec_nanos()) {
+        (0, n) if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+        (s, 0) if s > 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        (s, 0) if s % 3600 == 0 => format!("{}h", s / 3600),
+        (s, 0) if s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ => humantime::format_duration(d).to_string(),
+    }
+}
+
+/// The value of a duration key if it lies within `min..=max`; otherwise
+/// records an error that names the allowed range.
+pub(super) fn duration_in(
+    cx: &mut Cx<'_>,
+    key: &str,
+    v: &Spanned<Dur>,
+    min: Duration,
+    max: Duration,
+) -> Option<Duration> {
+    let d = v.get_ref().0;
+    let side = if d < min {
+        format!("below the minimum of {}", show_limit(min))
+    } else if d > max {
+        format!("above the maximum of {}", show_limit(max))
+    } else {
+        return Some(d);
+    };
+    cx.error(
+        v.span(),
+        format!(
+            "`{key}` is {}, {side} (allowed: {} to {})",
+            humantime::format_duration(d),
+            show_limit(min),
+            show_limit(max)
+        ),
+    );
+    None
+}
+
+/// The value of an integer key if it lies within `min..=max`; otherwise
+/// records an error that names the allowed range.
+pub(super) fn int_in<T: TryFrom<i64>>(
+    cx: &mut Cx<'_>,
+    key: &str,
+    v: &Spanned<i64>,
+    min: i64,
+    max: i64,
+) -> Option<T> {
+    let n = *v.get_ref();
+    match T::try_from(n) {
+        Ok(t) if (min..=max).contains(&n) => Some(t),
+        _ => {
+            cx.error(v.span(), format!("`{key}` must be between {min} and {max}"));
+            None
+        }
+    }
+}
+
+/// Whether a text key is not empty and at most `max` bytes long; otherwise
+/// records an error that names the allowed length.
+pub(super) fn text_len(cx: &mut Cx<'_>, key: &str, v: &Spanned<String>, max: usize) -> bool {
+    let n = v.get_ref().len();
+    if n == 0 {
+        cx.error(v.span(), format!("`{key}` must not be empty"));
+    } else if n > max {
+        cx.error(
+            v.span(),
+            format!(
+                "`{key}` is {n} bytes long, above the maximum of {max} (allowed: 1 to {max} bytes)"
+            ),
+        );
+    }
+    (1..=max).contains(&n)
+}
+
+/// Whether a list key holds at most `max` entries; otherwise records an
+/// error that names the limit. `what` names the entries ("servers").
+pub(super) fn list_len<T>(
+    cx: &mut Cx<'_>,
+    key: &str,
+    what: &str,
+    v: &Spanned<Vec<T>>,
+    max: usize,
+) -> bool {
+    let n = v.get_ref().len();
+    if n > max {
+        cx.error(
+            v.span(),
+            format!("`{key}` lists {n} {what}, above the maximum of {max}"),
+        );
+    }
+    n <= max
+}
+
 /// Checks a site or channel name.
 pub(super) fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
-        && name.len() <= 64
+        && name.chars().count() <= defaults::MAX_NAME_CHARS
         && name
             .chars()
             .next()
@@ -170,16 +271,19 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "site name \"{}\" must start with a letter or digit and use only letters, digits, '-', '_' and '.' (at most 64)",
-            quote(name)
+            "site name \"{}\" must start with a letter or digit and use only letters, digits, '-', '_' and '.' (at most {})",
+            quote(name),
+            defaults::MAX_NAME_CHARS
         ))
     }
 }
 
-/// Reads one secret given as `KEY`, `KEY_file`, `KEY_env` or `KEY_credential`.
+/// Reads one secret given as `KEY`, `KEY_file`, `KEY_env` or
+/// `KEY_credential`; a value written in the file is at most `max` bytes.
 pub(super) fn secret(
     cx: &mut Cx<'_>,
     key: &str,
+    max: usize,
     options: [&Option<Spanned<String>>; 4],
 ) -> Option<SecretRef> {
     let given: Vec<(usize, &Spanned<String>)> = options
@@ -191,6 +295,9 @@ pub(super) fn secret(
         [] => None,
         [(i, v)] => {
             let text = v.get_ref();
+            if *i == 0 && !text_len(cx, key, v, max) {
+                return None;
+            }
             if text.is_empty() {
                 cx.error(v.span(), format!("`{key}` must not be empty"));
                 return None;

@@ -1,12 +1,11 @@
 //! The `[daemon]` table: raw form and validation into [`Daemon`].
 
-use super::context::{Cx, Dur};
+use super::context::{Cx, Dur, duration_in, int_in, text_len};
 use super::defaults;
 use super::diagnostic::quote;
 use super::model::Daemon;
 use super::target::shown_url;
 use std::net::SocketAddr;
-use std::time::Duration;
 use toml::Spanned;
 
 /// The `[daemon]` table before validation.
@@ -21,6 +20,9 @@ pub(super) struct RawDaemon {
     api_token_file: Option<Spanned<String>>,
     public_page: Option<Spanned<bool>>,
 }
+
+/// [`defaults::MAX_CONCURRENT_PROBES_LIMIT`] as the integer TOML reads.
+const MAX_CONCURRENT_PROBES_LIMIT: i64 = defaults::MAX_CONCURRENT_PROBES_LIMIT as i64;
 
 /// Checks `[daemon]` and fills in its defaults.
 pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
@@ -53,16 +55,20 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
             daemon.state_dir = Some(cx.relative(dir.get_ref()));
         }
     }
-    if let Some(max) = &raw.max_concurrent_probes {
-        match usize::try_from(*max.get_ref()) {
-            Ok(n) if (1..=1_000_000).contains(&n) => daemon.max_concurrent_probes = n,
-            _ => cx.error(
-                max.span(),
-                "`max_concurrent_probes` must be between 1 and 1000000",
-            ),
-        }
+    if let Some(max) = &raw.max_concurrent_probes
+        && let Some(n) = int_in(
+            cx,
+            "max_concurrent_probes",
+            max,
+            1,
+            MAX_CONCURRENT_PROBES_LIMIT,
+        )
+    {
+        daemon.max_concurrent_probes = n;
     }
-    if let Some(url) = &raw.heartbeat_url {
+    if let Some(url) = &raw.heartbeat_url
+        && text_len(cx, "heartbeat_url", url, defaults::MAX_URL_BYTES)
+    {
         let u = url.get_ref();
         if url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) {
             daemon.heartbeat_url = Some(u.clone());
@@ -86,12 +92,16 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
     if let Some(p) = &raw.public_page {
         daemon.public_page = *p.get_ref();
     }
-    if let Some(every) = &raw.heartbeat_every {
-        if every.get_ref().0 < Duration::from_secs(1) {
-            cx.error(every.span(), "`heartbeat_every` must be at least 1s");
-        } else {
-            daemon.heartbeat_every = every.get_ref().0;
-        }
+    if let Some(every) = &raw.heartbeat_every
+        && let Some(d) = duration_in(
+            cx,
+            "heartbeat_every",
+            every,
+            defaults::MIN_HEARTBEAT_EVERY,
+            defaults::MAX_HEARTBEAT_EVERY,
+        )
+    {
+        daemon.heartbeat_every = d;
     }
     daemon
 }

@@ -14,6 +14,7 @@ mod validate;
 mod context;
 mod daemon;
 mod diagnostic;
+mod request;
 mod site;
 mod target;
 

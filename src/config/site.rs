@@ -1,10 +1,11 @@
 //! `[[site]]` and `[defaults]` tables: raw form, validation, and the
 //! inheritance of `[defaults]` into each [`SiteSpec`].
 
-use super::context::{Cx, Dur, check_name, pick};
+use super::context::{Cx, Dur, check_name, duration_in, int_in, list_len, pick, text_len};
 use super::defaults;
 use super::diagnostic::quote;
 use super::model::*;
+use super::request;
 use super::target::{StatusItem, parse_address_mode, parse_resolver, parse_target};
 use std::net::IpAddr;
 use std::ops::Range;
@@ -32,7 +33,7 @@ pub(super) struct RawSite {
     expect_banner: Option<Spanned<String>>,
     forbid_body: Option<Spanned<String>>,
     method: Option<Spanned<String>>,
-    headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    headers: Option<Spanned<request::Headers>>,
     max_redirects: Option<Spanned<i64>>,
     app_errors: Option<Spanned<bool>>,
     notify: Option<Spanned<Vec<Spanned<String>>>>,
@@ -66,6 +67,7 @@ pub(super) fn validate(
             cx.error(span.clone(), "this [[site]] has no `url`");
             None
         }
+        Some(u) if !text_len(cx, "url", u, defaults::MAX_URL_BYTES) => None,
         Some(u) => match parse_target(u.get_ref()) {
             Ok(t) => Some(t),
             Err(msg) => {
@@ -74,27 +76,83 @@ pub(super) fn validate(
             }
         },
     };
+    let timing = timing(cx, &span, raw, d);
+    let expect = expect(cx, raw, d, timing.timeout);
+    let http = request::options(
+        cx,
+        &request::Keys {
+            method: pick(&raw.method, &d.method),
+            headers: pick(&raw.headers, &d.headers),
+            max_redirects: pick(&raw.max_redirects, &d.max_redirects),
+            app_errors: pick(&raw.app_errors, &d.app_errors),
+            body_check: raw.expect_body.as_ref().or(raw.forbid_body.as_ref()),
+        },
+    );
+    let notify = notify(cx, raw, d, channels);
+    if let Some(t) = &target {
+        applicable(cx, raw, t.scheme);
+    }
 
-    let interval = pick(&raw.interval, &d.interval).map_or(defaults::INTERVAL, |v| v.get_ref().0);
-    if let Some(v) = pick(&raw.interval, &d.interval)
-        && interval < defaults::MIN_INTERVAL
-    {
-        cx.error(
-            v.span(),
-            format!(
-                "`interval` is {}, below the minimum of 1s",
-                humantime::format_duration(interval)
-            ),
-        );
+    if cx.count() > before {
+        return None;
     }
-    let timeout =
-        pick(&raw.timeout, &d.timeout).map_or(defaults::TIMEOUT.min(interval), |v| v.get_ref().0);
-    if let Some(v) = pick(&raw.timeout, &d.timeout)
-        && timeout.is_zero()
+    let target = target?;
+    let (uses_http, uses_tls) = (target.scheme.uses_http(), target.scheme.uses_tls());
+    Some(SiteSpec {
+        name: name?,
+        target,
+        interval: timing.interval,
+        timeout: timing.timeout,
+        confirm_down: timing.confirm_down,
+        confirm_up: timing.confirm_up,
+        expect: Expect {
+            body: expect.body.filter(|_| uses_http),
+            forbid_body: expect.forbid_body.filter(|_| uses_http),
+            ca_file: expect.ca_file.filter(|_| uses_tls),
+            banner: expect.banner.filter(|_| !uses_http),
+            ..expect
+        },
+        http,
+        notify,
+        remind_every: timing.remind_every,
+    })
+}
+
+/// When a site probes and how many results it takes to change its state.
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    confirm_down: u32,
+    confirm_up: u32,
+    remind_every: Option<Duration>,
+}
+
+fn timing(cx: &mut Cx<'_>, span: &Range<usize>, raw: &RawSite, d: &RawSite) -> Timing {
+    let interval = match pick(&raw.interval, &d.interval) {
+        None => defaults::INTERVAL,
+        Some(v) => duration_in(
+            cx,
+            "interval",
+            v,
+            defaults::MIN_INTERVAL,
+            defaults::MAX_INTERVAL,
+        )
+        .unwrap_or(defaults::INTERVAL),
+    };
+    let default_timeout = defaults::TIMEOUT.min(interval);
+    let timeout = match pick(&raw.timeout, &d.timeout) {
+        None => Some(default_timeout),
+        Some(v) => duration_in(
+            cx,
+            "timeout",
+            v,
+            defaults::MIN_TIMEOUT,
+            defaults::MAX_TIMEOUT,
+        ),
+    };
+    if let Some(timeout) = timeout
+        && timeout > interval
     {
-        cx.error(v.span(), "`timeout` must be longer than 0s");
-    }
-    if timeout > interval {
         // Point at whichever of the two this site sets itself.
         let at = raw
             .timeout
@@ -111,25 +169,53 @@ pub(super) fn validate(
             ),
         );
     }
-    let confirm_down = confirm(
-        cx,
-        pick(&raw.confirm_down, &d.confirm_down),
-        "confirm_down",
-        defaults::CONFIRM_DOWN,
-    );
-    let confirm_up = confirm(
-        cx,
-        pick(&raw.confirm_up, &d.confirm_up),
-        "confirm_up",
-        defaults::CONFIRM_UP,
-    );
+    let confirm = |cx: &mut Cx<'_>, v: Option<&Spanned<i64>>, key: &str, default: u32| {
+        v.and_then(|v| int_in(cx, key, v, 1, defaults::MAX_CONFIRM.into()))
+            .unwrap_or(default)
+    };
+    Timing {
+        interval,
+        timeout: timeout.unwrap_or(default_timeout),
+        confirm_down: confirm(
+            cx,
+            pick(&raw.confirm_down, &d.confirm_down),
+            "confirm_down",
+            defaults::CONFIRM_DOWN,
+        ),
+        confirm_up: confirm(
+            cx,
+            pick(&raw.confirm_up, &d.confirm_up),
+            "confirm_up",
+            defaults::CONFIRM_UP,
+        ),
+        remind_every: pick(&raw.remind_every, &d.remind_every).and_then(|v| {
+            duration_in(
+                cx,
+                "remind_every",
+                v,
+                defaults::MIN_REMIND_EVERY,
+                defaults::MAX_REMIND_EVERY,
+            )
+        }),
+    }
+}
 
+/// What the probe expects, layer by layer (kept for every scheme here;
+/// [`validate`] drops what the site's scheme does not use).
+fn expect(cx: &mut Cx<'_>, raw: &RawSite, d: &RawSite, timeout: Duration) -> Expect {
     let status = match pick(&raw.expect_status, &d.expect_status) {
         None => StatusSet(vec![defaults::EXPECT_STATUS]),
         Some(list) => {
             if list.get_ref().is_empty() {
                 cx.error(list.span(), "`expect_status` must list at least one status");
             }
+            list_len(
+                cx,
+                "expect_status",
+                "entries",
+                list,
+                defaults::MAX_STATUS_RANGES,
+            );
             StatusSet(
                 list.get_ref()
                     .iter()
@@ -138,14 +224,38 @@ pub(super) fn validate(
             )
         }
     };
-    let body = pick(&raw.expect_body, &d.expect_body).map(|b| b.get_ref().clone());
-    if let Some(b) = pick(&raw.expect_body, &d.expect_body)
-        && b.get_ref().is_empty()
-    {
-        cx.error(b.span(), "`expect_body` must not be empty");
-    }
+    let text = |cx: &mut Cx<'_>, key: &str, v: Option<&Spanned<String>>, max: usize| {
+        v.filter(|v| text_len(cx, key, v, max))
+            .map(|v| v.get_ref().clone())
+    };
+    let body = text(
+        cx,
+        "expect_body",
+        pick(&raw.expect_body, &d.expect_body),
+        defaults::MAX_BODY_TEXT_BYTES,
+    );
+    let forbid_body = text(
+        cx,
+        "forbid_body",
+        pick(&raw.forbid_body, &d.forbid_body),
+        defaults::MAX_BODY_TEXT_BYTES,
+    );
+    let banner = text(
+        cx,
+        "expect_banner",
+        pick(&raw.expect_banner, &d.expect_banner),
+        defaults::MAX_BANNER_BYTES,
+    );
     let mut ips = Vec::new();
-    if let Some(list) = pick(&raw.expect_ips, &d.expect_ips) {
+    if let Some(list) = pick(&raw.expect_ips, &d.expect_ips)
+        && list_len(
+            cx,
+            "expect_ips",
+            "addresses",
+            list,
+            defaults::MAX_EXPECT_IPS,
+        )
+    {
         for ip in list.get_ref() {
             match ip.get_ref().parse::<IpAddr>() {
                 Ok(a) => ips.push(a),
@@ -172,18 +282,21 @@ pub(super) fn validate(
             ),
         );
     }
-    let cert_warn_days = match pick(&raw.cert_warn_days, &d.cert_warn_days) {
-        None => defaults::CERT_WARN_DAYS,
-        Some(v) => match u32::try_from(*v.get_ref()) {
-            Ok(n) if n <= 365 => n,
-            _ => {
-                cx.error(v.span(), "`cert_warn_days` must be between 0 and 365");
-                defaults::CERT_WARN_DAYS
-            }
-        },
-    };
+    let cert_warn_days = pick(&raw.cert_warn_days, &d.cert_warn_days)
+        .and_then(|v| {
+            int_in(
+                cx,
+                "cert_warn_days",
+                v,
+                0,
+                defaults::MAX_CERT_WARN_DAYS.into(),
+            )
+        })
+        .unwrap_or(defaults::CERT_WARN_DAYS);
     let mut resolvers = Vec::new();
-    if let Some(list) = pick(&raw.resolvers, &d.resolvers) {
+    if let Some(list) = pick(&raw.resolvers, &d.resolvers)
+        && list_len(cx, "resolvers", "servers", list, defaults::MAX_RESOLVERS)
+    {
         for r in list.get_ref() {
             match parse_resolver(r.get_ref()) {
                 Ok(a) => resolvers.push(a),
@@ -191,7 +304,6 @@ pub(super) fn validate(
             }
         }
     }
-    let ca_file = pick(&raw.ca_file, &d.ca_file).map(|p| cx.relative(p.get_ref()));
     let addresses = match pick(&raw.addresses, &d.addresses) {
         None => AddressMode::All,
         Some(v) => match parse_address_mode(v.get_ref()) {
@@ -202,205 +314,96 @@ pub(super) fn validate(
             }
         },
     };
-    let banner = pick(&raw.expect_banner, &d.expect_banner).map(|b| b.get_ref().clone());
-    let forbid_body = pick(&raw.forbid_body, &d.forbid_body).map(|b| b.get_ref().clone());
-    if let Some(b) = pick(&raw.forbid_body, &d.forbid_body)
-        && b.get_ref().is_empty()
-    {
-        cx.error(b.span(), "`forbid_body` must not be empty");
+    Expect {
+        status,
+        body,
+        forbid_body,
+        ips,
+        slow,
+        cert_warn_days,
+        resolvers,
+        ca_file: pick(&raw.ca_file, &d.ca_file).map(|p| cx.relative(p.get_ref())),
+        addresses,
+        banner,
     }
-    let method = match pick(&raw.method, &d.method) {
-        None => Method::Get,
-        Some(m) => match m.get_ref().to_ascii_uppercase().as_str() {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            other => {
-                cx.error(
-                    m.span(),
-                    format!(
-                        "`method` must be \"GET\" or \"HEAD\", not \"{}\"",
-                        quote(other)
-                    ),
-                );
-                Method::Get
-            }
-        },
-    };
-    if method == Method::Head
-        && let Some(b) = raw.expect_body.as_ref().or(raw.forbid_body.as_ref())
-    {
-        cx.error(
-            b.span(),
-            "body checks need the body: use method = \"GET\" with `expect_body` or `forbid_body`",
-        );
-    }
-    let mut headers = Vec::new();
-    if let Some(table) = pick(&raw.headers, &d.headers) {
-        for (name, value) in table.get_ref() {
-            let parsed_name = http::HeaderName::from_bytes(name.as_bytes());
-            let parsed_value = http::HeaderValue::from_str(value.get_ref());
-            match (parsed_name, parsed_value) {
-                (Ok(n), Ok(v)) if n != http::header::HOST => headers.push((n, v)),
-                (Ok(_), Ok(_)) => cx.error(
-                    value.span(),
-                    "`headers` cannot set Host: it comes from the url",
-                ),
-                (Err(_), _) => cx.error(
-                    table.span(),
-                    format!(
-                        "\"{}\" in `headers` is not a valid header name",
-                        quote(name)
-                    ),
-                ),
-                (_, Err(_)) => cx.error(
-                    value.span(),
-                    format!(
-                        "the value of header \"{}\" holds characters a header cannot carry",
-                        quote(name)
-                    ),
-                ),
-            }
-        }
-    }
-    let max_redirects = match pick(&raw.max_redirects, &d.max_redirects) {
-        None => defaults::MAX_REDIRECTS,
-        Some(v) => match u32::try_from(*v.get_ref()) {
-            Ok(n) if n <= defaults::MAX_REDIRECTS_LIMIT => n,
-            _ => {
-                cx.error(
-                    v.span(),
-                    format!(
-                        "`max_redirects` must be between 0 and {}",
-                        defaults::MAX_REDIRECTS_LIMIT
-                    ),
-                );
-                defaults::MAX_REDIRECTS
-            }
-        },
-    };
-    let app_errors = pick(&raw.app_errors, &d.app_errors).is_none_or(|v| *v.get_ref());
-    // Alerts go to every channel unless the site (or [defaults]) picks some.
-    let notify = match pick(&raw.notify, &d.notify) {
-        None => channels.to_vec(),
-        Some(list) => {
-            for n in list.get_ref() {
-                if !channels.contains(n.get_ref()) {
-                    let known = if channels.is_empty() {
-                        "no [alert.NAME] channel is defined".to_string()
-                    } else {
-                        format!("defined: {}", channels.join(", "))
-                    };
-                    cx.error(
-                        n.span(),
-                        format!(
-                            "`notify` names \"{}\", which is not an alert channel ({known})",
-                            quote(n.get_ref())
-                        ),
-                    );
-                }
-            }
-            list.get_ref().iter().map(|n| n.get_ref().clone()).collect()
-        }
-    };
-    let remind_every = pick(&raw.remind_every, &d.remind_every).map(|v| v.get_ref().0);
-    if let (Some(v), Some(r)) = (pick(&raw.remind_every, &d.remind_every), remind_every)
-        && r < Duration::from_secs(60)
-    {
-        cx.error(v.span(), "`remind_every` must be at least 1m");
-    }
-
-    // Keys that make no sense for this kind of target, when the site sets them itself.
-    if let Some(t) = &target {
-        let http_only = [
-            (
-                "expect_status",
-                raw.expect_status.as_ref().map(|v| v.span()),
-            ),
-            ("expect_body", raw.expect_body.as_ref().map(|v| v.span())),
-            ("forbid_body", raw.forbid_body.as_ref().map(|v| v.span())),
-            ("method", raw.method.as_ref().map(|v| v.span())),
-            ("headers", raw.headers.as_ref().map(|v| v.span())),
-            (
-                "max_redirects",
-                raw.max_redirects.as_ref().map(|v| v.span()),
-            ),
-            ("app_errors", raw.app_errors.as_ref().map(|v| v.span())),
-        ];
-        if !t.scheme.uses_http() {
-            for (key, span) in http_only {
-                if let Some(span) = span {
-                    cx.error(
-                        span,
-                        format!("`{key}` applies to http:// and https:// sites only"),
-                    );
-                }
-            }
-        }
-        if t.scheme.uses_http()
-            && let Some(v) = &raw.expect_banner
-        {
-            cx.error(
-                v.span(),
-                "`expect_banner` applies to tcp:// and tls:// sites only",
-            );
-        }
-        if !t.scheme.uses_tls()
-            && let Some(v) = &raw.ca_file
-        {
-            cx.error(
-                v.span(),
-                "`ca_file` applies to https:// and tls:// sites only",
-            );
-        }
-    }
-
-    if cx.count() > before {
-        return None;
-    }
-    let target = target?;
-    let (uses_http, uses_tls) = (target.scheme.uses_http(), target.scheme.uses_tls());
-    Some(SiteSpec {
-        name: name?,
-        target,
-        interval,
-        timeout,
-        confirm_down,
-        confirm_up,
-        expect: Expect {
-            status,
-            body: if uses_http { body } else { None },
-            forbid_body: if uses_http { forbid_body } else { None },
-            ips,
-            slow,
-            cert_warn_days,
-            resolvers,
-            ca_file: if uses_tls { ca_file } else { None },
-            addresses,
-            banner: if uses_http { None } else { banner },
-        },
-        http: HttpOptions {
-            method,
-            headers,
-            max_redirects,
-            app_errors,
-        },
-        notify,
-        remind_every,
-    })
 }
 
-fn confirm(cx: &mut Cx<'_>, v: Option<&Spanned<i64>>, key: &str, default: u32) -> u32 {
-    match v {
-        None => default,
-        Some(v) => match u32::try_from(*v.get_ref()) {
-            Ok(n) if (1..=defaults::MAX_CONFIRM).contains(&n) => n,
-            _ => {
+/// The channels a site's alerts go to: every channel unless the site (or
+/// `[defaults]`) picks some, each at most once.
+fn notify(cx: &mut Cx<'_>, raw: &RawSite, d: &RawSite, channels: &[String]) -> Vec<String> {
+    let Some(list) = pick(&raw.notify, &d.notify) else {
+        return channels.to_vec();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for n in list.get_ref() {
+        let name = n.get_ref();
+        if !channels.contains(name) {
+            let known = if channels.is_empty() {
+                "no [alert.NAME] channel is defined".to_string()
+            } else {
+                format!("defined: {}", channels.join(", "))
+            };
+            cx.error(
+                n.span(),
+                format!(
+                    "`notify` names \"{}\", which is not an alert channel ({known})",
+                    quote(name)
+                ),
+            );
+        } else if out.contains(name) {
+            cx.error(
+                n.span(),
+                format!("`notify` names \"{}\" twice", quote(name)),
+            );
+        } else {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+/// Keys that make no sense for the site's kind of target, when the site
+/// sets them itself (a value inherited from `[defaults]` is just not used).
+fn applicable(cx: &mut Cx<'_>, raw: &RawSite, scheme: Scheme) {
+    let http_only = [
+        (
+            "expect_status",
+            raw.expect_status.as_ref().map(|v| v.span()),
+        ),
+        ("expect_body", raw.expect_body.as_ref().map(|v| v.span())),
+        ("forbid_body", raw.forbid_body.as_ref().map(|v| v.span())),
+        ("method", raw.method.as_ref().map(|v| v.span())),
+        ("headers", raw.headers.as_ref().map(|v| v.span())),
+        (
+            "max_redirects",
+            raw.max_redirects.as_ref().map(|v| v.span()),
+        ),
+        ("app_errors", raw.app_errors.as_ref().map(|v| v.span())),
+    ];
+    if !scheme.uses_http() {
+        for (key, span) in http_only {
+            if let Some(span) = span {
                 cx.error(
-                    v.span(),
-                    format!("`{key}` must be between 1 and {}", defaults::MAX_CONFIRM),
+                    span,
+                    format!("`{key}` applies to http:// and https:// sites only"),
                 );
-                default
             }
-        },
+        }
+    }
+    if scheme.uses_http()
+        && let Some(v) = &raw.expect_banner
+    {
+        cx.error(
+            v.span(),
+            "`expect_banner` applies to tcp:// and tls:// sites only",
+        );
+    }
+    if !scheme.uses_tls()
+        && let Some(v) = &raw.ca_file
+    {
+        cx.error(
+            v.span(),
+            "`ca_file` applies to https:// and tls:// sites only",
+        );
     }
 }

@@ -281,4 +281,77 @@ interval = "500ms"
         // It points at the first error it does not show.
         assert_eq!(last.line, 3 * context::MAX_REPORTED + 3);
     }
+
+    #[test]
+    fn every_limit_is_allowed_up_to_its_value() {
+        use defaults::*;
+        let list =
+            |n: usize, f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>().join(", ");
+        let url = format!("https://a.example.com/{}", "p".repeat(MAX_URL_BYTES - 22));
+        assert_eq!(url.len(), MAX_URL_BYTES);
+        let mut headers = list(MAX_HEADERS - 1, &|i| format!("\"X-H{i}\" = \"v\""));
+        headers.push_str(&format!(
+            ", \"{}\" = \"{}\"",
+            "N".repeat(MAX_HEADER_NAME_BYTES),
+            "v".repeat(MAX_HEADER_VALUE_BYTES)
+        ));
+        let text = format!(
+            r#"
+[daemon]
+max_concurrent_probes = {MAX_CONCURRENT_PROBES_LIMIT}
+heartbeat_every = "24h"
+
+[[site]]
+name = "{name}"
+url = "{url}"
+interval = "24h"
+timeout = "10m"
+remind_every = "7d"
+confirm_down = {MAX_CONFIRM}
+confirm_up = {MAX_CONFIRM}
+max_redirects = {MAX_REDIRECTS_LIMIT}
+cert_warn_days = {MAX_CERT_WARN_DAYS}
+expect_body = "{body}"
+forbid_body = "{body}"
+resolvers = [{resolvers}]
+expect_ips = [{ips}]
+expect_status = [{status}]
+headers = {{ {headers} }}
+
+[[site]]
+name = "tcp"
+url = "tcp://b.example.com:25"
+expect_banner = "{banner}"
+
+[alert.mail]
+type = "email"
+smtp_host = "smtp.example.com"
+smtp_port = 65535
+from = "sitewatch@example.com"
+to = [{to}]
+"#,
+            name = "n".repeat(MAX_NAME_CHARS),
+            body = "x".repeat(MAX_BODY_TEXT_BYTES),
+            banner = "b".repeat(MAX_BANNER_BYTES),
+            resolvers = list(MAX_RESOLVERS, &|i| format!("\"192.0.2.{i}\"")),
+            ips = list(MAX_EXPECT_IPS, &|i| format!("\"192.0.2.{i}\"")),
+            status = list(MAX_STATUS_RANGES, &|i| (200 + i).to_string()),
+            to = list(MAX_RECIPIENTS, &|i| format!("\"u{i}@example.com\"")),
+        );
+        let c = ok(&text);
+        assert_eq!(c.sites[0].interval, MAX_INTERVAL);
+        assert_eq!(c.sites[0].remind_every, Some(MAX_REMIND_EVERY));
+        assert_eq!(c.sites[0].http.headers.len(), MAX_HEADERS);
+        assert_eq!(c.daemon.max_concurrent_probes, MAX_CONCURRENT_PROBES_LIMIT);
+    }
+
+    #[test]
+    fn limits_read_as_written() {
+        use context::show_limit;
+        assert_eq!(show_limit(defaults::MAX_INTERVAL), "24h");
+        assert_eq!(show_limit(defaults::MAX_REMIND_EVERY), "7d");
+        assert_eq!(show_limit(defaults::MAX_TIMEOUT), "10m");
+        assert_eq!(show_limit(defaults::MIN_INTERVAL), "1s");
+        assert_eq!(show_limit(defaults::MIN_TIMEOUT), "1ms");
+    }
 }
