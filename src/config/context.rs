@@ -6,6 +6,7 @@
 use super::defaults;
 use super::diagnostic::{Diagnostic, Source, clean_message, quote, snippet};
 use super::model::SecretRef;
+use super::{lexer, redact};
 use serde::de::{Deserialize, Deserializer, IntoDeserializer};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub(super) struct Cx<'a> {
     path: &'a Path,
     source: Source<'a>,
     pending: Vec<Pending>,
+    /// Byte ranges of secret values, sorted and merged: never shown.
+    secrets: Vec<Range<usize>>,
 }
 
 impl<'a> Cx<'a> {
@@ -59,7 +62,15 @@ impl<'a> Cx<'a> {
             path,
             source: Source::new(text),
             pending: Vec::new(),
+            secrets: redact::merge(lexer::lexical(text)),
         }
+    }
+
+    /// Adds spans of secret values (from the parsed table).
+    pub(super) fn add_secrets(&mut self, spans: Vec<Range<usize>>) {
+        let mut all = std::mem::take(&mut self.secrets);
+        all.extend(spans);
+        self.secrets = redact::merge(all);
     }
 
     /// Records a mistake at the start of `span` (a byte range of the text).
@@ -136,15 +147,34 @@ impl<'a> Cx<'a> {
         out
     }
 
+    /// Locates a mistake and masks the secrets on its line, and in its
+    /// message those it may quote (on its line, or where it points).
     fn diagnostic(&self, at: usize, message: String) -> Diagnostic {
+        let text = self.source.text();
         let loc = self.source.locate(at);
-        let line = &self.source.text()[loc.line_bytes.clone()];
-        let (source_line, caret) = snippet(line, loc.column, &[]);
+        let line = loc.line_bytes.clone();
+        // The secrets that touch the line or the offset (sorted, disjoint).
+        let window = line.start.min(at)..line.end.max(at + 1);
+        let first = self.secrets.partition_point(|s| s.end <= window.start);
+        let near: Vec<&Range<usize>> = self.secrets[first..]
+            .iter()
+            .take_while(|s| s.start < window.end)
+            .collect();
+        let masks: Vec<Range<usize>> = near
+            .iter()
+            .filter(|s| s.start < line.end && s.end > line.start)
+            .map(|s| s.start.max(line.start) - line.start..s.end.min(line.end) - line.start)
+            .collect();
+        let (source_line, caret) = snippet(&text[line], loc.column, &masks);
+        let quoted: Vec<&str> = near
+            .iter()
+            .filter_map(|s| text.get(s.start..s.end))
+            .collect();
         Diagnostic {
             path: self.path.to_path_buf(),
             line: loc.line,
             column: loc.column,
-            message,
+            message: redact::mask_message(&message, &quoted),
             source_line,
             caret,
         }

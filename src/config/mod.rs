@@ -14,6 +14,8 @@ mod validate;
 mod context;
 mod daemon;
 mod diagnostic;
+mod lexer;
+mod redact;
 mod request;
 mod site;
 mod target;

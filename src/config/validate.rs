@@ -10,7 +10,7 @@
 use super::context::Cx;
 use super::diagnostic::quote;
 use super::model::*;
-use super::{Diagnostic, alert, daemon, site};
+use super::{Diagnostic, alert, daemon, redact, site};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -41,8 +41,14 @@ pub(super) fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, Vec<Diagn
 pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let mut cx = Cx::new(path, text);
     let root = match DeTable::parse(text) {
-        Ok(root) => root,
+        Ok(root) => {
+            cx.add_secrets(redact::structural(root.get_ref()));
+            root
+        }
         Err(e) => {
+            // The partial table still tells where secrets are.
+            let (partial, _) = DeTable::parse_recoverable(text);
+            cx.add_secrets(redact::structural(partial.get_ref()));
             cx.toml_error(&e);
             return Err(cx.finish());
         }
