@@ -125,7 +125,8 @@ impl<'a> Source<'a> {
         } else {
             end
         };
-        let column = self.text[start..offset].chars().count() + 1;
+        // An offset in the line break (between \r and \n) is the end of the line.
+        let column = self.text[start..offset.min(end)].chars().count() + 1;
         Location {
             line,
             column,
@@ -268,6 +269,8 @@ mod tests {
         // Inside the two bytes of 'ä': the column of 'ä' itself.
         assert_eq!(at(text.find('ä').unwrap() + 1), (2, 2, "näme = 2"));
         assert_eq!(at(usize::MAX).0, 3);
+        // The \n of a \r\n is the end of the line, not a column past it.
+        assert_eq!(at(text.find('\n').unwrap()), (1, 6, "a = 1"));
     }
 
     #[test]
