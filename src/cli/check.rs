@@ -1,6 +1,7 @@
 //! `sitewatch check TARGET`: one probe with the daemon's own probe code,
 //! printed for a person, as the contract's JSON, or as a Nagios plugin line.
 
+use super::log;
 use crate::config::{self, AddressMode, Expect, HttpOptions, Method, SiteSpec, StatusSet};
 use crate::diagnosis::Status;
 use crate::probe::{self, ProbeDeps, ProbeReport};
@@ -240,12 +241,14 @@ struct CheckJson<'a> {
     report: &'a ProbeReport,
 }
 
-/// Runs the check and prints it; returns the exit code.
+/// Runs the check and prints it; returns the exit code. A result that
+/// cannot be written (stdout closed or full) is UNKNOWN (3), as is any
+/// usage or internal error.
 pub fn run(args: &CheckArgs) -> i32 {
     let site = match args.site() {
         Ok(s) => s,
         Err(msg) => {
-            eprintln!("sitewatch check: {msg}");
+            log::error(&format!("sitewatch check: {msg}"));
             return EXIT_UNKNOWN;
         }
     };
@@ -255,7 +258,9 @@ pub fn run(args: &CheckArgs) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sitewatch check: cannot start the async runtime: {e}");
+            log::error(&format!(
+                "sitewatch check: cannot start the async runtime: {e}"
+            ));
             return EXIT_UNKNOWN;
         }
     };
@@ -266,36 +271,40 @@ pub fn run(args: &CheckArgs) -> i32 {
     let report = match result {
         Ok(r) => r,
         Err(msg) => {
-            match args.format() {
-                Format::Nagios => println!("SITEWATCH UNKNOWN - {}: {msg}", site.target.url),
-                Format::Json => println!(
-                    "{}",
+            let out = match args.format() {
+                Format::Nagios => format!("SITEWATCH UNKNOWN - {}: {msg}\n", site.target.url),
+                Format::Json => format!(
+                    "{}\n",
                     serde_json::json!({"target": site.target.url, "error": msg})
                 ),
-                Format::Text => eprintln!("sitewatch check: {msg}"),
-            }
+                Format::Text => {
+                    log::error(&format!("sitewatch check: {msg}"));
+                    String::new()
+                }
+            };
+            let _ = super::print_or_unknown("check", &out);
             return EXIT_UNKNOWN;
         }
     };
-    match args.format() {
+    let out = match args.format() {
         Format::Json => match serde_json::to_string_pretty(&CheckJson {
             target: &site.target.url,
             report: &report,
         }) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => format!("{s}\n"),
             Err(e) => {
-                eprintln!("sitewatch check: {e}");
+                log::error(&format!("sitewatch check: {e}"));
                 return EXIT_UNKNOWN;
             }
         },
-        Format::Nagios => println!("{}", nagios_line(&site, &report)),
+        Format::Nagios => format!("{}\n", nagios_line(&site, &report)),
         Format::Text => {
             let colour = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            print!("{}", text_report(&site, &report, colour));
+            text_report(&site, &report, colour)
         }
-    }
-    report.status.nagios_code()
+    };
+    super::print_or_unknown("check", &out).unwrap_or(report.status.nagios_code())
 }
 
 fn seconds(ms: f64) -> String {
