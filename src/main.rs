@@ -8,18 +8,20 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr (stdout is the `check` result), through a writer that
-/// ignores a closed or full stderr. Under journald the timestamps are
-/// journald's; without a terminal there are no colours.
+/// ignores a closed or full stderr. Under journald each line carries its
+/// priority and the timestamps are journald's; without a terminal there
+/// are no colours.
 fn init_logging(default: &str) {
     let filter =
         EnvFilter::try_from_env("SITEWATCH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let journal = cli::log::stderr_is_journal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(cli::log::Stderr)
+        .with_writer(cli::log::Stderr { journal })
         .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if journal {
         builder.without_time().init();
     } else {
         builder.init();
