@@ -54,6 +54,12 @@ struct Lexer<'a> {
 }
 
 impl Lexer<'_> {
+    /// Text between two offsets; empty if they are not character
+    /// boundaries (the lexer steps by bytes over text it does not follow).
+    fn slice(&self, r: Range<usize>) -> &str {
+        self.text.get(r).unwrap_or("")
+    }
+
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
@@ -100,11 +106,11 @@ impl Lexer<'_> {
             let part = match self.peek() {
                 Some(b'"') => {
                     let r = self.short_string(b'"');
-                    unescape(&self.text[r])
+                    unescape(self.slice(r))
                 }
                 Some(b'\'') => {
                     let r = self.short_string(b'\'');
-                    self.text[r].to_string()
+                    self.slice(r).to_string()
                 }
                 _ => {
                     let start = self.i;
@@ -128,7 +134,7 @@ impl Lexer<'_> {
                     }) {
                         self.i += 1;
                     }
-                    self.text[start..self.i].to_string()
+                    self.slice(start..self.i).to_string()
                 }
             };
             if part.is_empty() && !matches!(self.s.get(self.i.wrapping_sub(1)), Some(b'"' | b'\''))
@@ -186,7 +192,7 @@ impl Lexer<'_> {
                 } else {
                     self.short_string(q)
                 };
-                if !secret && has_userinfo(&self.text[inner]) {
+                if !secret && has_userinfo(self.slice(inner)) {
                     self.out.push(start..self.i);
                 }
             }

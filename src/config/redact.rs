@@ -6,10 +6,11 @@
 //! the few known to be harmless (`type`, `smtp_host`, `to`, …, and the
 //! `_file`/`_env`/`_credential` references), so a misspelt `passwrod` is
 //! masked too; any key anywhere whose name holds `password`, `secret` or
-//! `token` (`[daemon] api_token`); a site's `headers` entry named
-//! Authorization, Proxy-Authorization, Cookie or holding `token`, `secret`,
-//! `password`, `api-key`, `apikey` or `session`; and any string that is a
-//! URL with `user:password@`.
+//! `token` (`[daemon] api_token`); a site's `headers` entry whose name
+//! holds `auth`, `cookie`, `token`, `secret`, `pass`, `key`, `session` or
+//! `signature` (Authorization, Proxy-Authorization and Cookie, and their
+//! misspellings, which are errors shown on the same line); and any string
+//! that is a URL with `user:password@`.
 //!
 //! Two passes find them: [`structural`] over the parsed table (exact spans,
 //! also from the partial table of a file with a syntax error), and
@@ -32,8 +33,17 @@ const CHANNEL_KEYS_SHOWN: &[&str] = &[
     "ca_file",
 ];
 
-/// Header names whose values are credentials.
-const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+/// Parts of header names whose values are credentials.
+const SECRET_HEADER_WORDS: &[&str] = &[
+    "auth",
+    "cookie",
+    "token",
+    "secret",
+    "pass",
+    "key",
+    "session",
+    "signature",
+];
 
 /// Deepest nesting followed; deeper values are skipped whole (the TOML
 /// parser refuses such files anyway).
@@ -68,13 +78,9 @@ pub(super) fn is_secret_path<S: AsRef<str>>(path: &[S]) -> bool {
             .is_some_and(|key| !CHANNEL_KEYS_SHOWN.contains(&key.as_str()) && !is_reference(key)),
         Some("site" | "defaults") => {
             lower.get(1).is_some_and(|k| k == "headers")
-                && lower.get(2).is_some_and(|h| {
-                    SECRET_HEADERS.contains(&h.as_str())
-                        || secret_word(h)
-                        || ["api-key", "apikey", "session"]
-                            .iter()
-                            .any(|w| h.contains(w))
-                })
+                && lower
+                    .get(2)
+                    .is_some_and(|h| SECRET_HEADER_WORDS.iter().any(|w| h.contains(w)))
         }
         _ => false,
     }
@@ -245,6 +251,9 @@ mod tests {
             &["defaults", "headers", "cookie"],
             &["site", "headers", "Proxy-Authorization"],
             &["site", "headers", "X-Api-Key"],
+            &["site", "headers", "Authorization "],
+            &["site", "headers", "Authorisation"],
+            &["site", "headers", "set-cookie"],
             &["password"],
         ];
         let no: &[&[&str]] = &[
