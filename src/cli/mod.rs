@@ -19,7 +19,7 @@ pub fn print(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-/// [`print`] for a command whose result is lost: says so on stderr (if it
+/// [`print()`] for a command whose result is lost: says so on stderr (if it
 /// can) and returns the exit code for an internal error.
 pub fn print_or_unknown(command: &str, text: &str) -> Option<i32> {
     print(text).err().map(|e| {

@@ -5,20 +5,29 @@
 //! raw model (so one bad site does not hide another's errors) → validate and
 //! inherit `[defaults]` → immutable [`Config`]. Nothing here does I/O except
 //! [`load`] reading the file.
+//!
+//! - `validate`: the pipeline; it hands each table to `daemon`, `site`
+//!   (with `request` for the HTTP keys) or `alert`.
+//! - `context`: what they share: the diagnostic collector, limits checks,
+//!   durations, secrets, names. It depends on none of them.
+//! - `target`: the value parsers the command line shares (URL, statuses,
+//!   resolvers, address mode).
+//! - `diagnostic`: [`Diagnostic`] and how it is shown; `redact` and `lexer`
+//!   find the secrets it must never show.
+//! - `model` is the result, `defaults` every default and limit.
 
 mod alert;
-mod defaults;
-mod model;
-mod validate;
-
 mod context;
 mod daemon;
+mod defaults;
 mod diagnostic;
 mod lexer;
+mod model;
 mod redact;
 mod request;
 mod site;
 mod target;
+mod validate;
 
 pub use context::parse_duration;
 pub use defaults::*;
