@@ -7,17 +7,21 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr (stdout is the `check` result). Under journald the
-/// timestamps are journald's; without a terminal there are no colours.
+/// Logs go to stderr (stdout is the `check` result), through a writer that
+/// ignores a closed or full stderr. Under journald each line carries its
+/// priority and the timestamps are journald's; without a terminal there
+/// are no colours.
 fn init_logging(default: &str) {
     let filter =
         EnvFilter::try_from_env("SITEWATCH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let journal = cli::log::stderr_is_journal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(cli::log::Stderr { journal })
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if journal {
         builder.without_time().init();
     } else {
         builder.init();
@@ -33,8 +37,14 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(cli::generate::run(&args)).unwrap_or(1));
         }
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_UNKNOWN } else { 0 };
-            let _ = e.print();
+            // Usage errors, and --help or --version that cannot be printed,
+            // are UNKNOWN.
+            let printed = e.print().is_ok();
+            let code = if e.use_stderr() || !printed {
+                EXIT_UNKNOWN
+            } else {
+                0
+            };
             return ExitCode::from(code as u8);
         }
     };
@@ -45,7 +55,7 @@ fn main() -> ExitCode {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("{e:#}");
-                    eprintln!("sitewatch: {e:#}");
+                    cli::log::error(&format!("sitewatch: {e:#}"));
                     1
                 }
             }

@@ -314,9 +314,19 @@ async fn usage_errors_exit_3() {
         &["http://x.test", "--expect-banner", "220"],
         &[],
         &["http://x.test", "--timeout", "soon"],
+        &["http://x.test", "--timeout", "99999999999999s"],
+        &["http://x.test", "--timeout", "11m"],
+        &["http://x.test", "--expect-body", &"x".repeat(5000)],
     ] {
         let (code, out, err) = check_raw(args).await;
         assert_eq!(code, 3, "{args:?}: {out} {err}");
         assert!(!err.is_empty(), "{args:?}: a usage error says why");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    let (_, _, err) = check_raw(&["http://x.test", "--timeout", "99999999999999s"]).await;
+    assert!(
+        err.contains("invalid value '99999999999999s' for '--timeout <DUR>'")
+            && err.contains("the timeout must be between 1ms and 10m"),
+        "{err}"
+    );
 }

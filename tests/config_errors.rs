@@ -18,6 +18,25 @@ fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
     out
 }
 
+/// `render()` shows the message, a source line of bounded width, and a
+/// caret under the character the column names.
+fn assert_rendered(d: &sitewatch::config::Diagnostic) {
+    let shown = d.render();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 4, "{shown}");
+    assert_eq!(lines[0], d.to_string());
+    let prefix = format!("{} | ", d.line);
+    let source = lines[2]
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(source.chars().count() <= 122, "{}", source.len());
+    let caret = lines[3].chars().count() - (prefix.chars().count() + 1);
+    assert!(
+        lines[3].ends_with('^') && caret <= source.chars().count(),
+        "{shown}"
+    );
+}
+
 #[test]
 fn every_invalid_fixture_fails_with_its_expected_messages() {
     let fixtures = files("tests/fixtures/invalid", "toml");
@@ -27,15 +46,18 @@ fn every_invalid_fixture_fails_with_its_expected_messages() {
     );
     for path in fixtures {
         let name = path.file_name().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
         let expected = std::fs::read_to_string(path.with_extension("expected"))
             .unwrap_or_else(|e| panic!("{}: missing .expected ({e})", path.display()));
-        let diags = sitewatch::config::parse(Path::new(name), &text)
+        let diags = sitewatch::config::parse_bytes(Path::new(name), &bytes)
             .err()
             .unwrap_or_else(|| panic!("{} should be rejected", path.display()));
         let got: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         let want: Vec<&str> = expected.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(got, want, "{}", path.display());
+        for d in &diags {
+            assert_rendered(d);
+        }
     }
 }
 
@@ -95,4 +117,32 @@ fn validate_reports_every_error_and_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/sites.toml"));
+}
+
+#[test]
+fn validate_locates_invalid_utf8_and_refuses_endless_files() {
+    let bin = env!("CARGO_BIN_EXE_sitewatch");
+    let bad =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/invalid-utf8.toml");
+    let out = Command::new(bin)
+        .args(["validate", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid-utf8.toml:2:12: invalid UTF-8 at byte offset 20"),
+        "{err}"
+    );
+    assert!(err.contains("2 | name = \"caf\u{fffd}\"\n"), "{err}");
+
+    // /dev/zero never ends: it is refused at the size limit, not read forever.
+    let out = Command::new(bin)
+        .args(["validate", "--config", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than 16 MiB"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! `sitewatch check TARGET`: one probe with the daemon's own probe code,
 //! printed for a person, as the contract's JSON, or as a Nagios plugin line.
 
+use super::log;
 use crate::config::{self, AddressMode, Expect, HttpOptions, Method, SiteSpec, StatusSet};
 use crate::diagnosis::Status;
 use crate::probe::{self, ProbeDeps, ProbeReport};
@@ -20,8 +21,8 @@ pub const EXIT_UNKNOWN: i32 = 3;
 pub struct CheckArgs {
     /// http://…, https://…, tcp://host:port or tls://host:port
     pub target: String,
-    /// Whole-probe budget
-    #[arg(long, default_value = "10s", value_parser = config::parse_duration, value_name = "DUR")]
+    /// Whole-probe budget (1ms to 10m)
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
     /// DNS server to ask instead of the system's (repeatable)
     #[arg(long = "resolver", value_parser = config::parse_resolver, value_name = "IP:PORT")]
@@ -71,6 +72,21 @@ pub struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `--timeout`: a duration within the limits a site's `timeout` has, so
+/// the deadline arithmetic cannot overflow.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = config::parse_duration(text)?;
+    if (config::MIN_TIMEOUT..=config::MAX_TIMEOUT).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "the timeout must be between {} and {}",
+            humantime::format_duration(config::MIN_TIMEOUT),
+            humantime::format_duration(config::MAX_TIMEOUT)
+        ))
+    }
 }
 
 fn parse_method(text: &str) -> Result<Method, String> {
@@ -138,8 +154,45 @@ impl CheckArgs {
                 config::MAX_REDIRECTS_LIMIT
             ));
         }
-        if self.cert_warn_days > 365 {
-            return Err("--cert-warn-days must be between 0 and 365".to_string());
+        if self.cert_warn_days > config::MAX_CERT_WARN_DAYS {
+            return Err(format!(
+                "--cert-warn-days must be between 0 and {}",
+                config::MAX_CERT_WARN_DAYS
+            ));
+        }
+        for (flag, text, max) in [
+            (
+                "--expect-body",
+                &self.expect_body,
+                config::MAX_BODY_TEXT_BYTES,
+            ),
+            (
+                "--forbid-body",
+                &self.forbid_body,
+                config::MAX_BODY_TEXT_BYTES,
+            ),
+            (
+                "--expect-banner",
+                &self.expect_banner,
+                config::MAX_BANNER_BYTES,
+            ),
+        ] {
+            if let Some(t) = text
+                && !(1..=max).contains(&t.len())
+            {
+                return Err(format!("{flag} must be 1 to {max} bytes long"));
+            }
+        }
+        if self.headers.len() > config::MAX_HEADERS
+            || self.resolvers.len() > config::MAX_RESOLVERS
+            || self.expect_ips.len() > config::MAX_EXPECT_IPS
+        {
+            return Err(format!(
+                "at most {} --header, {} --resolver and {} --expect-ip",
+                config::MAX_HEADERS,
+                config::MAX_RESOLVERS,
+                config::MAX_EXPECT_IPS
+            ));
         }
         Ok(SiteSpec {
             name: "check".to_string(),
@@ -188,12 +241,14 @@ struct CheckJson<'a> {
     report: &'a ProbeReport,
 }
 
-/// Runs the check and prints it; returns the exit code.
+/// Runs the check and prints it; returns the exit code. A result that
+/// cannot be written (stdout closed or full) is UNKNOWN (3), as is any
+/// usage or internal error.
 pub fn run(args: &CheckArgs) -> i32 {
     let site = match args.site() {
         Ok(s) => s,
         Err(msg) => {
-            eprintln!("sitewatch check: {msg}");
+            log::error(&format!("sitewatch check: {msg}"));
             return EXIT_UNKNOWN;
         }
     };
@@ -203,7 +258,9 @@ pub fn run(args: &CheckArgs) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sitewatch check: cannot start the async runtime: {e}");
+            log::error(&format!(
+                "sitewatch check: cannot start the async runtime: {e}"
+            ));
             return EXIT_UNKNOWN;
         }
     };
@@ -214,36 +271,40 @@ pub fn run(args: &CheckArgs) -> i32 {
     let report = match result {
         Ok(r) => r,
         Err(msg) => {
-            match args.format() {
-                Format::Nagios => println!("SITEWATCH UNKNOWN - {}: {msg}", site.target.url),
-                Format::Json => println!(
-                    "{}",
+            let out = match args.format() {
+                Format::Nagios => format!("SITEWATCH UNKNOWN - {}: {msg}\n", site.target.url),
+                Format::Json => format!(
+                    "{}\n",
                     serde_json::json!({"target": site.target.url, "error": msg})
                 ),
-                Format::Text => eprintln!("sitewatch check: {msg}"),
-            }
+                Format::Text => {
+                    log::error(&format!("sitewatch check: {msg}"));
+                    String::new()
+                }
+            };
+            let _ = super::print_or_unknown("check", &out);
             return EXIT_UNKNOWN;
         }
     };
-    match args.format() {
+    let out = match args.format() {
         Format::Json => match serde_json::to_string_pretty(&CheckJson {
             target: &site.target.url,
             report: &report,
         }) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => format!("{s}\n"),
             Err(e) => {
-                eprintln!("sitewatch check: {e}");
+                log::error(&format!("sitewatch check: {e}"));
                 return EXIT_UNKNOWN;
             }
         },
-        Format::Nagios => println!("{}", nagios_line(&site, &report)),
+        Format::Nagios => format!("{}\n", nagios_line(&site, &report)),
         Format::Text => {
             let colour = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            print!("{}", text_report(&site, &report, colour));
+            text_report(&site, &report, colour)
         }
-    }
-    report.status.nagios_code()
+    };
+    super::print_or_unknown("check", &out).unwrap_or(report.status.nagios_code())
 }
 
 fn seconds(ms: f64) -> String {
@@ -336,6 +397,16 @@ pub fn text_report(site: &SiteSpec, report: &ProbeReport, colour: bool) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeout_is_bounded_like_a_sites() {
+        assert_eq!(parse_timeout("10m"), Ok(config::MAX_TIMEOUT));
+        assert_eq!(parse_timeout("1ms"), Ok(config::MIN_TIMEOUT));
+        let e = parse_timeout("99999999999999s").unwrap_err();
+        assert_eq!(e, "the timeout must be between 1ms and 10m");
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("11m").is_err());
+    }
 
     #[test]
     fn seconds_are_short_and_exact() {

@@ -55,15 +55,14 @@ pub fn run(args: &GenerateArgs) -> i32 {
         What::Man { dir } => man_pages(dir),
         What::Completions { shell, dir } => completions(*shell, dir).map(|p| vec![p]),
     };
-    match written {
-        Ok(paths) => {
-            for p in paths {
-                println!("{}", p.display());
-            }
-            0
-        }
+    let listed = written.and_then(|paths| {
+        let list: String = paths.iter().map(|p| format!("{}\n", p.display())).collect();
+        super::print(&list)
+    });
+    match listed {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("sitewatch generate: {e}");
+            super::log::error(&format!("sitewatch generate: {e}"));
             1
         }
     }

@@ -4,10 +4,31 @@
 
 pub mod check;
 pub mod generate;
+pub mod log;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
+
+/// Writes a result to stdout. A closed or full stdout is an error for the
+/// caller to turn into an exit code, never a panic (as `println!` would).
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// [`print()`] for a command whose result is lost: says so on stderr (if it
+/// can) and returns the exit code for an internal error.
+pub fn print_or_unknown(command: &str, text: &str) -> Option<i32> {
+    print(text).err().map(|e| {
+        log::error(&format!(
+            "sitewatch {command}: cannot write the result: {e}"
+        ));
+        check::EXIT_UNKNOWN
+    })
+}
 
 /// sitewatch: an uptime monitor that says why a site is down.
 #[derive(Parser, Debug)]
@@ -56,7 +77,7 @@ pub fn notify_test(args: &NotifyTestArgs) -> i32 {
     let config = match crate::config::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            log::error(&e.to_string());
             return 1;
         }
     };
@@ -66,7 +87,9 @@ pub fn notify_test(args: &NotifyTestArgs) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sitewatch notify-test: cannot start the async runtime: {e}");
+            log::error(&format!(
+                "sitewatch notify-test: cannot start the async runtime: {e}"
+            ));
             return 1;
         }
     };
@@ -74,7 +97,7 @@ pub fn notify_test(args: &NotifyTestArgs) -> i32 {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("sitewatch notify-test: {e}");
+            log::error(&format!("sitewatch notify-test: {e}"));
             1
         }
     }
@@ -135,34 +158,38 @@ impl ConfigArg {
     }
 }
 
-/// `sitewatch validate`: prints every mistake, or a one-line summary.
-/// Returns the process exit code.
+/// `sitewatch validate`: prints every mistake (stderr), or a one-line
+/// summary (stdout). Returns the process exit code: 0 valid, 1 invalid,
+/// 3 the summary could not be written.
 pub fn validate(arg: &ConfigArg) -> i32 {
     let path = arg.path();
     match crate::config::load(&path) {
         Ok(config) => {
-            println!(
-                "{}: ok, {} site{}",
+            let summary = format!(
+                "{}: ok, {} site{}\n",
                 path.display(),
                 config.sites.len(),
                 if config.sites.len() == 1 { "" } else { "s" }
             );
-            0
+            print_or_unknown("validate", &summary).unwrap_or(0)
         }
         Err(crate::config::Error::Invalid(diags)) => {
+            let mut report = String::new();
             for d in &diags {
-                eprintln!("{}\n", d.render());
+                report.push_str(&d.render());
+                report.push_str("\n\n");
             }
-            eprintln!(
+            report.push_str(&format!(
                 "{}: {} error{}",
                 path.display(),
                 diags.len(),
                 if diags.len() == 1 { "" } else { "s" }
-            );
+            ));
+            log::error(&report);
             1
         }
         Err(e) => {
-            eprintln!("{e}");
+            log::error(&e.to_string());
             1
         }
     }

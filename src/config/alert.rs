@@ -1,7 +1,10 @@
 //! `[alert.NAME]` tables: raw form and validation into [`ChannelSpec`].
+//! Builds on [`super::context`] only.
 
+use super::context::{Cx, check_name, int_in, list_len, secret};
+use super::defaults;
+use super::diagnostic::quote;
 use super::model::*;
-use super::validate::{Cx, check_name};
 use toml::Spanned;
 
 /// An `[alert.NAME]` table before validation: every key of every type, so
@@ -40,38 +43,6 @@ pub(super) struct RawChannel {
     secret_credential: Option<Spanned<String>>,
 }
 
-/// Reads one secret given as `KEY`, `KEY_file`, `KEY_env` or `KEY_credential`.
-fn secret(cx: &mut Cx<'_>, key: &str, options: [&Option<Spanned<String>>; 4]) -> Option<SecretRef> {
-    let given: Vec<(usize, &Spanned<String>)> = options
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| o.as_ref().map(|s| (i, s)))
-        .collect();
-    match given.as_slice() {
-        [] => None,
-        [(i, v)] => {
-            let text = v.get_ref();
-            if text.is_empty() {
-                cx.error(v.span(), format!("`{key}` must not be empty"));
-                return None;
-            }
-            Some(match i {
-                0 => SecretRef::Value(text.clone()),
-                1 => SecretRef::File(cx.relative(text)),
-                2 => SecretRef::Env(text.clone()),
-                _ => SecretRef::Credential(text.clone()),
-            })
-        }
-        [_, (_, second), ..] => {
-            cx.error(
-                second.span(),
-                format!("give `{key}` one way only: `{key}`, `{key}_file`, `{key}_env` or `{key}_credential`"),
-            );
-            None
-        }
-    }
-}
-
 fn require<'a, T>(
     cx: &mut Cx<'_>,
     v: &'a Option<Spanned<T>>,
@@ -85,13 +56,14 @@ fn require<'a, T>(
     v.as_ref()
 }
 
+/// Checks one `[alert.NAME]` table.
 pub(super) fn validate(
     cx: &mut Cx<'_>,
     name: &Spanned<String>,
     at: std::ops::Range<usize>,
     raw: &RawChannel,
 ) -> Option<ChannelSpec> {
-    let before = cx.diags.len();
+    let before = cx.count();
     if let Err(msg) = check_name(name.get_ref()) {
         cx.error(name.span(), msg.replace("site name", "channel name"));
     }
@@ -187,7 +159,10 @@ pub(super) fn validate(
                 Some((other, span)) => {
                     cx.error(
                         span,
-                        format!("`tls` must be \"starttls\", \"tls\" or \"none\", not \"{other}\""),
+                        format!(
+                            "`tls` must be \"starttls\", \"tls\" or \"none\", not \"{}\"",
+                            quote(other)
+                        ),
                     );
                     SmtpTls::StartTls
                 }
@@ -198,17 +173,12 @@ pub(super) fn validate(
                     SmtpTls::Tls => 465,
                     SmtpTls::None => 25,
                 },
-                Some(p) => match u16::try_from(*p.get_ref()) {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        cx.error(p.span(), "`smtp_port` must be between 1 and 65535");
-                        25
-                    }
-                },
+                Some(p) => int_in(cx, "smtp_port", p, 1, u16::MAX.into()).unwrap_or(25),
             };
             let password = secret(
                 cx,
                 "password",
+                defaults::MAX_SECRET_BYTES,
                 [
                     &raw.password,
                     &raw.password_file,
@@ -227,7 +197,7 @@ pub(super) fn validate(
                     f.span(),
                     format!(
                         "\"{}\" is not a mail address like \"sitewatch <sitewatch@example.com>\"",
-                        f.get_ref()
+                        quote(f.get_ref())
                     ),
                 );
             }
@@ -236,12 +206,14 @@ pub(super) fn validate(
                 Some(list) if list.get_ref().is_empty() => {
                     cx.error(list.span(), "`to` must list at least one address")
                 }
+                Some(list) if !list_len(cx, "to", "recipients", list, defaults::MAX_RECIPIENTS) => {
+                }
                 Some(list) => {
                     for addr in list.get_ref() {
                         if addr.get_ref().parse::<lettre::message::Mailbox>().is_err() {
                             cx.error(
                                 addr.span(),
-                                format!("\"{}\" is not a mail address", addr.get_ref()),
+                                format!("\"{}\" is not a mail address", quote(addr.get_ref())),
                             );
                         }
                         to.push(addr.get_ref().clone());
@@ -269,6 +241,7 @@ pub(super) fn validate(
             let url = secret(
                 cx,
                 "webhook_url",
+                defaults::MAX_URL_BYTES,
                 [
                     &raw.webhook_url,
                     &raw.webhook_url_file,
@@ -276,7 +249,13 @@ pub(super) fn validate(
                     &raw.webhook_url_credential,
                 ],
             );
-            if url.is_none() {
+            // Only when none is given: a bad one has its own message.
+            if url.is_none()
+                && raw.webhook_url.is_none()
+                && raw.webhook_url_file.is_none()
+                && raw.webhook_url_env.is_none()
+                && raw.webhook_url_credential.is_none()
+            {
                 cx.error(at.clone(), "a slack channel needs `webhook_url` (or `webhook_url_file`, `webhook_url_env`, `webhook_url_credential`)");
             }
             ChannelKind::Slack(SlackSpec {
@@ -289,9 +268,15 @@ pub(super) fn validate(
             let url = secret(
                 cx,
                 "url",
+                defaults::MAX_URL_BYTES,
                 [&raw.url, &raw.url_file, &raw.url_env, &raw.url_credential],
             );
-            if url.is_none() {
+            if url.is_none()
+                && raw.url.is_none()
+                && raw.url_file.is_none()
+                && raw.url_env.is_none()
+                && raw.url_credential.is_none()
+            {
                 cx.error(
                     at.clone(),
                     "a webhook channel needs `url` (or `url_file`, `url_env`, `url_credential`)",
@@ -301,14 +286,13 @@ pub(super) fn validate(
                 && let Some(v) = &raw.url
                 && !(u.starts_with("http://") || u.starts_with("https://"))
             {
-                cx.error(
-                    v.span(),
-                    format!("\"{u}\" is not an http:// or https:// URL"),
-                );
+                // The URL is a secret: the message does not quote it.
+                cx.error(v.span(), "`url` must be an http:// or https:// URL");
             }
             let secret = secret(
                 cx,
                 "secret",
+                defaults::MAX_SECRET_BYTES,
                 [
                     &raw.secret,
                     &raw.secret_file,
@@ -326,13 +310,14 @@ pub(super) fn validate(
             cx.error(
                 kind.span(),
                 format!(
-                    "unknown channel type \"{other}\": use \"email\", \"slack\" or \"webhook\""
+                    "unknown channel type \"{}\": use \"email\", \"slack\" or \"webhook\"",
+                    quote(other)
                 ),
             );
             return None;
         }
     };
-    (cx.diags.len() == before).then(|| ChannelSpec {
+    (cx.count() == before).then(|| ChannelSpec {
         name: name.get_ref().clone(),
         kind: spec,
     })

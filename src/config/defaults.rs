@@ -25,13 +25,65 @@ pub const CONFIRM_UP: u32 = 2;
 pub const CERT_WARN_DAYS: u32 = 14;
 /// Accepted HTTP statuses: success and redirects.
 pub const EXPECT_STATUS: (u16, u16) = (200, 399);
-/// The smallest interval a site may have.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// The largest confirmation threshold (beyond it an outage is never confirmed in practice).
-pub const MAX_CONFIRM: u32 = 100;
 /// Redirects followed before `http.redirects`.
 pub const MAX_REDIRECTS: u32 = 5;
+
+// Limits. Every number and size a configuration can set is bounded, so no
+// value can overflow the scheduler's arithmetic or stall a probe; each
+// message about one names the allowed range (docs/configuration.md lists them).
+
+/// The largest configuration file read, in bytes (16 MiB: room for tens of
+/// thousands of sites, and a bound on what a stray `--config /dev/zero` reads).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// The smallest interval a site may have.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The largest interval a site may have: one probe a day.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The shortest probe budget.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// The longest probe budget (a timeout must also fit in the interval).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The shortest time between two reminders of an outage.
+pub const MIN_REMIND_EVERY: Duration = Duration::from_secs(60);
+/// The longest time between two reminders of an outage: a week.
+pub const MAX_REMIND_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The shortest time between two heartbeat requests.
+pub const MIN_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// The longest time between two heartbeat requests: a day.
+pub const MAX_HEARTBEAT_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// The largest confirmation threshold (beyond it an outage is never confirmed in practice).
+pub const MAX_CONFIRM: u32 = 100;
 /// The most redirects a site may allow.
 pub const MAX_REDIRECTS_LIMIT: u32 = 20;
+/// The largest `cert_warn_days`: a year.
+pub const MAX_CERT_WARN_DAYS: u32 = 365;
+/// The largest `max_concurrent_probes` (each probe in flight holds a socket).
+pub const MAX_CONCURRENT_PROBES_LIMIT: usize = 100_000;
+/// The longest `expect_body` or `forbid_body`, in bytes. Each probe
+/// searches the body (up to 1 MiB) for it, so its length multiplies the work.
+pub const MAX_BODY_TEXT_BYTES: usize = 4096;
+/// The longest `expect_banner`, in bytes: the probe reads at most 1 KiB of
+/// the server's first line, so a longer text could never match.
+pub const MAX_BANNER_BYTES: usize = 1024;
+/// The most entries in `headers`.
+pub const MAX_HEADERS: usize = 32;
+/// The longest header name in `headers`, in bytes.
+pub const MAX_HEADER_NAME_BYTES: usize = 128;
+/// The longest header value in `headers`, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
+/// The most DNS servers in `resolvers`.
+pub const MAX_RESOLVERS: usize = 8;
+/// The most addresses in `expect_ips`.
+pub const MAX_EXPECT_IPS: usize = 64;
+/// The most entries in `expect_status`.
+pub const MAX_STATUS_RANGES: usize = 32;
+/// The most recipients (`to`) of an email channel.
+pub const MAX_RECIPIENTS: usize = 100;
+/// The longest URL (`url`, `heartbeat_url`, a webhook's `url`), in bytes.
+pub const MAX_URL_BYTES: usize = 4096;
+/// The longest password or webhook signing secret written in sites.toml, in bytes.
+pub const MAX_SECRET_BYTES: usize = 4096;
+/// The longest site or channel name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
 /// Port used for a resolver given without one.
 pub const DNS_PORT: u16 = 53;

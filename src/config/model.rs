@@ -1,7 +1,8 @@
 //! The validated, immutable configuration that the rest of sitewatch reads.
 //!
-//! Built only by [`super::validate`]; every value here has passed its checks
-//! and carries its inherited default, so consumers never re-check or re-default.
+//! Built only by [`super::validate`] (and the table checks it calls); every
+//! value here has passed its checks and carries its inherited default, so
+//! consumers never re-check or re-default.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -1,0 +1,107 @@
+//! The `[daemon]` table: raw form and validation into [`Daemon`].
+
+use super::context::{Cx, Dur, duration_in, int_in, text_len};
+use super::defaults;
+use super::diagnostic::quote;
+use super::model::Daemon;
+use super::target::shown_url;
+use std::net::SocketAddr;
+use toml::Spanned;
+
+/// The `[daemon]` table before validation.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    listen: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    max_concurrent_probes: Option<Spanned<i64>>,
+    heartbeat_url: Option<Spanned<String>>,
+    heartbeat_every: Option<Spanned<Dur>>,
+    api_token_file: Option<Spanned<String>>,
+    public_page: Option<Spanned<bool>>,
+}
+
+/// [`defaults::MAX_CONCURRENT_PROBES_LIMIT`] as the integer TOML reads.
+const MAX_CONCURRENT_PROBES_LIMIT: i64 = defaults::MAX_CONCURRENT_PROBES_LIMIT as i64;
+
+/// Checks `[daemon]` and fills in its defaults.
+pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
+    let mut daemon = Daemon {
+        listen: defaults::LISTEN,
+        state_dir: None,
+        max_concurrent_probes: defaults::MAX_CONCURRENT_PROBES,
+        heartbeat_url: None,
+        heartbeat_every: defaults::HEARTBEAT_EVERY,
+        api_token_file: None,
+        public_page: false,
+    };
+    let Some(raw) = raw else { return daemon };
+    if let Some(listen) = &raw.listen {
+        match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => daemon.listen = addr,
+            Err(_) => cx.error(
+                listen.span(),
+                format!(
+                    "`listen` must be an address and port like \"127.0.0.1:9898\", not \"{}\"",
+                    quote(listen.get_ref())
+                ),
+            ),
+        }
+    }
+    if let Some(dir) = &raw.state_dir {
+        if dir.get_ref().is_empty() {
+            cx.error(dir.span(), "`state_dir` must not be empty");
+        } else {
+            daemon.state_dir = Some(cx.relative(dir.get_ref()));
+        }
+    }
+    if let Some(max) = &raw.max_concurrent_probes
+        && let Some(n) = int_in(
+            cx,
+            "max_concurrent_probes",
+            max,
+            1,
+            MAX_CONCURRENT_PROBES_LIMIT,
+        )
+    {
+        daemon.max_concurrent_probes = n;
+    }
+    if let Some(url) = &raw.heartbeat_url
+        && text_len(cx, "heartbeat_url", url, defaults::MAX_URL_BYTES)
+    {
+        let u = url.get_ref();
+        if url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) {
+            daemon.heartbeat_url = Some(u.clone());
+        } else {
+            cx.error(
+                url.span(),
+                format!(
+                    "`heartbeat_url` must be an http:// or https:// URL, not \"{}\"",
+                    shown_url(u)
+                ),
+            );
+        }
+    }
+    if let Some(f) = &raw.api_token_file {
+        if f.get_ref().is_empty() {
+            cx.error(f.span(), "`api_token_file` must not be empty");
+        } else {
+            daemon.api_token_file = Some(cx.relative(f.get_ref()));
+        }
+    }
+    if let Some(p) = &raw.public_page {
+        daemon.public_page = *p.get_ref();
+    }
+    if let Some(every) = &raw.heartbeat_every
+        && let Some(d) = duration_in(
+            cx,
+            "heartbeat_every",
+            every,
+            defaults::MIN_HEARTBEAT_EVERY,
+            defaults::MAX_HEARTBEAT_EVERY,
+        )
+    {
+        daemon.heartbeat_every = d;
+    }
+    daemon
+}
