@@ -118,7 +118,7 @@ struct AppState {
     store: StatusStore,
     access: Arc<Access>,
     metrics: Arc<crate::web::metrics::Metrics>,
-    graphs: Arc<crate::web::page::GraphCache>,
+    graphs: Arc<crate::web::graphs::GraphCache>,
 }
 
 impl FromRef<AppState> for StatusStore {
@@ -137,7 +137,7 @@ pub fn router(store: StatusStore) -> Router {
 pub fn router_with(store: StatusStore, access: Access) -> Router {
     let state = AppState {
         metrics: Arc::new(crate::web::metrics::Metrics::new(store.clone())),
-        graphs: Arc::new(crate::web::page::GraphCache::new()),
+        graphs: Arc::new(crate::web::graphs::GraphCache::new()),
         access: Arc::new(access),
         store,
     };
