@@ -1,5 +1,6 @@
 //! The routes and their handlers: JSON over the store, the page, badges
-//! and metrics of [`crate::web`]. Nothing here knows sockets.
+//! and metrics of [`crate::web`]. Nothing here knows sockets or limits
+//! (that is [`super::server`]).
 
 use super::access::{Access, require_token};
 use crate::history::Resolution;
@@ -51,9 +52,17 @@ impl FromRef<AppState> for StatusStore {
     }
 }
 
-/// The routes over `store` with `access`.
-pub(super) fn routes(store: StatusStore, access: Access) -> Router {
-    let exposition = crate::web::metrics::Metrics::new(store.clone());
+/// The routes over `store` with `access`; `/metrics` also encodes the
+/// server's own figures, `server`, when there are any.
+pub(super) fn routes(
+    store: StatusStore,
+    access: Access,
+    server: Option<Arc<super::stats::ServerStats>>,
+) -> Router {
+    let mut exposition = crate::web::metrics::Metrics::new(store.clone());
+    if let Some(server) = server {
+        exposition.register(Box::new(super::stats::Collector::new(server)));
+    }
     let access = Arc::new(access);
     let state = AppState {
         metrics: Arc::new(exposition),
