@@ -3,9 +3,10 @@
 //! ([`sitewatch::api::spawn`], with limits shortened through [`Limits`]) or
 //! against `sitewatch run` itself. Idle connections beyond the cap are shed
 //! and `/healthz` still answers, a slowloris meets the header timeout, an
-//! endless head is cut at its cap, a body over its cap is refused unread,
-//! and a reader too slow for its answer is cut off. (tests/api_thread.rs:
-//! a flood of requests does not move the probe schedule.)
+//! endless head is cut at its cap (and a flood of them leaves the daemon
+//! small), a body over its cap is refused unread, and a reader too slow
+//! for its answer is cut off. (tests/api_thread.rs: a flood of requests
+//! does not move the probe schedule.)
 
 mod common;
 
@@ -291,6 +292,87 @@ async fn the_daemon_keeps_its_descriptors_under_a_flood_of_idle_connections() {
     }
     let warnings = lines.iter().filter(|l| l.contains(warning)).count();
     assert_eq!(warnings, 1, "{lines:#?}");
+}
+
+/// Bytes received on the server's side of `port`'s connections and not
+/// read yet (the `rx_queue` of `/proc/net/tcp`).
+fn unread(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()?;
+            let rx_queue = u64::from_str_radix(f[4].split(':').nth(1)?, 16).ok()?;
+            (local_port == port && f[3] != "0A").then_some(rx_queue)
+        })
+        .sum()
+}
+
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn the_daemon_stays_small_under_a_flood_of_endless_heads() {
+    const CLIENTS: usize = 200;
+    const HEAD: usize = 390 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &sites_config(dir.path(), 1, common::http::closed_addr()),
+    );
+    let (child, api, _log) = spawn_daemon(&path).await;
+    let pid = child.id().unwrap();
+    let addr: SocketAddr = api.trim_start_matches("http://").parse().unwrap();
+    get_json(&format!("{api}/healthz")).await;
+    let before = rss(pid);
+    // Each client sends up to 390 KB of head without its end, and keeps
+    // its connection open.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+                head.resize(HEAD, b'a');
+                let _ = s.write_all(&head).await;
+                s
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for c in clients {
+        let s = tokio::time::timeout(Duration::from_secs(20), c)
+            .await
+            .expect("every client is done writing within 20 s")
+            .unwrap();
+        held.push(s);
+    }
+    // Measured once the daemon has read all it will: nothing left unread on
+    // its side of any connection.
+    wait_for(
+        "the daemon to read what it takes",
+        Duration::from_secs(10),
+        || std::future::ready((unread(addr.port()) == 0).then_some(())),
+    )
+    .await;
+    let grown = rss(pid).saturating_sub(before);
+    eprintln!("resident memory: {before} bytes before, {grown} more with {CLIENTS} endless heads");
+    // Unbounded, it would hold 200 × 390 KB = 78 MB of heads.
+    assert!(
+        grown < 32 * 1024 * 1024,
+        "{} MB more resident memory with {CLIENTS} endless heads",
+        grown / (1024 * 1024)
+    );
+    drop(held);
 }
 
 #[tokio::test]
