@@ -8,10 +8,13 @@ use std::time::Duration;
 /// buffers of 8 KiB. A smaller [`Limits::max_head_bytes`] is raised to it.
 pub const MIN_HEAD_BYTES: usize = 8 * 1024;
 
+/// The longest any time limit can be: a year stands for "never".
+pub const LONGEST: Duration = Duration::from_secs(365 * 86_400);
+
 /// Limits on what clients may take from the API, so that no client, slow
 /// or hostile, can take descriptors, memory or time from the probes.
 ///
-/// Every default suits an operator's browser, `curl` and a Prometheus
+/// Times longer than [`LONGEST`] count as [`LONGEST`]. Every default suits an operator's browser, `curl` and a Prometheus
 /// scrape on a large configuration with room to spare (docs/http-api.md,
 /// "Limits").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,14 +72,23 @@ impl Default for Limits {
 
 impl Limits {
     /// These limits as the server can apply them: at least one connection
-    /// and at most what a semaphore counts, and a head cap of at least
-    /// [`MIN_HEAD_BYTES`] (hyper panics below it).
+    /// and at most what a semaphore counts, a head cap of at least
+    /// [`MIN_HEAD_BYTES`] (hyper panics below it), and times of at most
+    /// [`LONGEST`] (a deadline past the clock's range would panic).
     pub(super) fn checked(mut self) -> Limits {
         self.max_connections = self.max_connections.clamp(
             1,
             tokio::sync::Semaphore::MAX_PERMITS.min(u32::MAX as usize),
         );
         self.max_head_bytes = self.max_head_bytes.max(MIN_HEAD_BYTES);
+        for time in [
+            &mut self.header_read_timeout,
+            &mut self.idle_timeout,
+            &mut self.request_timeout,
+            &mut self.shutdown_grace,
+        ] {
+            *time = (*time).min(LONGEST);
+        }
         self
     }
 }
@@ -100,6 +112,13 @@ mod tests {
         }
         .checked();
         assert!(l.max_connections <= u32::MAX as usize);
+        let l = Limits {
+            idle_timeout: Duration::MAX,
+            request_timeout: Duration::MAX,
+            ..Limits::default()
+        }
+        .checked();
+        assert_eq!((l.idle_timeout, l.request_timeout), (LONGEST, LONGEST));
         assert_eq!(Limits::default().checked(), Limits::default());
     }
 }

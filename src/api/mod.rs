@@ -10,7 +10,7 @@
 //! details on them.
 //!
 //! Robustness: the API must never hurt the daemon it reports on. Its server
-//! ([`server`], [`conn`]) caps connections, the size of a request head and
+//! (`server.rs`, `conn.rs`) caps connections, the size of a request head and
 //! body, and the time a connection may sit idle, take to send its head or
 //! take to read its answer ([`Limits`]); and [`spawn`] runs it on a thread
 //! of its own, so rendering a big answer never delays a probe.
@@ -34,7 +34,7 @@ mod stats;
 mod thread;
 
 pub use access::{Access, ApiToken, PUBLIC_ENV, TOKEN_ENV};
-pub use limits::Limits;
+pub use limits::{LONGEST, Limits, MIN_HEAD_BYTES};
 pub use thread::{ApiThread, spawn};
 
 use crate::store::StatusStore;

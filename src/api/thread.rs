@@ -89,6 +89,7 @@ pub fn spawn(
     limits: Limits,
     stop: CancellationToken,
 ) -> io::Result<ApiThread> {
+    let limits = limits.checked();
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
