@@ -363,14 +363,21 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
             stop.clone(),
         ))
     });
-    let api_stop = stop.clone();
     let access = access(config)?;
-    let api = tokio::spawn(api::serve_with(
+    // The API runs on a thread of its own: rendering /status, the page or
+    // /metrics never delays a probe.
+    let listener = listener
+        .into_std()
+        .context("cannot hand the API listener to its thread")?;
+    let api = api::spawn(
         listener,
         store.clone(),
         access,
-        async move { api_stop.cancelled().await },
-    ));
+        api::Limits::default(),
+        stop.clone(),
+    )
+    .context("cannot start the API thread")?;
+    let api = tokio::spawn(api.wait());
     tracing::info!(%addr, "api listening");
     let running = Running {
         addr,

@@ -26,7 +26,8 @@ use std::fmt;
 /// not a scrape problem.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The registry that `/metrics` encodes: one collector over the store.
+/// The registry that `/metrics` encodes: one collector over the store, plus
+/// any [`Metrics::register`] adds.
 pub struct Metrics {
     registry: Registry,
 }
@@ -37,6 +38,12 @@ impl Metrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(StoreCollector { store }));
         Metrics { registry }
+    }
+
+    /// Adds series that are not the store's (the API server's own figures),
+    /// encoded after the store's at every [`Metrics::render`].
+    pub fn register(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
     }
 
     /// The exposition as of now, ending with `# EOF`.
@@ -64,7 +71,7 @@ fn site_labels(s: &SiteView) -> [(&'static str, String); 2] {
 }
 
 /// Encodes one metric family: a descriptor, then one sample per row.
-fn family<L, M>(
+pub(crate) fn family<L, M>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -83,7 +90,7 @@ where
 }
 
 /// Encodes one metric without labels.
-fn single(
+pub(crate) fn single(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,

@@ -1,5 +1,6 @@
 //! What a person or a monitoring system sees at a glance: the HTML status
-//! page ([`page`]), shields-style SVG badges ([`badge`]) and the Prometheus
+//! page ([`page`]) with its uptime bars and latency sparklines
+//! ([`graphs`]), shields-style SVG badges ([`badge`]) and the Prometheus
 //! exposition ([`metrics`]).
 //!
 //! Everything here renders from a read-only [`StatusStore`] handle and the
@@ -10,6 +11,7 @@
 //! [`StatusStore`]: crate::store::StatusStore
 
 pub mod badge;
+pub mod graphs;
 pub mod metrics;
 pub mod page;
 

@@ -1,30 +1,21 @@
-//! The HTTP API (axum): `/status`, `/status/{name}`, its history,
-//! `/incidents`, `/healthz` and `/metrics`, plus the status page (`/`) and
-//! badges (`/badge/{name}/…`) of [`crate::web`], served from a read-only
-//! [`StatusStore`] handle.
-//!
-//! Access: the listener is loopback by default. An optional bearer token
-//! ([`Access::token`]) guards the JSON API and `/metrics`; the page and
-//! badges, which a browser or a README loads without headers, stay open, and
-//! public mode ([`Access::public_page`]) hides targets, addresses and
-//! details on them.
+//! The routes and their handlers: JSON over the store, the page, badges
+//! and metrics of [`crate::web`]. Nothing here knows sockets or limits
+//! (that is [`super::server`]).
 
+use super::access::{Access, require_token};
 use crate::history::Resolution;
 use crate::store::{SiteView, StatusStore};
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRef, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
-use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
-use tokio::net::TcpListener;
 
 /// The body of `GET /status`.
 #[derive(Serialize)]
@@ -42,74 +33,8 @@ struct ErrorBody {
     error: String,
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+pub(super) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(ErrorBody { error: message })).into_response()
-}
-
-/// A bearer token for the API, compared in constant time and never
-/// printed (its `Debug` shows `***`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiToken(String);
-
-impl ApiToken {
-    /// A token; surrounding whitespace (a trailing newline from a file) is
-    /// dropped, and an empty token is none.
-    pub fn new(token: &str) -> Option<ApiToken> {
-        let t = token.trim();
-        (!t.is_empty()).then(|| ApiToken(t.to_string()))
-    }
-
-    /// Whether `presented` is this token. Compares SHA-256 digests byte by
-    /// byte without stopping early, so the time taken tells nothing about
-    /// the token's content or length.
-    fn matches(&self, presented: &str) -> bool {
-        use ring::digest::{SHA256, digest};
-        let (a, b) = (
-            digest(&SHA256, self.0.as_bytes()),
-            digest(&SHA256, presented.as_bytes()),
-        );
-        a.as_ref()
-            .iter()
-            .zip(b.as_ref())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-    }
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiToken(***)")
-    }
-}
-
-/// Who may see what.
-#[derive(Clone, Debug, Default)]
-pub struct Access {
-    /// When set, the JSON API and `/metrics` answer `401` unless the request
-    /// carries `Authorization: Bearer <token>`. The page and badges stay open.
-    pub token: Option<ApiToken>,
-    /// Public mode: the page and badges show no targets (URLs), addresses
-    /// or details (hints, probe facts, error texts), only names, statuses,
-    /// causes in words, graphs and times.
-    pub public_page: bool,
-}
-
-/// The environment variable holding the API token.
-pub const TOKEN_ENV: &str = "SITEWATCH_API_TOKEN";
-/// The environment variable that turns public mode on (`1`, `true` or `yes`).
-pub const PUBLIC_ENV: &str = "SITEWATCH_PUBLIC_PAGE";
-
-impl Access {
-    /// Access as the environment sets it: [`TOKEN_ENV`] and [`PUBLIC_ENV`].
-    pub fn from_env() -> Access {
-        let token = std::env::var(TOKEN_ENV)
-            .ok()
-            .and_then(|t| ApiToken::new(&t));
-        let public_page = std::env::var(PUBLIC_ENV)
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
-            .unwrap_or(false);
-        Access { token, public_page }
-    }
 }
 
 /// What every handler can reach.
@@ -118,7 +43,7 @@ struct AppState {
     store: StatusStore,
     access: Arc<Access>,
     metrics: Arc<crate::web::metrics::Metrics>,
-    graphs: Arc<crate::web::page::GraphCache>,
+    graphs: Arc<crate::web::graphs::GraphCache>,
 }
 
 impl FromRef<AppState> for StatusStore {
@@ -127,18 +52,22 @@ impl FromRef<AppState> for StatusStore {
     }
 }
 
-/// The API's routes over `store`, with default access (no token, full page).
-pub fn router(store: StatusStore) -> Router {
-    router_with(store, Access::default())
-}
-
-/// The routes over `store` with `access` (the seam tests and, later, the
-/// configuration use; [`serve`] reads it from the environment).
-pub fn router_with(store: StatusStore, access: Access) -> Router {
+/// The routes over `store` with `access`; `/metrics` also encodes the
+/// server's own figures, `server`, when there are any.
+pub(super) fn routes(
+    store: StatusStore,
+    access: Access,
+    server: Option<Arc<super::stats::ServerStats>>,
+) -> Router {
+    let mut exposition = crate::web::metrics::Metrics::new(store.clone());
+    if let Some(server) = server {
+        exposition.register(Box::new(super::stats::Collector::new(server)));
+    }
+    let access = Arc::new(access);
     let state = AppState {
-        metrics: Arc::new(crate::web::metrics::Metrics::new(store.clone())),
-        graphs: Arc::new(crate::web::page::GraphCache::new()),
-        access: Arc::new(access),
+        metrics: Arc::new(exposition),
+        graphs: Arc::new(crate::web::graphs::GraphCache::new()),
+        access: Arc::clone(&access),
         store,
     };
     let guarded = Router::new()
@@ -148,7 +77,7 @@ pub fn router_with(store: StatusStore, access: Access) -> Router {
         .route("/incidents", get(incidents))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(access, require_token));
     let open = Router::new()
         .route("/", get(page))
         .route("/badge/{name}/status.svg", get(status_badge))
@@ -162,34 +91,6 @@ pub fn router_with(store: StatusStore, access: Access) -> Router {
             )
         })
         .with_state(state)
-}
-
-/// Answers `401` unless the request carries the bearer token (when one is set).
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.access.token else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    if presented.is_some_and(|p| token.matches(p)) {
-        return next.run(request).await;
-    }
-    let mut response = error(
-        StatusCode::UNAUTHORIZED,
-        "this endpoint needs `Authorization: Bearer <token>` (see docs/http-api.md, \"Access\")"
-            .to_string(),
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"sitewatch\""),
-    );
-    response
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -402,53 +303,5 @@ async fn incidents(State(store): State<StatusStore>, Query(q): Query<IncidentQue
             format!("cannot read the incidents: {e}"),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// Serves the API on `listener` until `shutdown` resolves, with the access
-/// the environment sets ([`Access::from_env`]).
-pub async fn serve(
-    listener: TcpListener,
-    store: StatusStore,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, store, Access::from_env(), shutdown).await
-}
-
-/// Serves the API on `listener` with `access` until `shutdown` resolves
-/// (for a caller that reads access from the configuration).
-pub async fn serve_with(
-    listener: TcpListener,
-    store: StatusStore,
-    access: Access,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    if access.token.is_some() && !access.public_page {
-        tracing::warn!(
-            "the API token guards the JSON API and /metrics, but not the status page and badges; turn public mode on ({PUBLIC_ENV}=1) to hide targets and details there"
-        );
-    }
-    axum::serve(listener, router_with(store, access))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_match_exactly_and_never_print() {
-        let token = ApiToken::new(" s3cret\n").unwrap();
-        assert!(token.matches("s3cret"));
-        for wrong in ["s3cre", "s3cret2", "S3CRET", ""] {
-            assert!(!token.matches(wrong), "{wrong}");
-        }
-        assert!(ApiToken::new(" \n").is_none());
-        let access = Access {
-            token: Some(token),
-            public_page: false,
-        };
-        assert!(!format!("{access:?}").contains("s3cret"), "{access:?}");
     }
 }
