@@ -10,7 +10,7 @@ use crate::config::SiteSpec;
 use crate::diagnosis::Cause;
 use crate::history::{HistoryReader, Uptime};
 use crate::probe::{LayerReport, ProbeReport};
-use crate::state::{Health, SiteState, Transition};
+use crate::state::{Health, Level, SiteState, Transition};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,7 +96,7 @@ pub struct SiteView {
     /// Its URL.
     pub url: String,
     /// Confirmed status: unknown, up, degraded or down.
-    pub status: &'static str,
+    pub status: Level,
     /// Confirmed cause, when degraded or down.
     pub cause: Option<Cause>,
     /// The cause in words.
@@ -112,7 +112,7 @@ pub struct SiteView {
     /// How long it took, milliseconds.
     pub duration_ms: Option<f64>,
     /// What the last probe found (it may differ from `status` while a change is being confirmed).
-    pub probe_status: Option<&'static str>,
+    pub probe_status: Option<crate::diagnosis::Status>,
     /// The last probe's cause.
     pub probe_cause: Option<Cause>,
     /// The last probe's facts.
@@ -437,14 +437,14 @@ fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
     SiteView {
         name: e.spec.name.clone(),
         url: e.spec.target.url.clone(),
-        status: health.as_str(),
+        status: health.level(),
         cause: health.cause(),
         cause_text: health.cause().map(Cause::words),
         since: e.state.since,
         interval_s: e.spec.interval.as_secs_f64(),
         last_probe: r.map(|r| r.started_at),
         duration_ms: r.map(|r| r.ms),
-        probe_status: r.map(|r| r.status.as_str()),
+        probe_status: r.map(|r| r.status),
         probe_cause: r.and_then(|r| r.cause),
         detail: r.map(|r| r.detail.clone()),
         hint: r.and_then(|r| r.hint.clone()),

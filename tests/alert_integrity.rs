@@ -643,3 +643,40 @@ async fn a_receivers_huge_error_body_is_not_held() {
     assert!(peak < 120 * 1024, "the daemon's peak RSS is {peak} KiB");
     kill9(child).await;
 }
+
+/// A channel with `storm_hold = "0s"` hears of each site at once even while
+/// a storm forms; the other channel groups them.
+#[tokio::test]
+async fn a_channel_without_a_storm_hold_hears_of_each_site_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pager, mail) = (Receiver::start_ok().await, Receiver::start_ok().await);
+    let mut text = format!(
+        "{}[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[alert.pager]\ntype = \"webhook\"\nurl = \"{}\"\nstorm_hold = \"0s\"\n\n[alert.mail]\ntype = \"webhook\"\nurl = \"{}\"\n\n",
+        daemon_table(&dir.path().join("state")),
+        pager.url("/p"),
+        mail.url("/m")
+    );
+    for i in 0..6 {
+        text.push_str(&format!(
+            "[[site]]\nname = \"s{i}\"\nurl = \"tcp://{}\"\n\n",
+            closed_addr()
+        ));
+    }
+    let (running, _api, _) = start_in_process(dir.path(), &text).await;
+    let t = std::time::Instant::now();
+    let paged = pager.wait_for(6, Duration::from_secs(10)).await;
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert_eq!(events(&paged, "down").len(), 6, "{}", show(&paged));
+    let mailed = mail.wait_for(1, Duration::from_secs(25)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mailed = if mail.requests().len() > mailed.len() {
+        mail.requests()
+    } else {
+        mailed
+    };
+    let cov = coverage(&mailed);
+    assert_eq!(cov.len(), 6, "{}", show(&mailed));
+    assert!(!events(&mailed, "storm").is_empty(), "{}", show(&mailed));
+    running.stop();
+    running.wait().await.unwrap();
+}

@@ -150,3 +150,34 @@ fn the_daemon_survives_a_stderr_nobody_reads() {
     };
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+#[test]
+fn notify_test_exits_unknown_when_stdout_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sites.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[alert.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{}/x\"\n\n[[site]]\nname = \"a\"\nurl = \"tcp://127.0.0.1:9\"\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    for (what, stdout) in lost_stdouts() {
+        let (code, err) = run_with_stdout(&["notify-test", "--config", config], stdout);
+        assert_eq!(code, Some(3), "notify-test to {what}: {err}");
+        assert!(!err.contains("panicked"), "notify-test to {what}: {err}");
+    }
+    // With a stdout, it says which channel failed and exits 1.
+    let out = Command::new(BIN)
+        .args(["notify-test", "--config", config])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("hook (webhook): FAILED: "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

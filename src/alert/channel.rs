@@ -82,6 +82,8 @@ impl std::fmt::Display for SendError {
 pub struct Channel {
     /// The name in sites.toml.
     pub name: String,
+    /// How long a down alert waits while a storm is forming (`storm_hold`).
+    pub storm_hold: Duration,
     kind: Ready,
     /// Every secret value of this channel, to scrub from error texts.
     secrets: Vec<Secret>,
@@ -184,6 +186,7 @@ impl Channel {
         };
         Ok(Channel {
             name: spec.name.clone(),
+            storm_hold: spec.storm_hold,
             kind,
             secrets,
         })

@@ -388,21 +388,28 @@ impl ChannelSet {
                 )
             })
             .collect();
+        // The longest hold of any channel: how far back another site's down
+        // alert still means a storm is forming.
+        let storm_hold = config
+            .channels
+            .iter()
+            .map(|c| c.storm_hold)
+            .max()
+            .unwrap_or(crate::config::STORM_HOLD);
         Ok(ChannelSet {
             channels,
             routes,
-            storm_hold: policy::STORM_WINDOW,
+            storm_hold,
         })
     }
 }
 
 /// `sitewatch notify-test`: sends a test alert through each channel (or the
-/// named one) now, without the outbox, and says what happened. Returns
-/// whether every attempt succeeded.
+/// named one) now, without the outbox, and says how each went.
 pub async fn notify_test(
     config: &crate::config::Config,
     only: Option<&str>,
-) -> Result<bool, String> {
+) -> Result<Vec<TestOutcome>, String> {
     let specs: Vec<_> = config
         .channels
         .iter()
@@ -420,7 +427,7 @@ pub async fn notify_test(
             ),
         });
     }
-    let mut all_ok = true;
+    let mut outcomes = Vec::new();
     for spec in specs {
         let now = SystemTime::now();
         let result = match Channel::new(spec) {
@@ -436,15 +443,33 @@ pub async fn notify_test(
                 ch.send(&alert, now).await
             }
         };
-        match result {
-            Ok(()) => println!("{} ({}): sent", spec.name, spec.kind.as_str()),
-            Err(e) => {
-                all_ok = false;
-                println!("{} ({}): FAILED: {e}", spec.name, spec.kind.as_str());
-            }
+        outcomes.push(TestOutcome {
+            channel: spec.name.clone(),
+            kind: spec.kind.as_str(),
+            result,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// How one channel's test message went.
+#[derive(Debug)]
+pub struct TestOutcome {
+    /// The channel's name.
+    pub channel: String,
+    /// Its type (email, slack, webhook).
+    pub kind: &'static str,
+    /// Sent, or why not.
+    pub result: Result<(), SendError>,
+}
+
+impl std::fmt::Display for TestOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.result {
+            Ok(()) => write!(f, "{} ({}): sent", self.channel, self.kind),
+            Err(e) => write!(f, "{} ({}): FAILED: {e}", self.channel, self.kind),
         }
     }
-    Ok(all_ok)
 }
 
 #[cfg(test)]

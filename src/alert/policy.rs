@@ -14,10 +14,6 @@ pub const FLAP_CHANGES: usize = 5;
 pub const FLAP_WINDOW: Duration = Duration::from_secs(20 * 60);
 /// A flapping site is settled after this long without a change.
 pub const FLAP_SETTLE: Duration = Duration::from_secs(15 * 60);
-/// While a storm is forming (other sites began failing shortly before),
-/// down alerts are held this long so that it can be grouped; a down alert
-/// with no other failure in sight is sent at once.
-pub const STORM_WINDOW: Duration = Duration::from_secs(10);
 /// This many sites down for one cause (or one address) within the window
 /// are sent as one grouped message.
 pub const STORM_MIN: usize = 5;

@@ -94,8 +94,13 @@ pub fn notify_test(args: &NotifyTestArgs) -> i32 {
         }
     };
     match runtime.block_on(crate::alert::notify_test(&config, args.channel.as_deref())) {
-        Ok(true) => 0,
-        Ok(false) => 1,
+        Ok(outcomes) => {
+            let text: String = outcomes.iter().map(|o| format!("{o}\n")).collect();
+            if let Some(code) = print_or_unknown("notify-test", &text) {
+                return code;
+            }
+            i32::from(outcomes.iter().any(|o| o.result.is_err()))
+        }
         Err(e) => {
             log::error(&format!("sitewatch notify-test: {e}"));
             1

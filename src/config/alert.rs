@@ -1,7 +1,7 @@
 //! `[alert.NAME]` tables: raw form and validation into [`ChannelSpec`].
 //! Builds on [`super::context`] only.
 
-use super::context::{Cx, check_name, int_in, list_len, secret};
+use super::context::{Cx, Dur, check_name, duration_in, int_in, list_len, secret};
 use super::defaults;
 use super::diagnostic::quote;
 use super::model::*;
@@ -41,6 +41,8 @@ pub(super) struct RawChannel {
     secret_file: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
     secret_credential: Option<Spanned<String>>,
+    // every type
+    storm_hold: Option<Spanned<Dur>>,
 }
 
 fn require<'a, T>(
@@ -317,8 +319,20 @@ pub(super) fn validate(
             return None;
         }
     };
+    let storm_hold = match &raw.storm_hold {
+        None => defaults::STORM_HOLD,
+        Some(v) => duration_in(
+            cx,
+            "storm_hold",
+            v,
+            std::time::Duration::ZERO,
+            defaults::MAX_STORM_HOLD,
+        )
+        .unwrap_or(defaults::STORM_HOLD),
+    };
     (cx.count() == before).then(|| ChannelSpec {
         name: name.get_ref().clone(),
         kind: spec,
+        storm_hold,
     })
 }

@@ -87,3 +87,7 @@ pub const MAX_SECRET_BYTES: usize = 4096;
 pub const MAX_NAME_CHARS: usize = 64;
 /// Port used for a resolver given without one.
 pub const DNS_PORT: u16 = 53;
+/// How long a down alert waits for others while a storm is forming.
+pub const STORM_HOLD: Duration = Duration::from_secs(10);
+/// The longest `storm_hold` a channel may have.
+pub const MAX_STORM_HOLD: Duration = Duration::from_secs(300);

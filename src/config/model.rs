@@ -218,6 +218,9 @@ pub struct ChannelSpec {
     pub name: String,
     /// Where and how it delivers.
     pub kind: ChannelKind,
+    /// How long a down alert waits while a storm is forming, so that many
+    /// sites down together reach this channel as one message (0: never).
+    pub storm_hold: std::time::Duration,
 }
 
 /// The kinds of alert channel.

@@ -3,6 +3,7 @@
 //! layout and Verdana 11 px text widths as shields.io, so arbitrary site
 //! names fit). Pure: a [`SiteView`] in, SVG text out.
 
+use crate::state::Level;
 use crate::store::SiteView;
 use shields::{BadgeParams, BadgeStyle};
 
@@ -44,13 +45,13 @@ impl Window {
     }
 }
 
-/// The shields colour of a status word.
-fn status_color(status: &str) -> &'static str {
+/// The shields colour of a status.
+fn status_color(status: Level) -> &'static str {
     match status {
-        "up" => "brightgreen",
-        "degraded" => "yellow",
-        "down" => "red",
-        _ => "lightgrey",
+        Level::Up => "brightgreen",
+        Level::Degraded => "yellow",
+        Level::Down => "red",
+        Level::Unknown => "lightgrey",
     }
 }
 

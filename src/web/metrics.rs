@@ -135,7 +135,7 @@ impl Collector for StoreCollector {
             "Whether the last probe reached the site (1) or found it down (0); degraded counts as reached",
             MetricType::Gauge,
             probed.iter().map(|s| {
-                let ok = s.probe_status != Some(Status::Down.as_str());
+                let ok = s.probe_status != Some(Status::Down);
                 (site_labels(s), gauge(if ok { 1.0 } else { 0.0 }))
             }),
         )?;

@@ -11,6 +11,7 @@
 use super::graphs::{GRAPH_LIMIT, GraphCache, Graphs, Spark};
 use crate::diagnosis::Cause;
 use crate::history::Incident;
+use crate::state::Level;
 use crate::store::{SiteView, StatusStore};
 use askama::Template;
 use std::collections::HashSet;
@@ -129,26 +130,21 @@ fn page_title(c: &Counts) -> String {
     format!("sitewatch: {}", parts.join(", "))
 }
 
-fn word_and_symbol(status: &str) -> (&'static str, &'static str) {
+fn word_and_symbol(status: Level) -> (&'static str, &'static str) {
     match status {
-        "up" => ("Up", "✔"),
-        "degraded" => ("Degraded", "▲"),
-        "down" => ("Down", "✖"),
-        _ => ("Unknown", "?"),
+        Level::Up => ("Up", "✔"),
+        Level::Degraded => ("Degraded", "▲"),
+        Level::Down => ("Down", "✖"),
+        Level::Unknown => ("Unknown", "?"),
     }
 }
 
 fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) -> Row {
     let (word, symbol) = word_and_symbol(s.status);
-    let status = match s.status {
-        "up" => "up",
-        "degraded" => "degraded",
-        "down" => "down",
-        _ => "unknown",
-    };
+    let status = s.status.as_str();
     let since = now.duration_since(s.since).unwrap_or_default();
     let confirming = match s.probe_status {
-        Some(p) if p != s.status => Some(match s.probe_cause {
+        Some(p) if p.as_str() != s.status.as_str() => Some(match s.probe_cause {
             Some(c) => format!("the last probe found it {p} ({}); confirming", c.words()),
             None => format!("the last probe found it {p}; confirming"),
         }),

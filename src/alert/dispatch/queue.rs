@@ -92,6 +92,7 @@ impl Dispatcher {
             .map(|(a, _, _)| a.site.as_str())
             .collect();
         let others_in_batch = downs.len().saturating_sub(1);
+        let mut forming: HashMap<String, bool> = HashMap::new();
         for (i, (alert, channel, failing)) in plan.into_iter().enumerate() {
             if !fresh.get(i).copied().unwrap_or(true) {
                 tracing::info!(alert = %alert.id, %channel, "alert already stored: not sent twice");
@@ -104,12 +105,25 @@ impl Dispatcher {
             {
                 continue;
             }
-            let hold = alert.kind == AlertKind::Down
-                && self.storm_forming(&alert.site, failing + others_in_batch);
+            let channel_hold = self
+                .channels
+                .get(&channel)
+                .map_or(self.storm_hold, |c| c.storm_hold);
+            let forming = match forming.get(&alert.id) {
+                Some(f) => *f,
+                None => {
+                    let f = alert.kind == AlertKind::Down
+                        && self.storm_forming(&alert.site, failing + others_in_batch);
+                    forming.insert(alert.id.clone(), f);
+                    f
+                }
+            };
+            let hold = forming && !channel_hold.is_zero();
             if !hold {
                 // A later alert of a site releases its held down alert first.
                 for d in self.deliveries.values_mut() {
                     if d.alert.site == alert.site
+                        && d.alert.id != alert.id
                         && d.alert.kind == AlertKind::Down
                         && d.attempts == 0
                         && d.next > now
@@ -118,11 +132,7 @@ impl Dispatcher {
                     }
                 }
             }
-            let next = if hold {
-                after(now, self.storm_hold)
-            } else {
-                now
-            };
+            let next = if hold { after(now, channel_hold) } else { now };
             self.push(alert, channel, 0, next);
         }
     }
@@ -277,7 +287,11 @@ impl Dispatcher {
                     .filter_map(|id| self.deliveries.get(id))
                     .map(|d| d.alert.as_ref())
                     .collect();
-                policy::storm(&alerts, self.storm_hold, SystemTime::now())
+                let hold = self
+                    .channels
+                    .get(&channel)
+                    .map_or(self.storm_hold, |c| c.storm_hold);
+                policy::storm(&alerts, hold, SystemTime::now())
             };
             tracing::info!(channel = %channel, sites = members.len(), alert = %group.id, "many sites down at once: one grouped alert");
             let member_keys: Vec<(String, String)> = members
