@@ -250,3 +250,51 @@ async fn api_token_file_guards_the_api_but_not_the_page() {
     running.stop();
     running.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_probe_that_waited_for_a_slot_gets_its_whole_timeout() {
+    // One probe at a time, and two sites that hang for their whole 2 s
+    // timeout every 3 s: the slot is always taken, so "slow" starts late.
+    // It answers after 1.5 s; with its whole 2 s it is up. (It used to get
+    // only what was left before its next slot, and timed out.)
+    let hang = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow = common::receiver::Receiver::start(vec![
+        common::receiver::Reply::ok().delay(Duration::from_millis(1500)),
+    ])
+    .await;
+    let (daemon, api, _dir) = start(&format!(
+        r#"max_concurrent_probes = 1
+
+[defaults]
+interval = "3s"
+timeout = "2s"
+confirm_down = 1
+confirm_up = 1
+
+[[site]]
+name = "hang-a"
+url = "http://{hang}/a"
+
+[[site]]
+name = "hang-b"
+url = "http://{hang}/b"
+
+[[site]]
+name = "slow"
+url = "{}"
+"#,
+        slow.url("/slow"),
+        hang = hang.local_addr().unwrap(),
+    ))
+    .await;
+    let j = wait_status(&api, "slow", "up", None, Duration::from_secs(20)).await;
+    assert!(j["duration_ms"].as_f64().unwrap() >= 1400.0, "{j}");
+    let (_, h) = get_json(&format!("{api}/healthz")).await;
+    assert!(
+        h["scheduler"]["lag_ms"]["max"].as_f64().unwrap() >= 1000.0,
+        "the slot was never contended: the test proves nothing: {h}"
+    );
+    daemon.stop();
+    daemon.wait().await.unwrap();
+    drop(hang);
+}
