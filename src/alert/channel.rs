@@ -55,6 +55,18 @@ pub fn resolve(source: &SecretRef) -> Result<Secret, String> {
     Ok(Secret(value))
 }
 
+/// A channel could not be prepared: a secret or CA file missing, a bad URL.
+/// Preparing happens at start-up and before a reload is applied, so this
+/// stops the start or keeps the running configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("alert channel {channel}: {reason}")]
+pub struct SetupError {
+    /// The channel's name.
+    pub channel: String,
+    /// What is wrong, scrubbed of secrets.
+    pub reason: String,
+}
+
 /// Why an attempt failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {
@@ -140,7 +152,14 @@ pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client,
 
 impl Channel {
     /// Resolves secrets and builds clients for a channel of sites.toml.
-    pub fn new(spec: &ChannelSpec) -> Result<Channel, String> {
+    pub fn new(spec: &ChannelSpec) -> Result<Channel, SetupError> {
+        Self::build(spec).map_err(|reason| SetupError {
+            channel: spec.name.clone(),
+            reason,
+        })
+    }
+
+    fn build(spec: &ChannelSpec) -> Result<Channel, String> {
         let (kind, secrets) = match &spec.kind {
             ChannelKind::Email(e) => {
                 let password = e.password.as_ref().map(resolve).transpose()?;

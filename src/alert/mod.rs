@@ -27,7 +27,7 @@ use crate::config::SiteSpec;
 use crate::diagnosis::Cause;
 use crate::probe::{LayerReport, ProbeReport};
 use crate::state::{Kind, Level, Transition};
-pub use channel::{Channel, SendError};
+pub use channel::{Channel, SendError, SetupError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -369,10 +369,10 @@ pub struct ChannelSet {
 impl ChannelSet {
     /// Prepares every channel of `config`; a missing secret is an error
     /// naming the channel.
-    pub fn from_config(config: &crate::config::Config) -> Result<ChannelSet, String> {
+    pub fn from_config(config: &crate::config::Config) -> Result<ChannelSet, SetupError> {
         let mut channels = HashMap::new();
         for spec in &config.channels {
-            let ch = Channel::new(spec).map_err(|e| format!("alert channel {}: {e}", spec.name))?;
+            let ch = Channel::new(spec)?;
             channels.insert(spec.name.clone(), Arc::new(ch));
         }
         let routes = config
@@ -431,7 +431,7 @@ pub async fn notify_test(
     for spec in specs {
         let now = SystemTime::now();
         let result = match Channel::new(spec) {
-            Err(e) => Err(SendError::Permanent(e)),
+            Err(e) => Err(SendError::Permanent(e.reason)),
             Ok(ch) => {
                 let alert = Alert::bare(
                     format!("test-{}-{}", spec.name, ms(now)),

@@ -100,7 +100,7 @@ struct Prepared {
 fn prepare(config: Config) -> Result<Prepared, String> {
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .map_err(|e| format!("cannot prepare the probes: {e}"))?;
-    let channels = alert::ChannelSet::from_config(&config)?;
+    let channels = alert::ChannelSet::from_config(&config).map_err(|e| e.to_string())?;
     Ok(Prepared {
         config,
         deps,
@@ -318,7 +318,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     check_state_dir(&dir);
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .context("cannot prepare the probes")?;
-    let channels = alert::ChannelSet::from_config(config).map_err(anyhow::Error::msg)?;
+    let channels = alert::ChannelSet::from_config(config)?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
     let (dispatcher, alert_stats) =

@@ -100,13 +100,13 @@ impl HistoryReader {
         from: SystemTime,
         to: SystemTime,
         resolution: Resolution,
-    ) -> Result<Vec<HistoryPoint>, String> {
-        query::history(&self.path, site, from, to, resolution)
+    ) -> Result<Vec<HistoryPoint>, Error> {
+        query::history(&self.path, site, from, to, resolution).map_err(Error::Read)
     }
 
     /// Recent incidents, newest first, of one site or all (blocking).
-    pub fn incidents(&self, site: Option<&str>, limit: usize) -> Result<Vec<Incident>, String> {
-        query::incidents(&self.path, site, limit)
+    pub fn incidents(&self, site: Option<&str>, limit: usize) -> Result<Vec<Incident>, Error> {
+        query::incidents(&self.path, site, limit).map_err(Error::Read)
     }
 }
 
@@ -332,6 +332,9 @@ pub enum Error {
     /// The writer has stopped.
     #[error("the history writer has stopped")]
     Stopped,
+    /// The database could not be read (for the API).
+    #[error("{0}")]
+    Read(String),
 }
 
 /// Milliseconds since the Unix epoch (negative before it).

@@ -285,12 +285,16 @@ pub fn graphs(hourly: &[HistoryPoint], raw: &[HistoryPoint], now: SystemTime) ->
 /// Reads one site's graphs (blocking: call from a blocking task).
 fn read_graphs(reader: &HistoryReader, site: &str, now: SystemTime) -> Result<Graphs, String> {
     let from = now - Duration::from_secs((DAYS * DAY_S) as u64);
-    let hourly = reader.history(site, from, now, Resolution::Hour)?;
+    let hourly = reader
+        .history(site, from, now, Resolution::Hour)
+        .map_err(|e| e.to_string())?;
     // Samples since the start of the previous hour: the hours the writer
     // has not rolled up yet (the current one, and the last one for a while).
     let hour_start = now_s_floor(now, HOUR_S) - HOUR_S;
     let since = UNIX_EPOCH + Duration::from_secs(hour_start.max(0) as u64);
-    let raw = reader.history(site, since, now + Duration::from_secs(1), Resolution::Raw)?;
+    let raw = reader
+        .history(site, since, now + Duration::from_secs(1), Resolution::Raw)
+        .map_err(|e| e.to_string())?;
     Ok(graphs(&hourly, &raw, now))
 }
 

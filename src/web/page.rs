@@ -244,7 +244,7 @@ pub async fn render(
         Some(reader) => {
             match tokio::task::spawn_blocking(move || reader.incidents(None, INCIDENTS * 5)).await {
                 Ok(Ok(list)) => (list, None),
-                Ok(Err(e)) => (Vec::new(), Some(e)),
+                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
                 Err(e) => (Vec::new(), Some(e.to_string())),
             }
         }
