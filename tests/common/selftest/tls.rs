@@ -1,13 +1,11 @@
-mod common;
-
-// Self-test of the TLS fixture in `common::tls`: a tokio-rustls client (ring
-// provider, trusting only the test root) against each kind of server, pinning
-// down exactly which rustls error every broken setup produces.
+//! Self-test of the TLS fixture in `common::tls`: a tokio-rustls client (ring
+//! provider, trusting only the test root) against each kind of server, pinning
+//! down exactly which rustls error every broken setup produces.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::tls::{
+use crate::common::tls::{
     After, CertKind, GARBAGE, ServerCert, TestCa, TlsServer, connect, garbage_server, rustls_error,
     silent_server,
 };
@@ -101,7 +99,7 @@ async fn tls12_only_client_also_works() {
         },
     )
     .await;
-    let config = rustls::ClientConfig::builder_with_provider(common::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(crate::common::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(ca.root_store())
@@ -123,7 +121,7 @@ async fn tls12_only_client_also_works() {
     // Expired under TLS 1.2 is the same error as under TLS 1.3.
     let expired = ca.leaf(CertKind::Expired, NAMES);
     let server = TlsServer::start(&expired, After::Close).await;
-    let config = rustls::ClientConfig::builder_with_provider(common::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(crate::common::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(ca.root_store())
@@ -374,7 +372,7 @@ async fn pem_outputs_round_trip() {
 
     // A server built purely from the PEM strings works with a root store
     // built purely from the written root file.
-    let config = rustls::ServerConfig::builder_with_provider(common::tls::provider())
+    let config = rustls::ServerConfig::builder_with_provider(crate::common::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -383,7 +381,7 @@ async fn pem_outputs_round_trip() {
     let server = TlsServer::start_with_config(Arc::new(config), After::CloseNotify).await;
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(from_file);
-    let client = rustls::ClientConfig::builder_with_provider(common::tls::provider())
+    let client = rustls::ClientConfig::builder_with_provider(crate::common::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

@@ -8,12 +8,7 @@
 //!
 //! Needs Debian's `python3-aiosmtpd` (installed by .ci/run).
 
-#[path = "common/receiver.rs"]
-mod receiver;
-#[path = "common/smtp.rs"]
-mod smtp;
-#[path = "common/tls.rs"]
-mod tls;
+use crate::common::{receiver, smtp, tls};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,14 +1,12 @@
-mod common;
-
-// End-to-end tests of the `common::dns` fixture, through hickory-resolver 0.26 and, for what the
-// resolver hides (the exact sections of a reply), through raw DNS messages over UDP and TCP.
+//! End-to-end tests of the `common::dns` fixture, through hickory-resolver 0.26 and, for what the
+//! resolver hides (the exact sections of a reply), through raw DNS messages over UDP and TCP.
 
 use std::{
     net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
 
-use common::dns::{Answer, TTL, TestDns};
+use crate::common::dns::{Answer, TTL, TestDns};
 use hickory_resolver::{
     Resolver, TokioResolver,
     config::{
