@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Behaviour of aiosmtpd 1.4.3 as seen through this fixture (checked by
-//! tests/alert_fixtures.rs):
+//! tests/common/selftest/alerting.rs):
 //! - STARTTLS mode: EHLO offers STARTTLS and no AUTH; anything but
 //!   EHLO/NOOP/STARTTLS/QUIT before the upgrade gets
 //!   `530 Must issue a STARTTLS command first`; after it EHLO offers
