@@ -8,7 +8,7 @@
 //! (defaults 1000, 60, 4). Writes only to a temporary directory.
 
 use sitewatch::diagnosis::{Cause, Status};
-use sitewatch::history::History;
+use sitewatch::history::{History, Sample};
 use sitewatch::state::SiteState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,14 +91,13 @@ fn main() {
                     } else {
                         (Status::Up, None)
                     };
-                    history.probe(
-                        site,
-                        UNIX_EPOCH + Duration::from_secs(t),
+                    let sample = Sample {
+                        at: UNIX_EPOCH + Duration::from_secs(t),
                         status,
                         cause,
                         ms,
-                        state,
-                    );
+                    };
+                    history.record(site, sample, state, None);
                 }
                 t += interval;
             }

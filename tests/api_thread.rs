@@ -6,6 +6,7 @@
 mod common;
 
 use common::daemon::{get_json, wait_for, write_config};
+use common::http::http_get;
 use sitewatch::api::{Access, Limits};
 use sitewatch::store::StatusStore;
 use std::collections::HashMap;
@@ -13,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -35,34 +35,6 @@ fn sites_config(dir: &std::path::Path, n: usize, target: SocketAddr) -> String {
         ));
     }
     text
-}
-
-/// `GET path` on a fresh connection: status code and body, within 10 s.
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    tokio::time::timeout(Duration::from_secs(10), http_get_unbounded(addr, path))
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: no answer within 10 s"))
-}
-
-async fn http_get_unbounded(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: sitewatch\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let code = text
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
 }
 
 /// Clients asking for `/status` back to back on `clients` connections at

@@ -3,7 +3,7 @@
 //! percentiles, uptime, pruning, incidents and resumed states.
 
 use sitewatch::diagnosis::{Cause, Status};
-use sitewatch::history::{History, HistoryPoint, Resolution};
+use sitewatch::history::{History, HistoryPoint, NewChange, Resolution, Sample};
 use sitewatch::state::{Health, Kind, Observation, SiteState, Thresholds, Transition, step};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +40,24 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
+fn sample(secs: u64, status: Status, cause: Option<Cause>, ms: f64) -> Sample {
+    Sample {
+        at: at(secs),
+        status,
+        cause,
+        ms,
+    }
+}
+
+fn change(transition: Transition, detail: &str) -> NewChange {
+    NewChange {
+        transition,
+        detail: detail.to_string(),
+        alert: None,
+        failing: 0,
+    }
+}
+
 #[test]
 fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,13 +77,11 @@ fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
             let t = base + hour * HOUR + minute * 60;
             clock.set(t);
             // Site a: always up, 1..=60 ms. Site b: down one minute in ten.
-            h.probe(
+            h.record(
                 &sites[0],
-                at(t),
-                Status::Up,
-                None,
-                (minute + 1) as f64,
+                sample(t, Status::Up, None, (minute + 1) as f64),
                 state,
+                None,
             );
             let down = minute % 10 == 0;
             let (status, cause) = if down {
@@ -73,7 +89,7 @@ fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
             } else {
                 (Status::Up, None)
             };
-            h.probe(&sites[1], at(t), status, cause, 5.0, state);
+            h.record(&sites[1], sample(t, status, cause, 5.0), state, None);
         }
         clock.set(base + (hour + 1) * HOUR);
         assert!(h.sync(Duration::from_secs(30)), "writer did not answer");
@@ -158,28 +174,13 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
             Observation::Degraded(c) => (Status::Degraded, Some(c)),
             Observation::Down(c) => (Status::Down, Some(c)),
         };
-        match tr {
-            None => h.probe(
-                &sites[0],
-                t0 + Duration::from_secs(secs),
-                status,
-                cause,
-                1.0,
-                next,
-            ),
-            Some(tr) => h.change(
-                &sites[0],
-                t0 + Duration::from_secs(secs),
-                status,
-                cause,
-                1.0,
-                next,
-                tr,
-                detail,
-                None,
-                0,
-            ),
-        }
+        let sample = Sample {
+            at: t0 + Duration::from_secs(secs),
+            status,
+            cause,
+            ms: 1.0,
+        };
+        h.record(&sites[0], sample, next, tr.map(|tr| change(tr, detail)));
         s = next;
         tr
     };
@@ -235,18 +236,13 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
             outage: Duration::from_secs(240)
         }
     );
-    h.change(
-        &sites[0],
-        back,
-        Status::Up,
-        None,
-        1.0,
-        next,
-        tr,
-        "up again",
-        None,
-        0,
-    );
+    let sample = Sample {
+        at: back,
+        status: Status::Up,
+        cause: None,
+        ms: 1.0,
+    };
+    h.record(&sites[0], sample, next, Some(change(tr, "up again")));
     assert!(h.sync(Duration::from_secs(30)));
     let closed = h.reader().incidents(None, 10).unwrap();
     assert_eq!(closed.len(), 1);
@@ -271,7 +267,7 @@ fn a_late_sample_counts_in_its_own_hour() {
     for minute in 0..59u64 {
         let t = base + minute * 60;
         clock.set(t);
-        h.probe(&sites[0], at(t), Status::Up, None, 1.0, state);
+        h.record(&sites[0], sample(t, Status::Up, None, 1.0), state, None);
     }
     // The hour ends and is rolled up with 59 probes.
     clock.set(base + HOUR + 2);
@@ -291,13 +287,16 @@ fn a_late_sample_counts_in_its_own_hour() {
     assert_eq!(hourly(&reader), (59, 0));
     // Then the result of the probe that began at 59:58 arrives.
     clock.set(base + HOUR + 8);
-    h.probe(
+    h.record(
         &sites[0],
-        at(base + HOUR - 2),
-        Status::Down,
-        Some(Cause::TcpTimeout),
-        10_000.0,
+        sample(
+            base + HOUR - 2,
+            Status::Down,
+            Some(Cause::TcpTimeout),
+            10_000.0,
+        ),
         state,
+        None,
     );
     assert!(h.sync(Duration::from_secs(30)));
     assert_eq!(hourly(&reader), (60, 1), "the late sample joins its hour");

@@ -57,6 +57,14 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
+/// An alert as stored in the incident (for reminders), if any.
+fn to_json(alert: Option<&Alert>) -> Result<Option<String>, rusqlite::Error> {
+    alert
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(json_err)
+}
+
 fn open_incident(tx: &Connection, site_id: i64) -> Result<Option<Open>, rusqlite::Error> {
     tx.query_row(
         "SELECT id, started_ms, causes, first_error, last_error, channels FROM incident
@@ -169,11 +177,7 @@ pub(super) fn write_change(
                 )?;
             }
             let causes = serde_json::json!([{ "at_ms": at, "cause": cause }]).to_string();
-            let last = alert
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(json_err)?;
+            let last = to_json(alert.as_ref())?;
             tx.execute(
                 "INSERT INTO incident(site_id, started_ms, causes, first_error, last_error, channels, last_alert, reminded_ms)
                  VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
@@ -196,11 +200,7 @@ pub(super) fn write_change(
                 if let Some(a) = alert.as_mut() {
                     a.with_outage(&o.facts());
                 }
-                let last = alert
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(json_err)?;
+                let last = to_json(alert.as_ref())?;
                 tx.execute(
                     "UPDATE incident SET causes = ?2, last_error = ?3, channels = ?4, last_alert = ?5, reminded_ms = ?6 WHERE id = ?1",
                     params![

@@ -110,6 +110,33 @@ impl HistoryReader {
     }
 }
 
+/// One probe result as the history keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// When the probe started.
+    pub at: SystemTime,
+    /// What it found.
+    pub status: Status,
+    /// Why, when not up.
+    pub cause: Option<Cause>,
+    /// How long it took, milliseconds.
+    pub ms: f64,
+}
+
+/// A confirmed change, handed to [`History::record`] with the result that
+/// confirmed it.
+#[derive(Clone, Debug)]
+pub struct NewChange {
+    /// The change.
+    pub transition: Transition,
+    /// The confirming probe's detail.
+    pub detail: String,
+    /// The alert it makes due (`None` for changes that alert nobody).
+    pub alert: Option<Alert>,
+    /// Other sites that began failing shortly before (a storm forming).
+    pub failing: usize,
+}
+
 /// A confirmed change that comes with a probe result: written in the same
 /// transaction as the state it leads to, with the alert it makes due.
 pub(crate) struct Change {
@@ -404,59 +431,34 @@ impl History {
         self.reader.clone()
     }
 
-    /// Queues a probe result and the state it led to.
-    pub fn probe(
+    /// Queues a probe result and the state it led to. With a `change`
+    /// (the state is a confirmed change), the change, the state, the
+    /// incident bookkeeping and the alert it makes due are written in one
+    /// transaction, and only then is the alert handed on.
+    pub fn record(
         &self,
         site: &Arc<SiteSpec>,
-        at: SystemTime,
-        status: Status,
-        cause: Option<Cause>,
-        ms: f64,
+        sample: Sample,
         state: SiteState,
+        change: Option<NewChange>,
     ) {
         let _ = self.tx.send(Record::Probe {
             site: Arc::clone(site),
-            at,
-            status,
-            cause,
-            ms,
+            at: sample.at,
+            status: sample.status,
+            cause: sample.cause,
+            ms: sample.ms,
             state,
-            change: None,
-        });
-    }
-
-    /// Queues a probe result whose state is a confirmed change: the change,
-    /// the state, the incident bookkeeping and the alert it makes due are
-    /// written in one transaction, and only then is the alert handed on.
-    #[allow(clippy::too_many_arguments)]
-    pub fn change(
-        &self,
-        site: &Arc<SiteSpec>,
-        at: SystemTime,
-        status: Status,
-        cause: Option<Cause>,
-        ms: f64,
-        state: SiteState,
-        transition: Transition,
-        detail: &str,
-        alert: Option<Alert>,
-        failing: usize,
-    ) {
-        let _ = self.tx.send(Record::Probe {
-            site: Arc::clone(site),
-            at,
-            status,
-            cause,
-            ms,
-            state,
-            change: Some(Box::new(Change {
-                transition,
-                detail: detail.to_string(),
-                alert,
-                notify: site.notify.clone(),
-                failing,
-                forwarded: false,
-            })),
+            change: change.map(|c| {
+                Box::new(Change {
+                    transition: c.transition,
+                    detail: c.detail,
+                    alert: c.alert,
+                    notify: site.notify.clone(),
+                    failing: c.failing,
+                    forwarded: false,
+                })
+            }),
         });
     }
 

@@ -15,7 +15,7 @@ use reconfigure::{Failing, reconfigure};
 
 use crate::alert;
 use crate::config::{Diff, SiteSpec};
-use crate::history::History;
+use crate::history::{History, NewChange, Sample};
 use crate::probe::{self, ProbeDeps, ProbeReport};
 use crate::state::{self, Observation, SiteState, Thresholds};
 use crate::store::{LagStats, SchedulerStats, StatusStore};
@@ -431,32 +431,22 @@ fn handle(
     if next.fails.is_some_and(|r| r.count == 1) {
         failing.began(done.idx, now);
     }
-    match &transition {
-        None => sinks.history.probe(
-            spec,
-            report.started_at,
-            report.status,
-            report.cause,
-            report.ms,
-            next,
-        ),
-        Some(t) => {
-            log_transition(spec, t, &report);
-            let alert = alert::from_transition(spec, t, &report, SystemTime::now());
-            sinks.history.change(
-                spec,
-                report.started_at,
-                report.status,
-                report.cause,
-                report.ms,
-                next,
-                *t,
-                &report.detail,
-                alert,
-                failing.others(done.idx, now),
-            );
+    let change = transition.map(|t| {
+        log_transition(spec, &t, &report);
+        NewChange {
+            transition: t,
+            detail: report.detail.clone(),
+            alert: alert::from_transition(spec, &t, &report, SystemTime::now()),
+            failing: failing.others(done.idx, now),
         }
-    }
+    });
+    let sample = Sample {
+        at: report.started_at,
+        status: report.status,
+        cause: report.cause,
+        ms: report.ms,
+    };
+    sinks.history.record(spec, sample, next, change);
     sinks.store.record(done.idx, next, report, transition);
 }
 

@@ -302,3 +302,36 @@ pub fn response(status: u16, headers: &[(&str, &str)], body: &str) -> String {
     ));
     out
 }
+
+/// GET `path` over a fresh connection with a hand-written request, for
+/// tests that must see exactly what the server answers (at most 10 s).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        http_get_unbounded(addr, path),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("GET {path}: no answer within 10 s"))
+}
+
+pub async fn http_get_unbounded(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: sitewatch\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
