@@ -40,7 +40,12 @@ async fn a_task_that_ends_stops_the_daemon_with_an_error_and_shows_on_healthz() 
         let stopped = std::future::pending::<&'static str>();
         let result = tokio::time::timeout(
             Duration::from_secs(20),
-            sitewatch::app::serve(running, &path, stopped),
+            sitewatch::app::serve(
+                running,
+                &path,
+                stopped,
+                sitewatch::shutdown::reload_signal().unwrap(),
+            ),
         )
         .await
         .unwrap_or_else(|_| panic!("the daemon did not stop after its {task} ended"));

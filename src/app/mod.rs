@@ -496,7 +496,9 @@ enum Ending {
 }
 
 /// Runs a started daemon until `stop` resolves (with the signal's name) or
-/// one of its tasks ends on its own; reloads `config_path` on SIGHUP, feeds
+/// one of its tasks ends on its own; reloads `config_path` on each
+/// `hangup` (installed before the daemon started, so that no early SIGHUP
+/// takes the default action and ends the process), feeds
 /// the watchdog while every task lives, then drains. A second stop signal
 /// during the drain exits at once. `Err` when a task ended: the service
 /// manager should restart sitewatch.
@@ -504,8 +506,8 @@ pub async fn serve(
     running: Running,
     config_path: &Path,
     stop: impl Future<Output = &'static str>,
+    mut hangup: tokio::signal::unix::Signal,
 ) -> anyhow::Result<()> {
-    let mut hangup = shutdown::reload_signal().context("cannot install the SIGHUP handler")?;
     let watchdog = crate::notify::watchdog().map(|d| d / 2);
     let mut check = tokio::time::interval(watchdog.map_or(CHECK_EVERY, |w| w.min(CHECK_EVERY)));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -571,12 +573,13 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stop_signal = shutdown::stop_signal().context("cannot install signal handlers")?;
+        let hangup = shutdown::reload_signal().context("cannot install the SIGHUP handler")?;
         let listener = TcpListener::bind(config.daemon.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.daemon.listen))?;
         let running = start(&config, listener)?;
         tracing::info!(config = %config.path.display(), sites = config.sites.len(), version = env!("CARGO_PKG_VERSION"), "sitewatch started");
         notify(&[crate::notify::State::Ready]);
-        serve(running, &config.path, stop_signal).await
+        serve(running, &config.path, stop_signal, hangup).await
     })
 }
