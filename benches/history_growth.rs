@@ -96,6 +96,7 @@ fn main() {
                         status,
                         cause,
                         ms,
+                        unverified: false,
                     };
                     history.record(site, sample, state, None);
                 }

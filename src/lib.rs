@@ -18,6 +18,7 @@
 //! - [`shutdown`]: stop and reload signals.
 //! - [`notify`]: systemd notifications (ready, reloading, stopping, status, watchdog).
 //! - [`alert`]: alert channels, the alert policy and the dispatcher (its outbox lives in the history).
+//! - [`selfcheck`]: "is it me?": the monitor's check of its own network, shared with the scheduler.
 //! - [`history`]: the SQLite database (states, samples, incidents, the alert journal and outbox) and
 //!   its writer thread, which hands each committed alert to the dispatcher.
 //!
@@ -34,6 +35,7 @@ pub mod history;
 pub mod notify;
 pub mod probe;
 pub mod schedule;
+pub mod selfcheck;
 pub mod shutdown;
 pub mod state;
 pub mod store;

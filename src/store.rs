@@ -34,6 +34,7 @@ struct Shared {
     index: HashMap<String, usize>,
     scheduler: SchedulerStats,
     tasks: Vec<TaskView>,
+    network: Option<crate::selfcheck::Handle>,
 }
 
 /// One of the daemon's long-lived tasks, as `/healthz` shows it.
@@ -161,6 +162,9 @@ pub struct HealthView {
     pub status: &'static str,
     /// Each long-lived task and whether it runs.
     pub tasks: Vec<TaskView>,
+    /// This monitor's own network, as its self-check sees it (absent
+    /// without a `[self_check]`).
+    pub network: Option<crate::selfcheck::NetView>,
     /// The storage problem, if any (probing and alerting go on).
     pub storage_error: Option<String>,
     /// sitewatch's version.
@@ -248,6 +252,7 @@ impl StatusStore {
                 index,
                 scheduler: SchedulerStats::default(),
                 tasks: Vec::new(),
+                network: None,
             })),
         }
     }
@@ -357,6 +362,20 @@ impl StatusStore {
         }
     }
 
+    /// Shows the self-check's verdict on `/healthz`, `/status` and `/metrics`.
+    pub fn with_network(self, network: crate::selfcheck::Handle) -> StatusStore {
+        self.lock().network = Some(network);
+        self
+    }
+
+    /// The self-check's verdict, if a self-check is configured.
+    pub fn network(&self) -> Option<crate::selfcheck::NetView> {
+        self.lock()
+            .network
+            .as_ref()
+            .map(crate::selfcheck::Handle::view)
+    }
+
     /// Publishes each task's liveness.
     pub fn set_tasks(&self, tasks: Vec<TaskView>) {
         self.lock().tasks = tasks;
@@ -408,6 +427,7 @@ impl StatusStore {
                 "ok"
             },
             tasks: shared.tasks.clone(),
+            network: shared.network.as_ref().map(crate::selfcheck::Handle::view),
             storage_error,
             version: env!("CARGO_PKG_VERSION"),
             started_at: shared.started_at,

@@ -46,6 +46,7 @@ fn sample(secs: u64, status: Status, cause: Option<Cause>, ms: f64) -> Sample {
         status,
         cause,
         ms,
+        unverified: false,
     }
 }
 
@@ -179,6 +180,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
             status,
             cause,
             ms: 1.0,
+            unverified: false,
         };
         h.record(&sites[0], sample, next, tr.map(|tr| change(tr, detail)));
         s = next;
@@ -241,6 +243,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
         status: Status::Up,
         cause: None,
         ms: 1.0,
+        unverified: false,
     };
     h.record(&sites[0], sample, next, Some(change(tr, "up again")));
     assert!(h.sync(Duration::from_secs(30)));

@@ -55,6 +55,10 @@ pub enum AlertKind {
     /// An open outage is no longer tracked: the site's probe settings
     /// changed, or it was removed from the configuration.
     Forgotten,
+    /// This monitor lost its network: failed probes are not believed.
+    NetworkLost,
+    /// This monitor's network is back.
+    NetworkBack,
     /// Many sites down at once, in one message.
     Storm,
     /// A site changes state too often; quiet until it settles.
@@ -75,6 +79,8 @@ impl AlertKind {
             AlertKind::Reminder => "reminder",
             AlertKind::Test => "test",
             AlertKind::Forgotten => "forgotten",
+            AlertKind::NetworkLost => "network_lost",
+            AlertKind::NetworkBack => "network_back",
             AlertKind::Storm => "storm",
             AlertKind::Flapping => "flapping",
             AlertKind::Settled => "settled",
@@ -163,7 +169,7 @@ pub struct Event {
     /// The journal row to mark handled once the deliveries are stored;
     /// `None` when the history could not store the change (the alert still
     /// goes out, without surviving a restart).
-    pub journal: Option<i64>,
+    pub journal: Option<Journal>,
     /// The alert, complete: the outage's facts are filled in.
     pub alert: Alert,
     /// The channels it goes to.
@@ -171,6 +177,15 @@ pub struct Event {
     /// How many other sites began failing shortly before this change was
     /// confirmed: a storm may be forming.
     pub failing: usize,
+}
+
+/// Where a due alert is journaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Journal {
+    /// A site's confirmed change (a `transition` row).
+    Transition(i64),
+    /// A change of the monitor's own network (a `network_event` row).
+    Network(i64),
 }
 
 /// What the history knows of the outage a change belongs to (the open

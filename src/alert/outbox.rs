@@ -42,7 +42,7 @@ impl Outbox {
     /// outages, in one transaction. Says per delivery whether it is new.
     pub async fn enqueue(
         &self,
-        handled: Vec<i64>,
+        handled: Vec<crate::alert::Journal>,
         deliveries: Vec<NewDelivery>,
         reminded: Vec<(String, SystemTime)>,
     ) -> Result<Vec<bool>, Error> {

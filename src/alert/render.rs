@@ -66,6 +66,13 @@ pub fn subject(a: &Alert) -> String {
             "[sitewatch] OUTAGE CLOSED {site} — no longer tracked, {}",
             words(a.cause)
         ),
+        AlertKind::NetworkLost => {
+            format!("[sitewatch] MONITOR {site} LOST ITS NETWORK — sites cannot be verified")
+        }
+        AlertKind::NetworkBack => format!(
+            "[sitewatch] MONITOR {site} NETWORK BACK — after {}",
+            human(Duration::from_secs(a.outage_s.unwrap_or(0)))
+        ),
     }
 }
 
@@ -123,6 +130,13 @@ fn headline(a: &Alert) -> String {
             "{site}: the outage that began {} is no longer tracked; no verdict on whether it is over",
             when(a.since)
         ),
+        AlertKind::NetworkLost => format!(
+            "sitewatch at {site} lost its network at {}: no site alert is sent until it is back",
+            when(a.since)
+        ),
+        AlertKind::NetworkBack => {
+            format!("sitewatch at {site} has its network back at {}", when(a.at))
+        }
     }
 }
 
@@ -202,6 +216,8 @@ pub fn slack(a: &Alert, now: SystemTime) -> Value {
         AlertKind::Flapping => "🟠",
         AlertKind::Settled => "🔵",
         AlertKind::Forgotten => "⚪",
+        AlertKind::NetworkLost => "⚫",
+        AlertKind::NetworkBack => "🔵",
     };
     let header = truncate(
         &format!("{icon} {}", subject(a).trim_start_matches("[sitewatch] ")),

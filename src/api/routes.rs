@@ -25,6 +25,7 @@ struct StatusBody {
     sites: Vec<SiteView>,
     alerts: Option<crate::alert::AlertStats>,
     config: crate::store::ConfigStatus,
+    network: Option<crate::selfcheck::NetView>,
 }
 
 /// The body of every error response.
@@ -167,6 +168,7 @@ async fn status(State(store): State<StatusStore>) -> Json<StatusBody> {
         sites: store.sites(),
         alerts: store.alerts(),
         config: store.health().config,
+        network: store.network(),
     })
 }
 

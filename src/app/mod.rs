@@ -18,6 +18,7 @@ use crate::config::{self, Config, Diff};
 use crate::history::{History, WriterThread};
 use crate::probe::ProbeDeps;
 use crate::schedule::{self, Control};
+use crate::selfcheck::SelfCheck;
 use crate::store::{SchedulerStats, StatusStore, TaskView};
 use crate::{api, shutdown};
 use anyhow::Context;
@@ -85,6 +86,7 @@ pub struct Running {
     api: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
     heartbeat: Option<JoinHandle<()>>,
+    selfcheck: Option<JoinHandle<()>>,
     writer: WriterThread,
     _lock: StateLock,
 }
@@ -175,6 +177,9 @@ impl Running {
         if let Some(h) = &self.heartbeat {
             tasks.push(TaskView::new("heartbeat", !h.is_finished()));
         }
+        if let Some(h) = &self.selfcheck {
+            tasks.push(TaskView::new("selfcheck", !h.is_finished()));
+        }
         tasks
     }
 
@@ -222,6 +227,9 @@ impl Running {
         if let Some(h) = self.heartbeat {
             h.abort();
         }
+        if let Some(h) = self.selfcheck {
+            h.abort();
+        }
         let api = self.api.await;
         scheduler.context("the scheduler task failed")?;
         dispatcher.context("the alert dispatcher failed")?;
@@ -229,6 +237,15 @@ impl Running {
             .context("the API server failed")?;
         Ok(())
     }
+}
+
+/// This instance's name in alerts about itself: the host's name.
+fn vantage() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sitewatch".to_string())
 }
 
 /// Tells systemd (`NOTIFY_SOCKET`) how things are.
@@ -323,6 +340,15 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
     let (dispatcher, alert_stats) =
         Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));
+    let (selfcheck, network) = match &config.self_check {
+        Some(spec) => {
+            let (task, handle) =
+                SelfCheck::new(spec.clone(), vantage(), history.clone(), resumed.network)
+                    .context("cannot prepare the self-check")?;
+            (Some(task), handle)
+        }
+        None => (None, crate::selfcheck::Handle::none()),
+    };
     let store = StatusStore::new(
         &config.sites,
         SystemTime::now(),
@@ -330,6 +356,11 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         Some(history.reader()),
     )
     .with_alert_stats(alert_stats);
+    let store = if config.self_check.is_some() {
+        store.with_network(network.clone())
+    } else {
+        store
+    };
     store.set_config_path(&config.path);
     let stop = CancellationToken::new();
     let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
@@ -350,11 +381,13 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
             store: store.clone(),
             history: history.clone(),
             heartbeat: Some(scheduler_heartbeat(store.clone(), beat.clone())),
+            network,
         },
         config.daemon.max_concurrent_probes,
         control_rx,
         stop.clone(),
     ));
+    let selfcheck = selfcheck.map(|task| tokio::spawn(task.run(stop.clone())));
     let heartbeat = config.daemon.heartbeat_url.as_ref().map(|url| {
         tokio::spawn(heartbeat(
             url.clone(),
@@ -392,6 +425,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         api,
         dispatcher,
         heartbeat,
+        selfcheck,
         writer,
         _lock: lock,
     };

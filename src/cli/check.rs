@@ -225,6 +225,7 @@ impl CheckArgs {
             },
             notify: Vec::new(),
             remind_every: None,
+            local: false,
         })
     }
 

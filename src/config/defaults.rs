@@ -91,3 +91,18 @@ pub const DNS_PORT: u16 = 53;
 pub const STORM_HOLD: Duration = Duration::from_secs(10);
 /// The longest `storm_hold` a channel may have.
 pub const MAX_STORM_HOLD: Duration = Duration::from_secs(300);
+/// Time between two self-checks while the network is fine.
+pub const SELF_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest and longest self-check interval.
+pub const MIN_SELF_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`MIN_SELF_CHECK_INTERVAL`].
+pub const MAX_SELF_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+/// Budget of one canary.
+pub const SELF_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest canary budget.
+pub const MAX_SELF_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Canaries of one kind at most.
+pub const MAX_CANARIES: usize = 16;
+/// The share of recent results failing at the network layers that runs a
+/// self-check at once.
+pub const SELF_CHECK_TRIGGER: f64 = 0.5;

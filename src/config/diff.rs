@@ -8,7 +8,7 @@
 //! | kind | settings | the site's state |
 //! |---|---|---|
 //! | probe | `url`, `interval`, `timeout`, `expect_status`, `expect_body`, `forbid_body`, `expect_ips`, `resolvers`, `ca_file`, `addresses`, `banner`, `method`, `headers`, `max_redirects`, `app_errors` | starts over (unknown); an open outage is closed as *forgotten* |
-//! | policy | `confirm_down`, `confirm_up`, `slow`, `cert_warn_days` | kept: the next probe is judged by the new thresholds |
+//! | policy | `confirm_down`, `confirm_up`, `slow`, `cert_warn_days`, `network` | kept: the next probe is judged by the new thresholds |
 //! | routing | `notify`, `remind_every` | kept: the next alert and reminder follow the new routing |
 //!
 //! Probe settings decide *what* is observed: an outage seen through the old
@@ -57,6 +57,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         http,
         notify,
         remind_every,
+        local,
     } = old;
     let Expect {
         status,
@@ -93,6 +94,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         || *app_errors != new.http.app_errors;
     let policy = *confirm_down != new.confirm_down
         || *confirm_up != new.confirm_up
+        || *local != new.local
         || *slow != new.expect.slow
         || *cert_warn_days != new.expect.cert_warn_days;
     let routing = *notify != new.notify || *remind_every != new.remind_every;
@@ -264,6 +266,7 @@ mod tests {
             ("confirm_up = 5", policy),
             ("slow = \"1s\"", policy),
             ("cert_warn_days = 3", policy),
+            ("network = \"local\"", policy),
             ("notify = [\"chat\"]", routing),
             ("remind_every = \"1h\"", routing),
         ];

@@ -27,6 +27,7 @@ mod lexer;
 mod model;
 mod redact;
 mod request;
+mod selfcheck;
 mod site;
 mod target;
 mod validate;

@@ -20,6 +20,30 @@ pub struct Config {
     pub sites: Vec<Arc<SiteSpec>>,
     /// The alert channels, in file order.
     pub channels: Vec<ChannelSpec>,
+    /// The monitor's check of its own network, if configured.
+    pub self_check: Option<SelfCheckSpec>,
+}
+
+/// The `[self_check]` table: how sitewatch tells "the site is down" from
+/// "my own network is down".
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfCheckSpec {
+    /// Time between two checks while the network is fine.
+    pub interval: Duration,
+    /// Budget of each canary.
+    pub timeout: Duration,
+    /// Addresses that should always accept a TCP connection.
+    pub tcp: Vec<SocketAddr>,
+    /// Names that should always resolve.
+    pub dns: Vec<String>,
+    /// DNS servers for the `dns` canaries (empty: the system's).
+    pub resolvers: Vec<SocketAddr>,
+    /// https URLs that should answer with a valid certificate (a captive
+    /// portal or TLS interception fails them).
+    pub https: Vec<Target>,
+    /// The share of recent results failing at the network layers that runs
+    /// a check at once.
+    pub trigger: f64,
 }
 
 /// The `[daemon]` table.
@@ -64,6 +88,41 @@ pub struct SiteSpec {
     pub notify: Vec<String>,
     /// Repeat a down alert this often while the site stays down (off if `None`).
     pub remind_every: Option<Duration>,
+    /// A LAN target (`network = "local"`): judged even while the monitor's
+    /// own network is down.
+    pub local: bool,
+}
+
+impl SiteSpec {
+    /// A site with every default, probing `target` within `timeout`: for
+    /// probes that are not configured sites (the self-check's canaries)
+    /// and for records about a site that is no longer configured.
+    pub fn with_defaults(name: &str, target: Target, timeout: Duration) -> SiteSpec {
+        SiteSpec {
+            name: name.to_string(),
+            target,
+            interval: timeout.max(super::defaults::MIN_INTERVAL),
+            timeout,
+            confirm_down: super::defaults::CONFIRM_DOWN,
+            confirm_up: super::defaults::CONFIRM_UP,
+            expect: Expect {
+                status: StatusSet(vec![super::defaults::EXPECT_STATUS]),
+                body: None,
+                forbid_body: None,
+                ips: Vec::new(),
+                slow: None,
+                cert_warn_days: 0,
+                resolvers: Vec::new(),
+                ca_file: None,
+                addresses: AddressMode::Any,
+                banner: None,
+            },
+            http: HttpOptions::default(),
+            notify: Vec::new(),
+            remind_every: None,
+            local: false,
+        }
+    }
 }
 
 /// How the HTTP layer makes its request.

@@ -38,6 +38,7 @@ pub(super) struct RawSite {
     app_errors: Option<Spanned<bool>>,
     notify: Option<Spanned<Vec<Spanned<String>>>>,
     remind_every: Option<Spanned<Dur>>,
+    network: Option<Spanned<String>>,
 }
 
 /// Checks one site against `d` (the `[defaults]`) and the defined channels.
@@ -97,6 +98,26 @@ pub(super) fn validate(
         return None;
     }
     let target = target?;
+    let local = match pick(&raw.network, &d.network) {
+        None => Some(false),
+        Some(v) => match v.get_ref().as_str() {
+            "internet" => Some(false),
+            "local" => Some(true),
+            other => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "`network` is \"internet\" (the default: judged only while this monitor's own network works) or \"local\" (a LAN target, judged even then), not \"{}\"",
+                        super::diagnostic::quote(other)
+                    ),
+                );
+                None
+            }
+        },
+    };
+    if cx.count() > before {
+        return None;
+    }
     let (uses_http, uses_tls) = (target.scheme.uses_http(), target.scheme.uses_tls());
     Some(SiteSpec {
         name: name?,
@@ -115,6 +136,7 @@ pub(super) fn validate(
         http,
         notify,
         remind_every: timing.remind_every,
+        local: local?,
     })
 }
 

@@ -10,7 +10,7 @@
 use super::context::Cx;
 use super::diagnostic::quote;
 use super::model::*;
-use super::{Diagnostic, alert, daemon, redact, site};
+use super::{Diagnostic, alert, daemon, redact, selfcheck, site};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -55,6 +55,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     };
 
     let mut daemon = None;
+    let mut self_check = None;
     let mut defaults_raw = site::RawSite::default();
     let mut sites_raw: Vec<(Range<usize>, site::RawSite)> = Vec::new();
     let mut channels = Vec::new();
@@ -68,6 +69,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                 ),
             },
             "daemon" => daemon = cx.de::<daemon::RawDaemon>(value),
+            "self_check" => {
+                self_check = cx
+                    .de::<selfcheck::RawSelfCheck>(value)
+                    .map(|raw| (key.span(), raw))
+            }
             "defaults" => {
                 if let Some(d) = cx.de::<site::RawSite>(value) {
                     for (field, span) in [
@@ -116,7 +122,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             other => cx.error(
                 key.span(),
                 format!(
-                    "unknown table `{}`, expected `daemon`, `defaults`, `site` or `alert`",
+                    "unknown table `{}`, expected `daemon`, `defaults`, `site`, `alert` or `self_check`",
                     quote(other)
                 ),
             ),
@@ -124,6 +130,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     }
 
     let daemon = daemon::validate(&mut cx, daemon);
+    let self_check = selfcheck::validate(&mut cx, self_check);
     let channel_names: Vec<String> = channels
         .iter()
         .map(|c: &ChannelSpec| c.name.clone())
@@ -162,6 +169,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             daemon,
             sites,
             channels,
+            self_check,
         })
     } else {
         Err(cx.finish())

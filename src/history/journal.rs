@@ -8,7 +8,7 @@
 //! or not at all.
 
 use super::{Change, DeliveryState, NewDelivery, OpenOutage, StoredDelivery, from_ms, unix_ms};
-use crate::alert::{Alert, AlertKind, Event, Forget, OutageFacts};
+use crate::alert::{Alert, AlertKind, Event, Forget, Journal, OutageFacts};
 use crate::diagnosis::Cause;
 use crate::state::{Health, Kind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -135,7 +135,7 @@ fn make_due(
     tx.prepare_cached("UPDATE transition SET alert = ?2 WHERE id = ?1")?
         .execute(params![row, serde_json::to_string(&due).map_err(json_err)?])?;
     Ok(Event {
-        journal: Some(row),
+        journal: Some(Journal::Transition(row)),
         alert: due.alert,
         notify: due.notify,
         failing,
@@ -278,7 +278,7 @@ pub(super) fn forget(
 /// new (one stored before is neither stored nor sent again).
 pub(super) fn enqueue(
     tx: &Transaction<'_>,
-    handled: &[i64],
+    handled: &[Journal],
     deliveries: &[NewDelivery],
     reminded: &[(String, SystemTime)],
     now: SystemTime,
@@ -293,9 +293,15 @@ pub(super) fn enqueue(
             fresh.push(insert.execute(params![d.alert_id, d.channel, d.json, unix_ms(now)])? == 1);
         }
     }
-    let mut done = tx.prepare_cached("UPDATE transition SET alert = NULL WHERE id = ?1")?;
-    for id in handled {
-        done.execute([id])?;
+    for j in handled {
+        match j {
+            Journal::Transition(id) => tx
+                .prepare_cached("UPDATE transition SET alert = NULL WHERE id = ?1")?
+                .execute([id])?,
+            Journal::Network(id) => tx
+                .prepare_cached("UPDATE network_event SET alert = NULL WHERE id = ?1")?
+                .execute([id])?,
+        };
     }
     let mut remind = tx.prepare_cached(
         "UPDATE incident SET reminded_ms = ?2 WHERE ended_ms IS NULL
@@ -377,7 +383,7 @@ pub(super) fn due(conn: &Connection) -> Result<Vec<Event>, rusqlite::Error> {
         let (id, json) = row?;
         match serde_json::from_str::<Due>(&json) {
             Ok(d) => out.push(Event {
-                journal: Some(id),
+                journal: Some(Journal::Transition(id)),
                 alert: d.alert,
                 notify: d.notify,
                 failing: 0,
@@ -509,4 +515,89 @@ pub(super) fn import_legacy_outbox(
         }
     }
     Ok(rows.len())
+}
+
+/// Journals a change of this monitor's network (and the alert it makes
+/// due, unless already handed on). Returns that alert's event.
+pub(super) fn network(
+    tx: &Transaction<'_>,
+    change: &super::NetChange,
+    forwarded: bool,
+) -> Result<Option<Event>, rusqlite::Error> {
+    tx.prepare_cached(
+        "INSERT INTO network_event(at_ms, from_state, to_state, evidence) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        unix_ms(change.at),
+        change.from.as_str(),
+        change.to.as_str(),
+        change.evidence
+    ])?;
+    let row = tx.last_insert_rowid();
+    let Some(alert) = change.alert.clone().filter(|_| !forwarded) else {
+        return Ok(None);
+    };
+    let due = Due {
+        alert,
+        notify: Vec::new(),
+    };
+    tx.prepare_cached("UPDATE network_event SET alert = ?2 WHERE id = ?1")?
+        .execute(params![row, serde_json::to_string(&due).map_err(json_err)?])?;
+    Ok(Some(Event {
+        journal: Some(Journal::Network(row)),
+        alert: due.alert,
+        notify: due.notify,
+        failing: 0,
+    }))
+}
+
+/// Network alerts journaled and not yet handed to the outbox.
+pub(super) fn due_network(conn: &Connection) -> Result<Vec<Event>, rusqlite::Error> {
+    let mut stmt =
+        conn.prepare("SELECT id, alert FROM network_event WHERE alert IS NOT NULL ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, json) = row?;
+        match serde_json::from_str::<Due>(&json) {
+            Ok(d) => out.push(Event {
+                journal: Some(Journal::Network(id)),
+                alert: d.alert,
+                notify: d.notify,
+                failing: 0,
+            }),
+            Err(e) => {
+                tracing::error!(row = id, error = %e, "unreadable network alert in the journal, skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The network verdict the last run ended with, if not ok, and since when
+/// it was not ok.
+pub(super) fn network_state(
+    conn: &Connection,
+) -> Result<Option<(crate::selfcheck::NetState, std::time::SystemTime)>, rusqlite::Error> {
+    let last: Option<String> = conn
+        .query_row(
+            "SELECT to_state FROM network_event ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let state = match last.as_deref() {
+        Some("offline") => crate::selfcheck::NetState::Offline,
+        Some("dns_broken") => crate::selfcheck::NetState::DnsBroken,
+        Some("ipv6_broken") => crate::selfcheck::NetState::Ipv6Broken,
+        _ => return Ok(None),
+    };
+    let since: Option<i64> = conn
+        .query_row(
+            "SELECT at_ms FROM network_event WHERE from_state = 'ok' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(since.map(|ms| (state, from_ms(ms))))
 }

@@ -55,6 +55,27 @@ pub struct Uptime {
     /// Last 90 days.
     #[serde(rename = "90d")]
     pub d90: Option<f64>,
+    /// The share of probes (percent) that could not be believed in each
+    /// window, because this monitor's own network was down; left out of
+    /// the uptime above.
+    pub unverified: Unverified,
+}
+
+/// Percent of probes that could not be believed, per window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Unverified {
+    /// Last 24 hours.
+    #[serde(rename = "24h")]
+    pub d1: Option<f64>,
+    /// Last 7 days.
+    #[serde(rename = "7d")]
+    pub d7: Option<f64>,
+    /// Last 30 days.
+    #[serde(rename = "30d")]
+    pub d30: Option<f64>,
+    /// Last 90 days.
+    #[serde(rename = "90d")]
+    pub d90: Option<f64>,
 }
 
 /// What the writer shares with readers.
@@ -121,6 +142,24 @@ pub struct Sample {
     pub cause: Option<Cause>,
     /// How long it took, milliseconds.
     pub ms: f64,
+    /// It could not be believed (this monitor's network was down): kept as
+    /// unknown, out of the uptime.
+    pub unverified: bool,
+}
+
+/// A change of this monitor's own network, with the alert it makes due.
+#[derive(Clone, Debug)]
+pub struct NetChange {
+    /// The verdict before.
+    pub from: crate::selfcheck::NetState,
+    /// The verdict now.
+    pub to: crate::selfcheck::NetState,
+    /// When it was found.
+    pub at: SystemTime,
+    /// What the canaries did.
+    pub evidence: String,
+    /// The alert (lost, back), if this change makes one due.
+    pub alert: Option<Alert>,
 }
 
 /// A confirmed change, handed to [`History::record`] with the result that
@@ -161,8 +200,14 @@ pub(crate) enum Record {
         status: Status,
         cause: Option<Cause>,
         ms: f64,
+        unverified: bool,
         state: SiteState,
         change: Option<Box<Change>>,
+    },
+    /// The monitor's own network changed.
+    Network {
+        change: Box<NetChange>,
+        forwarded: bool,
     },
     /// A site starts over (its probe settings changed) or is gone: its open
     /// outage is closed as forgotten, with a notice to whoever heard of it.
@@ -187,7 +232,11 @@ impl Record {
     fn urgent(&self) -> bool {
         match self {
             Record::Probe { change, .. } => change.is_some(),
-            Record::Reset { .. } | Record::Outbox(..) | Record::Sync(_) | Record::Stop => true,
+            Record::Reset { .. }
+            | Record::Network { .. }
+            | Record::Outbox(..)
+            | Record::Sync(_)
+            | Record::Stop => true,
         }
     }
 }
@@ -236,7 +285,7 @@ pub enum OutboxOp {
     /// per delivery, whether it was new (not stored before).
     Enqueue {
         /// Journal rows handled.
-        handled: Vec<i64>,
+        handled: Vec<crate::alert::Journal>,
         /// Deliveries to store.
         deliveries: Vec<NewDelivery>,
         /// Sites whose open outage was just alerted or reminded, and when.
@@ -299,6 +348,9 @@ pub struct Resumed {
     pub deliveries: Vec<StoredDelivery>,
     /// Outages still open (their reminders go on).
     pub outages: Vec<OpenOutage>,
+    /// This monitor's network verdict when it stopped, if it was not ok,
+    /// and since when.
+    pub network: Option<(crate::selfcheck::NetState, SystemTime)>,
 }
 
 /// Where committed alerts go: the dispatcher's inbox.
@@ -448,6 +500,7 @@ impl History {
             status: sample.status,
             cause: sample.cause,
             ms: sample.ms,
+            unverified: sample.unverified,
             state,
             change: change.map(|c| {
                 Box::new(Change {
@@ -459,6 +512,15 @@ impl History {
                     forwarded: false,
                 })
             }),
+        });
+    }
+
+    /// Queues a change of this monitor's network: journaled with its alert,
+    /// which is handed on once stored.
+    pub fn network(&self, change: NetChange) {
+        let _ = self.tx.send(Record::Network {
+            change: Box::new(change),
+            forwarded: false,
         });
     }
 

@@ -57,7 +57,10 @@ pub enum HistoryPoint {
         failures: i64,
         /// Probes that found it degraded.
         degraded: i64,
-        /// Percentage of probes that did not find it down.
+        /// Probes that could not be believed (this monitor's network was
+        /// down): left out of `uptime`.
+        unknown: i64,
+        /// Percentage of the believed probes that did not find it down.
         uptime: f64,
         /// Median probe time.
         p50_ms: f64,
@@ -120,6 +123,7 @@ fn status_word(code: i64) -> &'static str {
     match code {
         0 => "up",
         1 => "degraded",
+        3 => "unknown",
         _ => "down",
     }
 }
@@ -157,7 +161,7 @@ pub(super) fn history(
         Resolution::Hour => {
             let mut stmt = conn
                 .prepare(
-                    "SELECT h.hour, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms FROM hourly h
+                    "SELECT h.hour, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms, h.unknown FROM hourly h
                      JOIN site s ON s.id = h.site_id
                      WHERE s.name = ?1 AND h.hour >= ?2 AND h.hour < ?3 ORDER BY h.hour LIMIT ?4",
                 )
@@ -172,13 +176,16 @@ pub(super) fn history(
                 |r| {
                     let probes: i64 = r.get(1)?;
                     let failures: i64 = r.get(2)?;
+                    let unknown: i64 = r.get(7)?;
+                    let believed = probes - unknown;
                     Ok(HistoryPoint::Hour {
                         at: from_ms(r.get::<_, i64>(0)? * 3_600_000),
                         probes,
                         failures,
                         degraded: r.get(3)?,
-                        uptime: if probes > 0 {
-                            100.0 * (probes - failures) as f64 / probes as f64
+                        unknown,
+                        uptime: if believed > 0 {
+                            100.0 * (believed - failures) as f64 / believed as f64
                         } else {
                             100.0
                         },

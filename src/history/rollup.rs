@@ -18,6 +18,8 @@ pub(super) const WINDOWS: [i64; 4] = [24, 7 * 24, 30 * 24, 90 * 24];
 pub(super) struct Counts {
     pub(super) probes: u64,
     pub(super) failures: u64,
+    /// Probes that could not be believed (the monitor's network was down).
+    pub(super) unknown: u64,
 }
 
 #[derive(Default)]
@@ -26,6 +28,57 @@ pub(super) struct SiteCounts {
     pub(super) current: Counts,
     /// Sums over the complete hours of each window.
     pub(super) windows: [Counts; 4],
+}
+
+impl Counts {
+    /// Counts one probe result.
+    pub(super) fn add(&mut self, status: Status, unverified: bool) {
+        self.probes += 1;
+        if unverified {
+            self.unknown += 1;
+        } else if status == Status::Down {
+            self.failures += 1;
+        }
+    }
+
+    /// The uptime percentage of the probes that could be believed, and the
+    /// share that could not (both `None` without probes).
+    pub(super) fn shares(self) -> (Option<f64>, Option<f64>) {
+        let believed = self.probes.saturating_sub(self.unknown);
+        let up = (believed > 0)
+            .then(|| 100.0 * believed.saturating_sub(self.failures) as f64 / believed as f64);
+        let unknown = (self.probes > 0).then(|| 100.0 * self.unknown as f64 / self.probes as f64);
+        (up, unknown)
+    }
+
+    fn plus(self, o: Counts) -> Counts {
+        Counts {
+            probes: self.probes + o.probes,
+            failures: self.failures + o.failures,
+            unknown: self.unknown + o.unknown,
+        }
+    }
+}
+
+/// The uptime figures of a site from its counts.
+pub(super) fn uptime(c: &SiteCounts) -> super::Uptime {
+    let w = |i: usize| c.windows[i].plus(c.current).shares();
+    let (d1, u1) = w(0);
+    let (d7, u7) = w(1);
+    let (d30, u30) = w(2);
+    let (d90, u90) = w(3);
+    super::Uptime {
+        d1,
+        d7,
+        d30,
+        d90,
+        unverified: super::Unverified {
+            d1: u1,
+            d7: u7,
+            d30: u30,
+            d90: u90,
+        },
+    }
 }
 
 /// The hour a time falls in (hours since the epoch).
@@ -83,10 +136,10 @@ pub(super) fn counts(
         |r: &rusqlite::Row<'_>, i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
     let mut stmt = conn.prepare_cached(
         "SELECT s.name,
-                SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END),
-                SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END),
-                SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END),
-                SUM(h.probes), SUM(h.failures)
+                SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END), SUM(CASE WHEN h.hour >= ?1 THEN h.unknown END),
+                SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END), SUM(CASE WHEN h.hour >= ?2 THEN h.unknown END),
+                SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END), SUM(CASE WHEN h.hour >= ?3 THEN h.unknown END),
+                SUM(h.probes), SUM(h.failures), SUM(h.unknown)
          FROM hourly h JOIN site s ON s.id = h.site_id
          WHERE h.hour >= ?4 AND h.hour < ?5 GROUP BY s.name",
     )?;
@@ -101,8 +154,9 @@ pub(super) fn counts(
         let mut windows = [Counts::default(); 4];
         for (w, c) in windows.iter_mut().enumerate() {
             *c = Counts {
-                probes: num(r, 1 + 2 * w)?,
-                failures: num(r, 2 + 2 * w)?,
+                probes: num(r, 1 + 3 * w)?,
+                failures: num(r, 2 + 3 * w)?,
+                unknown: num(r, 3 + 3 * w)?,
             };
         }
         Ok((r.get::<_, String>(0)?, windows))
@@ -112,7 +166,7 @@ pub(super) fn counts(
         fresh.entry(name).or_default().windows = windows;
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, COUNT(*), SUM(x.status = 2) FROM site s CROSS JOIN sample x
+        "SELECT s.name, COUNT(*), SUM(x.status = 2), SUM(x.status = 3) FROM site s CROSS JOIN sample x
          WHERE x.site_id = s.id AND x.at_ms >= ?1 GROUP BY s.name",
     )?;
     let rows = stmt.query_map([hour * 3_600_000], |r| {
@@ -121,6 +175,7 @@ pub(super) fn counts(
             Counts {
                 probes: num(r, 1)?,
                 failures: num(r, 2)?,
+                unknown: num(r, 3)?,
             },
         ))
     })?;
@@ -130,13 +185,19 @@ pub(super) fn counts(
     }
     for r in pending {
         if let Record::Probe {
-            site, status, at, ..
+            site,
+            status,
+            at,
+            unverified,
+            ..
         } = r
             && hour_of(*at) == hour
         {
-            let c = fresh.entry(site.name.clone()).or_default();
-            c.current.probes += 1;
-            c.current.failures += u64::from(*status == Status::Down);
+            fresh
+                .entry(site.name.clone())
+                .or_default()
+                .current
+                .add(*status, *unverified);
         }
     }
     Ok(fresh)
@@ -160,51 +221,66 @@ pub(super) fn aggregate_hour(
         ))
     })?;
     let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO hourly(site_id, hour, probes, failures, degraded, p50_ms, p95_ms, max_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR REPLACE INTO hourly(site_id, hour, probes, failures, degraded, unknown, p50_ms, p95_ms, max_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    let mut current: Option<i64> = None;
-    let mut ms: Vec<f64> = Vec::new();
-    let (mut failures, mut degraded) = (0i64, 0i64);
-    let mut emit = |site: i64,
-                    ms: &mut Vec<f64>,
-                    failures: i64,
-                    degraded: i64|
-     -> Result<(), rusqlite::Error> {
-        if ms.is_empty() {
+    /// One site's hour so far; `ms` leaves out results that were not
+    /// believed (their timings are the monitor's, not the site's).
+    #[derive(Default)]
+    struct Hour {
+        probes: i64,
+        failures: i64,
+        degraded: i64,
+        unknown: i64,
+        ms: Vec<f64>,
+    }
+    let mut emit = |site: i64, h: &mut Hour| -> Result<(), rusqlite::Error> {
+        if h.probes == 0 {
             return Ok(());
         }
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        h.ms.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            h.ms.get(((h.ms.len().max(1) - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
         insert.execute(params![
             site,
             hour,
-            ms.len() as i64,
-            failures,
-            degraded,
+            h.probes,
+            h.failures,
+            h.degraded,
+            h.unknown,
             at(0.5),
             at(0.95),
-            ms[ms.len() - 1]
+            h.ms.last().copied().unwrap_or(0.0)
         ])?;
-        ms.clear();
+        *h = Hour::default();
         Ok(())
     };
+    let mut current: Option<i64> = None;
+    let mut acc = Hour::default();
     for row in rows {
         let (site, status, t) = row?;
         if current != Some(site) {
             if let Some(prev) = current {
-                emit(prev, &mut ms, failures, degraded)?;
+                emit(prev, &mut acc)?;
             }
             current = Some(site);
-            failures = 0;
-            degraded = 0;
         }
-        ms.push(t);
-        failures += i64::from(status == 2);
-        degraded += i64::from(status == 1);
+        acc.probes += 1;
+        match status {
+            1 => acc.degraded += 1,
+            2 => acc.failures += 1,
+            3 => acc.unknown += 1,
+            _ => {}
+        }
+        if status != 3 {
+            acc.ms.push(t);
+        }
     }
     if let Some(prev) = current {
-        emit(prev, &mut ms, failures, degraded)?;
+        emit(prev, &mut acc)?;
     }
     Ok(())
 }

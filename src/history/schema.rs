@@ -113,6 +113,24 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX delivery_pending ON delivery(created_ms) WHERE state = 'pending';
     ",
+    // 2 → 3: the monitor's own network (self-check), and probes that could
+    // not be believed while it was down.
+    "
+    -- Each change of this monitor's network verdict, with the alert it
+    -- makes due (lost, back) until the dispatcher has stored it.
+    CREATE TABLE network_event (
+        id         INTEGER PRIMARY KEY,
+        at_ms      INTEGER NOT NULL,
+        from_state TEXT NOT NULL,           -- ok, offline, dns_broken, ipv6_broken
+        to_state   TEXT NOT NULL,
+        evidence   TEXT NOT NULL,
+        alert      TEXT
+    ) STRICT;
+
+    -- Samples with status 3 could not be verified (the monitor's network
+    -- was down): counted here, and left out of uptime.
+    ALTER TABLE hourly ADD COLUMN unknown INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this sitewatch writes.

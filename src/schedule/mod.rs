@@ -33,6 +33,53 @@ use tokio_util::sync::CancellationToken;
 pub const SLICE: Duration = Duration::from_millis(10);
 /// How often the scheduler publishes its figures to the store.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// After a check triggered by failures, the next waits at least this long.
+const BURST_QUIET: Duration = Duration::from_secs(30);
+
+/// Causes that say the path to a site failed rather than the site itself
+/// answering badly: what this monitor's own broken network looks like.
+fn network_class(c: crate::diagnosis::Cause) -> bool {
+    use crate::diagnosis::Cause;
+    matches!(
+        c,
+        Cause::DnsTimeout
+            | Cause::DnsServfail
+            | Cause::TcpTimeout
+            | Cause::TcpUnreachable
+            | Cause::TlsTimeout
+    )
+}
+
+/// Each internet site's latest result: when a large share of them fails at
+/// the network layers at once (one round of probes), the self-check runs
+/// at once.
+#[derive(Default)]
+struct Burst {
+    /// Per slot, whether its latest result failed at the network layers.
+    latest: HashMap<usize, bool>,
+    failing: usize,
+    last_trigger: Option<Instant>,
+}
+
+impl Burst {
+    /// Records a site's result; says whether the failures now warrant a check.
+    fn record(&mut self, idx: usize, now: Instant, network_failure: bool, share: f64) -> bool {
+        if let Some(was) = self.latest.insert(idx, network_failure) {
+            self.failing -= usize::from(was);
+        }
+        self.failing += usize::from(network_failure);
+        let due = network_failure
+            && self.failing as f64 >= share * self.latest.len() as f64
+            && self
+                .last_trigger
+                .is_none_or(|t| now.saturating_duration_since(t) > BURST_QUIET);
+        if due {
+            self.last_trigger = Some(now);
+        }
+        due
+    }
+}
+
 /// How many results are handled per wake-up at most.
 const RESULT_BATCH: usize = 256;
 /// On stop, probes in flight get this long to finish; the rest are
@@ -151,6 +198,8 @@ pub struct Sinks {
     pub history: History,
     /// Called once per loop turn at most every second (status line, liveness).
     pub heartbeat: Option<Heartbeat>,
+    /// Whether this monitor's own network can be trusted now.
+    pub network: crate::selfcheck::Handle,
 }
 
 /// What the scheduler can be told while it runs.
@@ -223,6 +272,7 @@ pub async fn run(
     tokio::pin!(timer);
     let mut control_open = true;
     let mut failing = Failing::default();
+    let mut burst = Burst::default();
 
     tracing::info!(sites = slots.len(), max_concurrent, "scheduler started");
     loop {
@@ -247,7 +297,7 @@ pub async fn run(
                     break;
                 }
                 for done in results.drain(..) {
-                    handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, done);
+                    handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, &mut burst, done);
                 }
             }
             msg = control.recv(), if control_open => match msg {
@@ -321,7 +371,15 @@ pub async fn run(
             }
         }
         for done in results.drain(..) {
-            handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, done);
+            handle(
+                &mut slots,
+                &sinks,
+                &mut stats,
+                &mut lag,
+                &mut failing,
+                &mut burst,
+                done,
+            );
         }
     }
     stats.lag_ms = lag_stats(&lag);
@@ -381,6 +439,7 @@ fn handle(
     stats: &mut SchedulerStats,
     lag: &mut hdrhistogram::Histogram<u64>,
     failing: &mut Failing,
+    burst: &mut Burst,
     done: Done,
 ) {
     stats.in_flight = stats.in_flight.saturating_sub(1);
@@ -425,9 +484,39 @@ fn handle(
         confirm_up: spec.confirm_up,
     };
     let obs = Observation::new(report.status, report.cause);
+    let now = Instant::now();
+    let net = &sinks.network;
+    if !spec.local
+        && burst.record(
+            done.idx,
+            now,
+            report.cause.is_some_and(network_class),
+            net.trigger_share,
+        )
+    {
+        tracing::warn!(
+            "many sites fail at the network layers at once: checking this monitor's own network"
+        );
+        net.check_now();
+    }
+    if !spec.local && obs != Observation::Up && !net.trusted() {
+        // This monitor's own network is down (or being checked): the
+        // result says nothing of the site. Kept as unknown; the state
+        // machine does not move and nobody is paged.
+        net.unverified(&spec.name);
+        let sample = Sample {
+            at: report.started_at,
+            status: report.status,
+            cause: report.cause,
+            ms: report.ms,
+            unverified: true,
+        };
+        sinks.history.record(spec, sample, slot.state, None);
+        sinks.store.record(done.idx, slot.state, report, None);
+        return;
+    }
     let (next, transition) = state::step(&slot.state, obs, report.started_at, th);
     slot.state = next;
-    let now = Instant::now();
     if next.fails.is_some_and(|r| r.count == 1) {
         failing.began(done.idx, now);
     }
@@ -445,6 +534,7 @@ fn handle(
         status: report.status,
         cause: report.cause,
         ms: report.ms,
+        unverified: false,
     };
     sinks.history.record(spec, sample, next, change);
     sinks.store.record(done.idx, next, report, transition);

@@ -89,6 +89,8 @@ struct HourFigures {
     probes: i64,
     failures: i64,
     degraded: i64,
+    /// Probes that could not be believed (this monitor's network was down).
+    unknown: i64,
     p50_ms: Option<f64>,
 }
 
@@ -117,6 +119,7 @@ fn hours(hourly: &[HistoryPoint], raw: &[HistoryPoint]) -> BTreeMap<i64, HourFig
             probes,
             failures,
             degraded,
+            unknown,
             p50_ms,
             ..
         } = p
@@ -127,6 +130,7 @@ fn hours(hourly: &[HistoryPoint], raw: &[HistoryPoint]) -> BTreeMap<i64, HourFig
                     probes: *probes,
                     failures: *failures,
                     degraded: *degraded,
+                    unknown: *unknown,
                     p50_ms: (*probes > 0).then_some(*p50_ms),
                 },
             );
@@ -143,7 +147,10 @@ fn hours(hourly: &[HistoryPoint], raw: &[HistoryPoint]) -> BTreeMap<i64, HourFig
             f.probes += 1;
             f.failures += i64::from(*status == "down");
             f.degraded += i64::from(*status == "degraded");
-            times.push(*ms);
+            f.unknown += i64::from(*status == "unknown");
+            if *status != "unknown" {
+                times.push(*ms);
+            }
         }
     }
     for (hour, (mut f, mut times)) in pending {
@@ -164,14 +171,17 @@ fn date(day: i64) -> String {
     s[..10].to_string()
 }
 
-fn day_class(probes: i64, failures: i64, degraded: i64) -> &'static str {
+/// A day's colour. Probes that could not be believed (this monitor's
+/// network was down) are grey, never red: they say nothing of the site.
+fn day_class(probes: i64, failures: i64, degraded: i64, unknown: i64) -> &'static str {
     if probes == 0 {
         return "none";
     }
+    let believed = probes - unknown;
     if failures == 0 && degraded == 0 {
-        return "ok";
+        return if unknown > 0 { "unknown" } else { "ok" };
     }
-    let up = 100.0 * (probes - failures) as f64 / probes as f64;
+    let up = 100.0 * (believed - failures) as f64 / believed.max(1) as f64;
     match up {
         u if u >= 99.0 => "minor",
         u if u >= 95.0 => "major",
@@ -186,7 +196,7 @@ pub fn graphs(hourly: &[HistoryPoint], raw: &[HistoryPoint], now: SystemTime) ->
     let now_s = unix_s(now);
     let today = now_s.div_euclid(DAY_S);
     let first = today - (DAYS - 1);
-    let mut per_day = vec![(0i64, 0i64, 0i64); DAYS as usize];
+    let mut per_day = vec![(0i64, 0i64, 0i64, 0i64); DAYS as usize];
     for (hour, f) in &hours {
         let day = (hour * HOUR_S).div_euclid(DAY_S);
         if (first..=today).contains(&day) {
@@ -194,13 +204,16 @@ pub fn graphs(hourly: &[HistoryPoint], raw: &[HistoryPoint], now: SystemTime) ->
             d.0 += f.probes;
             d.1 += f.failures;
             d.2 += f.degraded;
+            d.3 += f.unknown;
         }
     }
-    let totals = per_day.iter().fold((0, 0), |(p, f), d| (p + d.0, f + d.1));
+    let totals = per_day
+        .iter()
+        .fold((0, 0), |(p, f), d| (p + d.0 - d.3, f + d.1));
     let mut cells: Vec<Cell> = Vec::new();
-    for (i, &(probes, failures, degraded)) in per_day.iter().enumerate() {
+    for (i, &(probes, failures, degraded, unknown)) in per_day.iter().enumerate() {
         let x = i as i64 * 10;
-        let class = day_class(probes, failures, degraded);
+        let class = day_class(probes, failures, degraded, unknown);
         if matches!(class, "ok" | "none") {
             match cells.last_mut() {
                 Some(run) if run.title.is_none() && run.class == class => run.width += 10,
@@ -213,14 +226,24 @@ pub fn graphs(hourly: &[HistoryPoint], raw: &[HistoryPoint], now: SystemTime) ->
             }
             continue;
         }
-        let up = 100.0 * (probes - failures) as f64 / probes as f64;
-        let mut title = format!(
-            "{}: {} up, {probes} probes, {failures} failed",
-            date(first + i as i64),
-            super::badge::percent(up)
-        );
+        let believed = (probes - unknown).max(1);
+        let up = 100.0 * (believed - failures) as f64 / believed as f64;
+        let mut title = if failures == 0 && degraded == 0 {
+            format!("{}: {probes} probes", date(first + i as i64))
+        } else {
+            format!(
+                "{}: {} up, {probes} probes, {failures} failed",
+                date(first + i as i64),
+                super::badge::percent(up)
+            )
+        };
         if degraded > 0 {
             title.push_str(&format!(", {degraded} degraded"));
+        }
+        if unknown > 0 {
+            title.push_str(&format!(
+                ", {unknown} not verifiable (this monitor's network was down)"
+            ));
         }
         cells.push(Cell {
             x,
@@ -396,6 +419,7 @@ mod tests {
             probes,
             failures,
             degraded: 0,
+            unknown: 0,
             uptime: 0.0,
             p50_ms: p50,
             p95_ms: p50,
@@ -455,12 +479,15 @@ mod tests {
 
     #[test]
     fn a_day_with_one_failure_or_only_degraded_probes_is_not_ok() {
-        assert_eq!(day_class(1440, 1, 0), "minor");
-        assert_eq!(day_class(1440, 0, 3), "minor");
-        assert_eq!(day_class(1440, 0, 0), "ok");
-        assert_eq!(day_class(100, 5, 0), "major");
-        assert_eq!(day_class(100, 50, 0), "bad");
-        assert_eq!(day_class(0, 0, 0), "none");
+        assert_eq!(day_class(1440, 1, 0, 0), "minor");
+        assert_eq!(day_class(1440, 0, 3, 0), "minor");
+        assert_eq!(day_class(1440, 0, 0, 0), "ok");
+        assert_eq!(day_class(100, 5, 0, 0), "major");
+        assert_eq!(day_class(100, 50, 0, 0), "bad");
+        assert_eq!(day_class(0, 0, 0, 0), "none");
+        // Unverifiable probes are grey, and left out of the uptime.
+        assert_eq!(day_class(100, 0, 0, 60), "unknown");
+        assert_eq!(day_class(100, 2, 0, 60), "major");
     }
 
     #[test]

@@ -270,6 +270,26 @@ impl Collector for StoreCollector {
             "When the configuration in use was loaded, in Unix seconds",
             gauge(super::unix_secs(health.config.loaded_at)),
         )?;
+        if let Some(net) = &health.network {
+            single(
+                &mut enc,
+                "sitewatch_self_check_up",
+                "Whether this monitor's own network works (1), as its self-check finds; while 0, failed probes are not believed",
+                ConstGauge::new(i64::from(net.state == crate::selfcheck::NetState::Ok)),
+            )?;
+            single(
+                &mut enc,
+                "sitewatch_self_check",
+                "The self-check's verdict: ok, offline, dns_broken or ipv6_broken",
+                Info::new([("state", net.state.as_str())]),
+            )?;
+            single(
+                &mut enc,
+                "sitewatch_self_check_since_timestamp_seconds",
+                "When the self-check's verdict last changed, in Unix seconds",
+                gauge(super::unix_secs(net.since)),
+            )?;
+        }
         single(
             &mut enc,
             "sitewatch_build",

@@ -81,11 +81,43 @@ pub async fn spawn_daemon_env(
     config: &std::path::Path,
     env: &[(String, String)],
 ) -> (Child, String, mpsc::UnboundedReceiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sitewatch"))
-        .args(["run", "--config"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sitewatch"));
+    cmd.args(["run", "--config"])
         .arg(config)
-        .env("SITEWATCH_LOG", "info")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    spawn_daemon_cmd(cmd).await
+}
+
+/// Runs `sitewatch run --config CONFIG` inside the network namespace `ns`
+/// (`ip netns exec`, which becomes the daemon itself).
+pub async fn spawn_daemon_in(
+    ns: &str,
+    config: &std::path::Path,
+    env: &[(String, String)],
+) -> (Child, String, mpsc::UnboundedReceiver<String>) {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        ns,
+        env!("CARGO_BIN_EXE_sitewatch"),
+        "run",
+        "--config",
+    ])
+    .arg(config)
+    .envs(env.iter().map(|(k, v)| (k, v)));
+    spawn_daemon_cmd(cmd).await
+}
+
+/// Starts a prepared daemon command and returns it with its API address,
+/// read from its own "api listening" log line.
+pub async fn spawn_daemon_cmd(
+    mut cmd: Command,
+) -> (Child, String, mpsc::UnboundedReceiver<String>) {
+    if !cmd.as_std().get_envs().any(|(k, _)| k == "SITEWATCH_LOG") {
+        cmd.env("SITEWATCH_LOG", "info");
+    }
+    let mut child = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .kill_on_drop(true)

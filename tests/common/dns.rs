@@ -98,7 +98,13 @@ impl TestDns {
     ///
     /// If no port could be found that is free for both UDP and TCP after a few tries.
     pub async fn start() -> TestDns {
-        let (udp, tcp) = bind_udp_and_tcp().await;
+        TestDns::start_on(std::net::IpAddr::from([127, 0, 0, 1])).await
+    }
+
+    /// [`TestDns::start`] on another address of this network namespace
+    /// (for a server that hosts in another namespace reach).
+    pub async fn start_on(ip: std::net::IpAddr) -> TestDns {
+        let (udp, tcp) = bind_udp_and_tcp(ip).await;
         let addr = udp.local_addr().expect("local address of the UDP socket");
         let state = Arc::new(State::default());
         let mut server = Server::new(Handler {
@@ -159,19 +165,19 @@ fn fqdn(name: &str) -> Name {
 
 /// Binds UDP on `127.0.0.1:0`, then TCP on the same port; retries with a new port if that TCP
 /// port happens to be taken.
-async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener) {
+async fn bind_udp_and_tcp(ip: std::net::IpAddr) -> (UdpSocket, TcpListener) {
     let mut last_error = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind("127.0.0.1:0")
+        let udp = UdpSocket::bind(SocketAddr::new(ip, 0))
             .await
-            .expect("bind UDP on 127.0.0.1:0");
+            .expect("bind UDP on port 0");
         let addr = udp.local_addr().expect("local address of the UDP socket");
         match TcpListener::bind(addr).await {
             Ok(tcp) => return (udp, tcp),
             Err(error) => last_error = Some(error),
         }
     }
-    panic!("no port on 127.0.0.1 free for both UDP and TCP: {last_error:?}");
+    panic!("no port on {ip} free for both UDP and TCP: {last_error:?}");
 }
 
 #[derive(Default)]

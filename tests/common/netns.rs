@@ -83,6 +83,85 @@ impl NetNs {
         );
     }
 
+    /// Runs `ip -n NAME ARGS…`; panics with ip's message if it fails.
+    pub fn ip(&self, args: &[&str]) {
+        run(Command::new("ip").arg("-n").arg(&self.name).args(args))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Links this namespace to `other` with a veth pair: `ours` here with
+    /// `our_addrs`, `theirs` there with `their_addrs` (CIDR; IPv6 ones
+    /// without duplicate address detection, so they work at once), both up.
+    pub fn link(
+        &self,
+        ours: &str,
+        our_addrs: &[&str],
+        other: &NetNs,
+        theirs: &str,
+        their_addrs: &[&str],
+    ) {
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            ours,
+            "netns",
+            &self.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            theirs,
+            "netns",
+            &other.name,
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        for (ns, dev, addrs) in [(self, ours, our_addrs), (other, theirs, their_addrs)] {
+            for a in addrs {
+                if a.contains(':') {
+                    ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
+                } else {
+                    ns.ip(&["addr", "add", a, "dev", dev]);
+                }
+            }
+            ns.ip(&["link", "set", dev, "up"]);
+        }
+    }
+
+    /// GET `path` from `addr` as seen from inside the namespace (a thread
+    /// that enters it): status code and body, within 10 s.
+    pub fn get(&self, addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let ns_path = format!("/run/netns/{}", self.name);
+        let path = path.to_string();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&ns_path).unwrap();
+            // SAFETY: setns(2) on a valid namespace fd; it affects this thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let timeout = std::time::Duration::from_secs(10);
+            let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+                .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            s.set_read_timeout(Some(timeout)).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: sitewatch\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            let text = String::from_utf8_lossy(&out).to_string();
+            let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+            let body = text
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default();
+            (code, body)
+        })
+        .join()
+        .expect("the GET thread panicked")
+    }
+
     /// Adds an address to `lo` inside the namespace (e.g. "127.0.0.2/8" is
     /// already there; use this for extra IPv6 addresses).
     pub fn add_addr(&self, cidr: &str) {

@@ -120,6 +120,25 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
 }
 
+/// A receiver's record, shared with the thread that serves it.
+#[derive(Clone)]
+pub struct ReceiverView {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl ReceiverView {
+    /// `http://ADDR<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything received so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().expect("requests lock").clone()
+    }
+}
+
 /// The receiver. Dropping it stops accepting and closes idle connections.
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -163,6 +182,15 @@ impl Receiver {
             let _ = axum::serve(listener, app).await;
         });
         Receiver { addr, shared, task }
+    }
+
+    /// What was received, readable from another thread (for a receiver
+    /// that runs in another network namespace).
+    pub fn view(&self) -> ReceiverView {
+        ReceiverView {
+            addr: self.addr,
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Always answers `Reply::ok()`.

@@ -3,7 +3,7 @@
 //! and the outbox writes that store them before any attempt.
 
 use super::super::policy::{self, FlapVerdict};
-use super::super::{Alert, AlertKind, Event};
+use super::super::{Alert, AlertKind, Event, Journal};
 use super::{Dispatcher, Outage, Queued, after, ms};
 use crate::history::NewDelivery;
 use std::collections::{HashMap, HashSet};
@@ -36,7 +36,7 @@ impl Dispatcher {
     /// outages) in one transaction, then puts the new deliveries in line.
     pub(super) async fn enqueue(
         &mut self,
-        handled: Vec<i64>,
+        handled: Vec<Journal>,
         queued: Vec<Queued>,
         reminded: Vec<(String, SystemTime)>,
     ) {
@@ -167,6 +167,20 @@ impl Dispatcher {
                 queued.push(Queued {
                     alert: ev.alert,
                     channels: ev.notify,
+                    failing: 0,
+                });
+                continue;
+            }
+            if matches!(
+                ev.alert.kind,
+                AlertKind::NetworkLost | AlertKind::NetworkBack
+            ) {
+                // About this monitor, not a site: every channel hears it.
+                let mut channels: Vec<String> = self.channels.keys().cloned().collect();
+                channels.sort();
+                queued.push(Queued {
+                    alert: ev.alert,
+                    channels,
                     failing: 0,
                 });
                 continue;

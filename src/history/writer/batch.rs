@@ -4,7 +4,7 @@
 
 use super::super::rollup::hour_of;
 use super::super::{Record, journal, unix_ms};
-use super::{Committed, STATE_EVERY, status_code};
+use super::{Committed, STATE_EVERY, UNVERIFIED, status_code};
 use crate::config::SiteSpec;
 use crate::state::SiteState;
 use rusqlite::{Connection, params};
@@ -61,6 +61,7 @@ pub(super) fn write_records<'a>(
                 status,
                 cause,
                 ms,
+                unverified,
                 state,
                 change,
             } => {
@@ -75,7 +76,11 @@ pub(super) fn write_records<'a>(
                 .execute(params![
                     id,
                     unix_ms(*at),
-                    status_code(*status),
+                    if *unverified {
+                        UNVERIFIED
+                    } else {
+                        status_code(*status)
+                    },
                     cause.map(|c| c.as_str()),
                     *ms
                 ])?;
@@ -141,6 +146,11 @@ pub(super) fn write_records<'a>(
                         error.as_deref(),
                         now,
                     )?,
+                }
+            }
+            Record::Network { change, forwarded } => {
+                if let Some(ev) = journal::network(&tx, change, *forwarded)? {
+                    done.events.push(ev);
                 }
             }
             Record::Stop | Record::Sync(_) => {}

@@ -58,6 +58,9 @@ pub(super) struct Writer {
     saved: HashMap<i64, (SiteState, SystemTime)>,
 }
 
+/// The sample status of a result that could not be believed.
+const UNVERIFIED: i64 = 3;
+
 fn status_code(s: Status) -> i64 {
     match s {
         Status::Up => 0,
@@ -279,7 +282,11 @@ impl Writer {
 
     fn accept(&mut self, r: Record) {
         if let Record::Probe {
-            site, status, at, ..
+            site,
+            status,
+            at,
+            unverified,
+            ..
         } = &r
             && Some(hour_of(*at)) == self.maintained_hour
         {
@@ -287,8 +294,7 @@ impl Writer {
                 Some(c) => c,
                 None => self.counts.entry(site.name.clone()).or_default(),
             };
-            c.current.probes += 1;
-            c.current.failures += u64::from(*status == Status::Down);
+            c.current.add(*status, *unverified);
         }
         self.pending.push_back(r);
         if self.pending.len() > MAX_PENDING {
@@ -340,6 +346,17 @@ impl Writer {
                             alert: alert.clone(),
                             notify: c.notify.clone(),
                             failing: c.failing,
+                        });
+                    }
+                }
+                Record::Network { change, forwarded } if !*forwarded => {
+                    *forwarded = true;
+                    if let (Some(alert), Some(events)) = (&change.alert, &self.events) {
+                        let _ = events.send(Event {
+                            journal: None,
+                            alert: alert.clone(),
+                            notify: Vec::new(),
+                            failing: 0,
                         });
                     }
                 }
@@ -424,7 +441,9 @@ impl Writer {
         for r in self.pending.iter().take(n) {
             let name = match r {
                 Record::Probe { site, .. } | Record::Reset { site, .. } => &site.name,
-                Record::Outbox(..) | Record::Stop | Record::Sync(_) => continue,
+                Record::Network { .. } | Record::Outbox(..) | Record::Stop | Record::Sync(_) => {
+                    continue;
+                }
             };
             Self::site_id(conn, &mut self.site_ids, name)?;
         }
@@ -502,29 +521,10 @@ impl Writer {
 
     fn publish(&mut self) {
         self.next_publish = Instant::now() + PUBLISH;
-        let pct = |c: rollup::Counts| {
-            (c.probes > 0).then(|| 100.0 * (c.probes - c.failures) as f64 / c.probes as f64)
-        };
         let map: HashMap<String, Uptime> = self
             .counts
             .iter()
-            .map(|(name, c)| {
-                let w = |i: usize| {
-                    pct(rollup::Counts {
-                        probes: c.windows[i].probes + c.current.probes,
-                        failures: c.windows[i].failures + c.current.failures,
-                    })
-                };
-                (
-                    name.clone(),
-                    Uptime {
-                        d1: w(0),
-                        d7: w(1),
-                        d30: w(2),
-                        d90: w(3),
-                    },
-                )
-            })
+            .map(|(name, c)| (name.clone(), rollup::uptime(c)))
             .collect();
         *self.shared.uptime.lock().unwrap_or_else(|p| p.into_inner()) = map;
     }

@@ -81,18 +81,22 @@ impl Writer {
         let Some(conn) = self.conn.as_ref() else {
             return out;
         };
-        let read = journal::due(conn).and_then(|due| {
+        let read = journal::due(conn).and_then(|mut due| {
+            due.extend(journal::due_network(conn)?);
+            due.sort_by_key(|e| e.alert.at);
             Ok((
                 due,
                 journal::pending(conn)?,
                 journal::outages(conn, &configured)?,
+                journal::network_state(conn)?,
             ))
         });
         match read {
-            Ok((due, deliveries, outages)) => {
+            Ok((due, deliveries, outages, network)) => {
                 out.due = due;
                 out.deliveries = deliveries;
                 out.outages = outages;
+                out.network = network;
             }
             Err(e) => self.fail(format!("cannot read the alert journal: {e}")),
         }
@@ -152,34 +156,13 @@ impl Writer {
 /// A spec that only names a site: for closing the outage of a site that is
 /// no longer configured.
 fn placeholder(name: &str) -> SiteSpec {
-    SiteSpec {
-        name: name.to_string(),
-        target: crate::config::Target {
-            url: String::new(),
-            scheme: crate::config::Scheme::Tcp,
-            host: crate::config::Host::Name(String::new()),
-            host_str: String::new(),
-            port: 0,
-            path: String::new(),
-        },
-        interval: crate::config::INTERVAL,
-        timeout: crate::config::TIMEOUT,
-        confirm_down: crate::config::CONFIRM_DOWN,
-        confirm_up: crate::config::CONFIRM_UP,
-        expect: crate::config::Expect {
-            status: crate::config::StatusSet(Vec::new()),
-            body: None,
-            forbid_body: None,
-            ips: Vec::new(),
-            slow: None,
-            cert_warn_days: 0,
-            resolvers: Vec::new(),
-            ca_file: None,
-            addresses: crate::config::AddressMode::Any,
-            banner: None,
-        },
-        http: crate::config::HttpOptions::default(),
-        notify: Vec::new(),
-        remind_every: None,
-    }
+    let target = crate::config::Target {
+        url: String::new(),
+        scheme: crate::config::Scheme::Tcp,
+        host: crate::config::Host::Name(String::new()),
+        host_str: String::new(),
+        port: 0,
+        path: String::new(),
+    };
+    SiteSpec::with_defaults(name, target, crate::config::TIMEOUT)
 }
