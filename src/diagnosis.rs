@@ -60,6 +60,8 @@ pub enum Layer {
     Tls,
     /// Request, response head and body checks.
     Http,
+    /// The vote of several monitors (vantages) on one site.
+    Vantage,
 }
 
 impl Layer {
@@ -70,6 +72,7 @@ impl Layer {
             Layer::Tcp => "tcp",
             Layer::Tls => "tls",
             Layer::Http => "http",
+            Layer::Vantage => "vantage",
         }
     }
 }
@@ -156,6 +159,7 @@ causes! {
     HttpAppError = "http.app_error", Down, Http, "application error page";
     HttpSlow = "http.slow", Degraded, Http, "slow response";
     TcpBanner = "tcp.banner", Down, Tcp, "unexpected banner";
+    VantagePartial = "vantage.partial", Degraded, Vantage, "fails from some vantages only";
 }
 
 impl fmt::Display for Cause {
@@ -289,6 +293,9 @@ pub fn hint(cause: Cause, facts: &HintFacts<'_>) -> String {
         Cause::TcpBanner => format!(
             "the service on {target} did not greet as expected: check which service listens on port {port}"
         ),
+        Cause::VantagePartial => format!(
+            "{host} fails from some monitors and works from others: if this monitor is refused or timed out while others reach it, its address is likely blocked there (fail2ban, CSF, Wordfence, a CDN or WAF rule: check the site's ban lists and firewall for this monitor's address), or a route between the two networks is broken (`mtr {host}` from here)"
+        ),
     }
 }
 
@@ -298,7 +305,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_serde_and_from_code() {
-        assert_eq!(Cause::ALL.len(), 30);
+        assert_eq!(Cause::ALL.len(), 31);
         for &cause in Cause::ALL {
             let json = serde_json::to_string(&cause).unwrap();
             assert_eq!(json, format!("\"{}\"", cause.as_str()));
@@ -324,7 +331,15 @@ mod tests {
             .filter(|c| c.status() == Status::Degraded)
             .map(|c| c.as_str())
             .collect();
-        assert_eq!(degraded, ["tcp.partial", "tls.expiring", "http.slow"]);
+        assert_eq!(
+            degraded,
+            [
+                "tcp.partial",
+                "tls.expiring",
+                "http.slow",
+                "vantage.partial"
+            ]
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod alert;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod diagnosis;
 pub mod history;

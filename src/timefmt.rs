@@ -14,6 +14,12 @@ pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error>
     s.collect_str(&humantime::format_rfc3339_millis(*t))
 }
 
+/// Reads a time written by [`serialize`] (RFC 3339).
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+}
+
 /// `#[serde(with = "crate::timefmt::option")]` for an `Option<SystemTime>` field.
 pub mod option {
     use serde::Serializer;

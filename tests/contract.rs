@@ -44,23 +44,47 @@ fn codes_match_the_contract_document() {
         );
         return;
     };
+    // The main table's rows start with "| `"; the additions in progress
+    // with "| + `". A built code must match its row wherever it stands; an
+    // addition not built yet is pending, not failed.
     let mut rows = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with("| `")) {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let code = cells[1].trim_matches('`');
-        // The cause table's codes are layer.name; the result-field table's are not.
+    let mut additions = Vec::new();
+    for line in text.lines() {
+        let (row, list) = if let Some(rest) = line.strip_prefix("| + `") {
+            (format!("| `{rest}"), &mut additions)
+        } else if line.starts_with("| `") {
+            (line.to_string(), &mut rows)
+        } else {
+            continue;
+        };
+        let cells: Vec<String> = row.split('|').map(|c| c.trim().to_string()).collect();
+        let code = cells[1].trim_matches('`').to_string();
+        // The cause tables' codes are layer.name; the result-field table's are not.
         if code.contains('.') {
-            rows.push((code.to_string(), cells[2].to_string(), cells[3].to_string()));
+            list.push((code, cells[2].clone(), cells[3].clone()));
         }
     }
+    assert!(!rows.is_empty() && !additions.is_empty());
+    let built: Vec<&(String, String, String)> = additions
+        .iter()
+        .filter(|(code, _, _)| Cause::from_code(code).is_some())
+        .collect();
+    let pending: Vec<&str> = additions
+        .iter()
+        .filter(|(code, _, _)| Cause::from_code(code).is_none())
+        .map(|(code, _, _)| code.as_str())
+        .collect();
+    eprintln!("additions built: {}; pending: {pending:?}", built.len());
     assert_eq!(
-        rows.len(),
+        rows.len() + built.len(),
         Cause::ALL.len(),
-        "the document lists {} codes",
-        rows.len()
+        "the document lists {} codes and {} built additions; sitewatch has {}",
+        rows.len(),
+        built.len(),
+        Cause::ALL.len()
     );
-    for (code, status, layer) in rows {
-        let cause = Cause::from_code(&code)
+    for (code, status, layer) in rows.iter().chain(built) {
+        let cause = Cause::from_code(code)
             .unwrap_or_else(|| panic!("{code} is in the contract but not in sitewatch"));
         assert_eq!(cause.status().as_str(), status, "{code}");
         assert_eq!(cause.layer().as_str(), layer, "{code}");

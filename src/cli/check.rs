@@ -336,6 +336,7 @@ pub fn nagios_line(site: &SiteSpec, report: &ProbeReport) -> String {
             crate::diagnosis::Layer::Tcp => "connect",
             crate::diagnosis::Layer::Tls => "tls",
             crate::diagnosis::Layer::Http => "ttfb",
+            crate::diagnosis::Layer::Vantage => "vantages",
         };
         if perf.contains(&format!(" {label}=")) {
             continue;

@@ -115,6 +115,7 @@ fn phase(layer: Layer) -> &'static str {
         Layer::Tcp => "connect",
         Layer::Tls => "tls",
         Layer::Http => "processing",
+        Layer::Vantage => "vantages",
     }
 }
 

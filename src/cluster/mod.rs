@@ -1,0 +1,73 @@
+//! Vantage peers: several sitewatch instances, in different networks, that
+//! watch the same sites and give each other a second opinion before an
+//! outage is believed. Plain HTTPS between them, a shared token, and no
+//! consensus protocol: when a site's failure is about to be confirmed here,
+//! the site's other vantages are asked to probe it *now* ([`client`]),
+//! each answers with its own diagnosis ([`server`]), and the votes are
+//! counted ([`vote`]). A peer only ever probes sites of its own
+//! configuration: no URL is accepted from the network.
+
+pub mod client;
+pub mod server;
+pub mod vote;
+
+use crate::diagnosis::{Cause, Status};
+use crate::probe::LayerReport;
+use crate::selfcheck::NetState;
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// What one vantage saw of one site when it was asked: its own diagnosis,
+/// its own network's state and the fingerprint of its probe settings (a
+/// vantage that probes with other settings abstains).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct View {
+    /// The vantage that probed.
+    pub vantage: String,
+    /// The site.
+    pub site: String,
+    /// `config::probe_key` of the site as that vantage has it.
+    pub probe_key: String,
+    /// That vantage's own network, as its self-check sees it.
+    pub network: NetState,
+    /// What the probe found.
+    pub status: Status,
+    /// Why, when not up.
+    pub cause: Option<Cause>,
+    /// The probe's facts.
+    pub detail: String,
+    /// What to check first.
+    pub hint: Option<String>,
+    /// The probe's layers.
+    pub layers: Vec<LayerReport>,
+    /// When the probe started.
+    #[serde(with = "crate::timefmt")]
+    pub at: SystemTime,
+    /// How long it took, milliseconds.
+    pub ms: f64,
+}
+
+/// A peer's question: probe this site now.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ask {
+    /// The site, by name (the peer's own configuration says how to probe it).
+    pub site: String,
+    /// Who asks.
+    pub from: String,
+}
+
+/// How a vantage is, as `GET /peer/v1/status` says.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    /// Its name.
+    pub vantage: String,
+    /// Its own network.
+    pub network: NetState,
+    /// Its version.
+    pub version: String,
+}
+
+/// The peer API's paths.
+pub const PROBE_PATH: &str = "/peer/v1/probe";
+/// See [`PROBE_PATH`].
+pub const STATUS_PATH: &str = "/peer/v1/status";
