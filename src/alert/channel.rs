@@ -1,9 +1,10 @@
-//! Sending one alert through one channel: email (lettre), Slack and the
-//! generic webhook (reqwest). Secrets are resolved once, at start-up, and
-//! never appear in logs or errors.
+//! Sending one alert through one channel: email (lettre), Slack, the
+//! generic webhook and Alertmanager (reqwest). Secrets are resolved once,
+//! at start-up, and never appear in logs or errors.
 
-use super::{Alert, render};
-use crate::config::{ChannelKind, ChannelSpec, EmailSpec, SecretRef, SmtpTls};
+use super::alertmanager::{Postable, Target};
+use super::{Alert, AlertKind, render};
+use crate::config::{ChannelKind, ChannelSpec, Cluster, EmailSpec, SecretRef, SmtpTls};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -116,6 +117,7 @@ enum Ready {
         key: Option<Secret>,
         client: reqwest::Client,
     },
+    Alertmanager(Target),
 }
 
 /// An HTTP client for alert receivers: ring, the system's roots plus an
@@ -151,15 +153,16 @@ pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client,
 }
 
 impl Channel {
-    /// Resolves secrets and builds clients for a channel of sites.toml.
-    pub fn new(spec: &ChannelSpec) -> Result<Channel, SetupError> {
-        Self::build(spec).map_err(|reason| SetupError {
+    /// Resolves secrets and builds clients for a channel of sites.toml, as
+    /// this instance of `cluster` sends it.
+    pub fn new(spec: &ChannelSpec, cluster: &Cluster) -> Result<Channel, SetupError> {
+        Self::build(spec, cluster).map_err(|reason| SetupError {
             channel: spec.name.clone(),
             reason,
         })
     }
 
-    fn build(spec: &ChannelSpec) -> Result<Channel, String> {
+    fn build(spec: &ChannelSpec, cluster: &Cluster) -> Result<Channel, String> {
         let (kind, secrets) = match &spec.kind {
             ChannelKind::Email(e) => {
                 let password = e.password.as_ref().map(resolve).transpose()?;
@@ -201,6 +204,15 @@ impl Channel {
                 let mut secrets = vec![url.clone()];
                 secrets.extend(key.iter().cloned());
                 (Ready::Webhook { url, key, client }, secrets)
+            }
+            ChannelKind::Alertmanager(a) => {
+                let token = a.bearer_token.as_ref().map(resolve).transpose()?;
+                let client = http_client(a.ca_file.as_deref())?;
+                let secrets = token.iter().cloned().collect();
+                (
+                    Ready::Alertmanager(Target::new(a, cluster, token, client)),
+                    secrets,
+                )
             }
         };
         Ok(Channel {
@@ -247,8 +259,15 @@ impl Channel {
                 }
                 post_bytes(client, url.expose(), body, &headers).await
             }
+            Ready::Alertmanager(t) => {
+                return self.post_alerts(&t.shape.for_alert(alert, now)).await;
+            }
         };
-        result.map_err(|e| match e {
+        result.map_err(|e| self.scrub_error(e))
+    }
+
+    fn scrub_error(&self, e: SendError) -> SendError {
+        match e {
             SendError::Transient {
                 message,
                 retry_after,
@@ -257,7 +276,58 @@ impl Channel {
                 retry_after,
             },
             SendError::Permanent(m) => SendError::Permanent(self.scrub(&m)),
-        })
+        }
+    }
+
+    /// The Alertmanager side of this channel, when it is one.
+    pub fn alertmanager(&self) -> Option<&Target> {
+        match &self.kind {
+            Ready::Alertmanager(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether alerts of `kind` are delivered through this channel. An
+    /// Alertmanager channel takes the changes of a site's state and tests;
+    /// reminders, storms and flapping notices are Alertmanager's own
+    /// business (`repeat_interval`, `group_by`), and the refresh keeps it
+    /// in step with each site's state.
+    pub fn takes(&self, kind: AlertKind) -> bool {
+        self.alertmanager().is_none()
+            || !matches!(
+                kind,
+                AlertKind::Reminder | AlertKind::Storm | AlertKind::Flapping | AlertKind::Settled
+            )
+    }
+
+    /// Whether down alerts held while a storm forms are grouped into one
+    /// message for this channel (Alertmanager groups them itself).
+    pub fn groups_storms(&self) -> bool {
+        self.alertmanager().is_none()
+    }
+
+    /// Posts `alerts` to every instance of this Alertmanager channel: done
+    /// when one instance took them (the instances that failed are logged,
+    /// and the next refresh fills them in). Nothing to post is done too.
+    pub async fn post_alerts(&self, alerts: &[Postable]) -> Result<(), SendError> {
+        let Some(t) = self.alertmanager() else {
+            return Err(SendError::Permanent(
+                "not an alertmanager channel".to_string(),
+            ));
+        };
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let outcome = t.post(alerts).await.map_err(|e| self.scrub_error(e))?;
+        if !outcome.accepted.is_empty() && !outcome.failed.is_empty() {
+            tracing::warn!(
+                channel = %self.name,
+                accepted = %outcome.accepted.join(" "),
+                failed = %self.scrub(&outcome.failed_text()),
+                "some alertmanager instances did not take the alerts; the next refresh posts them again"
+            );
+        }
+        outcome.verdict().map_err(|e| self.scrub_error(e))
     }
 }
 
@@ -359,6 +429,27 @@ async fn post_bytes(
     body: Vec<u8>,
     headers: &[(String, String)],
 ) -> Result<(), SendError> {
+    post_answer(client, url, body, headers)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// A failed post: the status the receiver answered (none when it could not
+/// be reached) and what the failure means.
+pub(super) struct PostFailure {
+    /// The HTTP status, if the receiver answered.
+    pub status: Option<u16>,
+    /// Transient or permanent, with the receiver's words (capped).
+    pub error: SendError,
+}
+
+/// POSTs a JSON body; a failure keeps the receiver's status.
+pub(super) async fn post_answer(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Result<(), PostFailure> {
     let mut req = client
         .post(url)
         .header("content-type", "application/json")
@@ -366,10 +457,13 @@ async fn post_bytes(
     for (k, v) in headers {
         req = req.header(k, v);
     }
-    let resp = req.send().await.map_err(|e| SendError::Transient {
-        // without_url: the URL of a Slack webhook is its secret.
-        message: format!("cannot reach the receiver: {}", e.without_url()),
-        retry_after: None,
+    let resp = req.send().await.map_err(|e| PostFailure {
+        status: None,
+        error: SendError::Transient {
+            // without_url: the URL of a Slack webhook is its secret.
+            message: format!("cannot reach the receiver: {}", e.without_url()),
+            retry_after: None,
+        },
     })?;
     let status = resp.status();
     if status.is_success() {
@@ -387,14 +481,18 @@ async fn post_bytes(
         .take(200)
         .collect();
     let message = format!("the receiver answered {status}: {}", text.trim());
-    if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
-        Err(SendError::Transient {
+    let error = if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
+        SendError::Transient {
             message,
             retry_after,
-        })
+        }
     } else {
-        Err(SendError::Permanent(message))
-    }
+        SendError::Permanent(message)
+    };
+    Err(PostFailure {
+        status: Some(status.as_u16()),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -407,6 +505,61 @@ mod tests {
             sign(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    fn spec(kind: ChannelKind) -> ChannelSpec {
+        ChannelSpec {
+            name: "c".into(),
+            kind,
+            storm_hold: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn alertmanager_takes_changes_and_leaves_repeats_and_grouping_to_alertmanager() {
+        let cluster = Cluster {
+            vantage: "fra1".into(),
+        };
+        let am = Channel::new(
+            &spec(ChannelKind::Alertmanager(crate::config::AlertmanagerSpec {
+                urls: vec!["http://127.0.0.1:9".into()],
+                resend_interval: Duration::from_secs(60),
+                ca_file: None,
+                bearer_token: Some(SecretRef::Value("t0k3n".into())),
+                labels: Default::default(),
+            })),
+            &cluster,
+        )
+        .unwrap();
+        let hook = Channel::new(
+            &spec(ChannelKind::Webhook(crate::config::WebhookSpec {
+                url: SecretRef::Value("http://127.0.0.1:9/h".into()),
+                secret: None,
+                ca_file: None,
+            })),
+            &cluster,
+        )
+        .unwrap();
+        use AlertKind::*;
+        for kind in [
+            Down,
+            CauseChanged,
+            Degraded,
+            Recovered,
+            Resolved,
+            Forgotten,
+            Test,
+        ] {
+            assert!(am.takes(kind) && hook.takes(kind), "{kind:?}");
+        }
+        for kind in [Reminder, Storm, Flapping, Settled] {
+            assert!(!am.takes(kind) && hook.takes(kind), "{kind:?}");
+        }
+        assert!(!am.groups_storms() && hook.groups_storms());
+        assert_eq!(am.alertmanager().unwrap().shape.vantage, "fra1");
+        assert!(hook.alertmanager().is_none());
+        // The token is a secret like any other.
+        assert_eq!(am.scrub("Bearer t0k3n refused"), "Bearer *** refused");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Alerts: every transition the state machine reports becomes an alert,
 //! written to a durable outbox, then delivered to the site's channels
-//! (email, Slack, a generic webhook) with retries, without ever holding up
-//! probing.
+//! (email, Slack, a generic webhook, Alertmanager) with retries, without
+//! ever holding up probing.
 //!
 //! Sees transitions and site specs, never the store. Alerts are made in
 //! two durable steps: the history commits a change together with the alert
@@ -15,6 +15,7 @@
 //! are retried with exponential backoff and jitter, permanent ones are
 //! given up on loudly, and reminders repeat while a site stays down.
 
+pub mod alertmanager;
 pub mod channel;
 mod dispatch;
 pub mod outbox;
@@ -387,7 +388,7 @@ impl ChannelSet {
     pub fn from_config(config: &crate::config::Config) -> Result<ChannelSet, SetupError> {
         let mut channels = HashMap::new();
         for spec in &config.channels {
-            let ch = Channel::new(spec)?;
+            let ch = Channel::new(spec, &config.cluster)?;
             channels.insert(spec.name.clone(), Arc::new(ch));
         }
         let routes = config
@@ -445,7 +446,7 @@ pub async fn notify_test(
     let mut outcomes = Vec::new();
     for spec in specs {
         let now = SystemTime::now();
-        let result = match Channel::new(spec) {
+        let result = match Channel::new(spec, &config.cluster) {
             Err(e) => Err(SendError::Permanent(e.reason)),
             Ok(ch) => {
                 let alert = Alert::bare(
@@ -472,7 +473,7 @@ pub async fn notify_test(
 pub struct TestOutcome {
     /// The channel's name.
     pub channel: String,
-    /// Its type (email, slack, webhook).
+    /// Its type (email, slack, webhook, alertmanager).
     pub kind: &'static str,
     /// Sent, or why not.
     pub result: Result<(), SendError>,

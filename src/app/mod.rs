@@ -239,15 +239,6 @@ impl Running {
     }
 }
 
-/// This instance's name in alerts about itself: the host's name.
-fn vantage() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "sitewatch".to_string())
-}
-
 /// Tells systemd (`NOTIFY_SOCKET`) how things are.
 fn notify(states: &[crate::notify::State<'_>]) {
     if let Err(e) = crate::notify::notify(states) {
@@ -342,9 +333,13 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));
     let (selfcheck, network) = match &config.self_check {
         Some(spec) => {
-            let (task, handle) =
-                SelfCheck::new(spec.clone(), vantage(), history.clone(), resumed.network)
-                    .context("cannot prepare the self-check")?;
+            let (task, handle) = SelfCheck::new(
+                spec.clone(),
+                config.cluster.vantage.clone(),
+                history.clone(),
+                resumed.network,
+            )
+            .context("cannot prepare the self-check")?;
             (Some(task), handle)
         }
         None => (None, crate::selfcheck::Handle::none()),

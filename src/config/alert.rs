@@ -1,11 +1,15 @@
 //! `[alert.NAME]` tables: raw form and validation into [`ChannelSpec`].
 //! Builds on [`super::context`] only.
 
-use super::context::{Cx, Dur, check_name, duration_in, int_in, list_len, secret};
+use super::context::{Cx, Dur, check_name, duration_in, int_in, list_len, secret, text_len};
 use super::defaults;
 use super::diagnostic::quote;
 use super::model::*;
+use std::collections::BTreeMap;
 use toml::Spanned;
+
+/// The `labels` table as read.
+type Labels = BTreeMap<String, Spanned<String>>;
 
 /// An `[alert.NAME]` table before validation: every key of every type, so
 /// a key of another type gets a clear message rather than "unknown field".
@@ -41,8 +45,25 @@ pub(super) struct RawChannel {
     secret_file: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
     secret_credential: Option<Spanned<String>>,
+    // alertmanager
+    urls: Option<Spanned<Vec<Spanned<String>>>>,
+    resend_interval: Option<Spanned<Dur>>,
+    bearer_token: Option<Spanned<String>>,
+    bearer_token_file: Option<Spanned<String>>,
+    bearer_token_env: Option<Spanned<String>>,
+    bearer_token_credential: Option<Spanned<String>>,
+    labels: Option<Spanned<Labels>>,
     // every type
     storm_hold: Option<Spanned<Dur>>,
+}
+
+/// "a" or "an" before a channel type.
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn require<'a, T>(
@@ -53,7 +74,10 @@ fn require<'a, T>(
     at: &std::ops::Range<usize>,
 ) -> Option<&'a Spanned<T>> {
     if v.is_none() {
-        cx.error(at.clone(), format!("a {kind} channel needs `{key}`"));
+        cx.error(
+            at.clone(),
+            format!("{} {kind} channel needs `{key}`", article(kind)),
+        );
     }
     v.as_ref()
 }
@@ -73,7 +97,7 @@ pub(super) fn validate(
         cx.error(
             at,
             format!(
-                "[alert.{}] needs a `type`: \"email\", \"slack\" or \"webhook\"",
+                "[alert.{}] needs a `type`: \"email\", \"slack\", \"webhook\" or \"alertmanager\"",
                 name.get_ref()
             ),
         );
@@ -131,13 +155,37 @@ pub(super) fn validate(
             raw.secret_credential.as_ref().map(|v| v.span()),
         ),
     ];
+    let alertmanager_keys = [
+        ("urls", raw.urls.as_ref().map(|v| v.span())),
+        (
+            "resend_interval",
+            raw.resend_interval.as_ref().map(|v| v.span()),
+        ),
+        ("bearer_token", raw.bearer_token.as_ref().map(|v| v.span())),
+        (
+            "bearer_token_file",
+            raw.bearer_token_file.as_ref().map(|v| v.span()),
+        ),
+        (
+            "bearer_token_env",
+            raw.bearer_token_env.as_ref().map(|v| v.span()),
+        ),
+        (
+            "bearer_token_credential",
+            raw.bearer_token_credential.as_ref().map(|v| v.span()),
+        ),
+        ("labels", raw.labels.as_ref().map(|v| v.span())),
+    ];
     let type_word = kind.get_ref().as_str();
     let foreign = |cx: &mut Cx<'_>, keys: &[(&str, Option<std::ops::Range<usize>>)]| {
         for (key, span) in keys {
             if let Some(span) = span {
                 cx.error(
                     span.clone(),
-                    format!("`{key}` does not apply to a {type_word} channel"),
+                    format!(
+                        "`{key}` does not apply to {} {type_word} channel",
+                        article(type_word)
+                    ),
                 );
             }
         }
@@ -147,6 +195,7 @@ pub(super) fn validate(
         "email" => {
             foreign(cx, &slack_keys);
             foreign(cx, &webhook_keys);
+            foreign(cx, &alertmanager_keys);
             let host =
                 require(cx, &raw.smtp_host, "smtp_host", "email", &at).map(|h| h.get_ref().clone());
             let tls = match raw.tls.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
@@ -237,6 +286,7 @@ pub(super) fn validate(
         "slack" => {
             foreign(cx, &email_keys);
             foreign(cx, &webhook_keys);
+            foreign(cx, &alertmanager_keys);
             if let Some(c) = &raw.ca_file {
                 cx.error(c.span(), "`ca_file` does not apply to a slack channel");
             }
@@ -267,6 +317,7 @@ pub(super) fn validate(
         "webhook" => {
             foreign(cx, &email_keys);
             foreign(cx, &slack_keys);
+            foreign(cx, &alertmanager_keys);
             let url = secret(
                 cx,
                 "url",
@@ -308,19 +359,29 @@ pub(super) fn validate(
                 ca_file,
             })
         }
+        "alertmanager" => {
+            foreign(cx, &email_keys);
+            foreign(cx, &slack_keys);
+            foreign(cx, &webhook_keys);
+            ChannelKind::Alertmanager(alertmanager(cx, raw, &at, ca_file))
+        }
         other => {
             cx.error(
                 kind.span(),
                 format!(
-                    "unknown channel type \"{}\": use \"email\", \"slack\" or \"webhook\"",
+                    "unknown channel type \"{}\": use \"email\", \"slack\", \"webhook\" or \"alertmanager\"",
                     quote(other)
                 ),
             );
             return None;
         }
     };
+    let default_hold = match spec {
+        ChannelKind::Alertmanager(_) => defaults::ALERTMANAGER_STORM_HOLD,
+        _ => defaults::STORM_HOLD,
+    };
     let storm_hold = match &raw.storm_hold {
-        None => defaults::STORM_HOLD,
+        None => default_hold,
         Some(v) => duration_in(
             cx,
             "storm_hold",
@@ -328,11 +389,175 @@ pub(super) fn validate(
             std::time::Duration::ZERO,
             defaults::MAX_STORM_HOLD,
         )
-        .unwrap_or(defaults::STORM_HOLD),
+        .unwrap_or(default_hold),
     };
     (cx.count() == before).then(|| ChannelSpec {
         name: name.get_ref().clone(),
         kind: spec,
         storm_hold,
     })
+}
+
+/// Checks the keys of an Alertmanager channel.
+fn alertmanager(
+    cx: &mut Cx<'_>,
+    raw: &RawChannel,
+    at: &std::ops::Range<usize>,
+    ca_file: Option<std::path::PathBuf>,
+) -> AlertmanagerSpec {
+    let mut urls: Vec<String> = Vec::new();
+    match require(cx, &raw.urls, "urls", "alertmanager", at) {
+        Some(list) if list.get_ref().is_empty() => cx.error(
+            list.span(),
+            "`urls` must list at least one Alertmanager instance",
+        ),
+        Some(list) if !list_len(cx, "urls", "URLs", list, defaults::MAX_ALERTMANAGER_URLS) => {}
+        Some(list) => {
+            for u in list.get_ref() {
+                if let Some(base) = base_url(cx, u) {
+                    if urls.contains(&base) {
+                        // The URL may carry a path someone wants private:
+                        // no message quotes it.
+                        cx.error(u.span(), "`urls` lists this Alertmanager twice");
+                    } else {
+                        urls.push(base);
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+    let resend_interval = match &raw.resend_interval {
+        None => defaults::RESEND_INTERVAL,
+        Some(v) => duration_in(
+            cx,
+            "resend_interval",
+            v,
+            defaults::MIN_RESEND_INTERVAL,
+            defaults::MAX_RESEND_INTERVAL,
+        )
+        .unwrap_or(defaults::RESEND_INTERVAL),
+    };
+    let bearer_token = secret(
+        cx,
+        "bearer_token",
+        defaults::MAX_SECRET_BYTES,
+        [
+            &raw.bearer_token,
+            &raw.bearer_token_file,
+            &raw.bearer_token_env,
+            &raw.bearer_token_credential,
+        ],
+    );
+    let labels = raw
+        .labels
+        .as_ref()
+        .map_or_else(BTreeMap::new, |t| labels(cx, t));
+    AlertmanagerSpec {
+        urls,
+        resend_interval,
+        ca_file,
+        bearer_token,
+        labels,
+    }
+}
+
+/// One entry of `urls` as a base URL without a trailing `/`, or `None`
+/// after recording why it is not one.
+fn base_url(cx: &mut Cx<'_>, u: &Spanned<String>) -> Option<String> {
+    if !text_len(cx, "urls", u, defaults::MAX_URL_BYTES) {
+        return None;
+    }
+    let problem = match url::Url::parse(u.get_ref()) {
+        Err(_) => Some("is not a URL"),
+        Ok(p) if !matches!(p.scheme(), "http" | "https") => {
+            Some("is not an http:// or https:// URL")
+        }
+        Ok(p) if p.host_str().is_none_or(str::is_empty) => Some("has no host"),
+        Ok(p) if !p.username().is_empty() || p.password().is_some() => Some(
+            "carries user:password@: give a token with `bearer_token_file` (or `bearer_token_env`, `bearer_token_credential`)",
+        ),
+        Ok(p) if p.query().is_some() || p.fragment().is_some() => {
+            Some("has a ?query or #fragment: give the base URL, like \"http://am1:9093\"")
+        }
+        Ok(_) => None,
+    };
+    match problem {
+        Some(what) => {
+            cx.error(u.span(), format!("this entry of `urls` {what}"));
+            None
+        }
+        None => Some(u.get_ref().trim_end_matches('/').to_string()),
+    }
+}
+
+/// The static labels: at most [`defaults::MAX_LABELS`], each a valid and
+/// unreserved name with a non-empty value of bounded length.
+fn labels(cx: &mut Cx<'_>, table: &Spanned<Labels>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let count = table.get_ref().len();
+    if count > defaults::MAX_LABELS {
+        cx.error(
+            table.span(),
+            format!(
+                "`labels` lists {count} labels, above the maximum of {}",
+                defaults::MAX_LABELS
+            ),
+        );
+        return out;
+    }
+    for (name, value) in table.get_ref() {
+        let problem = if name.len() > defaults::MAX_LABEL_NAME_BYTES {
+            Some(format!(
+                "the label name \"{}\" is {} bytes long, above the maximum of {}",
+                quote(name),
+                name.len(),
+                defaults::MAX_LABEL_NAME_BYTES
+            ))
+        } else if !is_label_name(name) {
+            Some(format!(
+                "the label name \"{}\" must be a letter or '_', then letters, digits or '_'",
+                quote(name)
+            ))
+        } else if name.starts_with("__") {
+            Some(format!(
+                "the label name \"{}\" starts with \"__\", which Prometheus reserves",
+                quote(name)
+            ))
+        } else if RESERVED_LABELS.contains(&name.as_str()) {
+            let (last, rest) = RESERVED_LABELS.split_last().unwrap_or((&"", &[]));
+            Some(format!(
+                "`labels` cannot set \"{name}\": sitewatch sets {} and {last} itself",
+                rest.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(msg) = problem {
+            cx.error(table.span(), msg);
+            continue;
+        }
+        let v = value.get_ref();
+        if v.is_empty() {
+            cx.error(
+                value.span(),
+                format!(
+                    "the label \"{name}\" has an empty value, which Alertmanager reads as no label"
+                ),
+            );
+        } else if v.len() > defaults::MAX_LABEL_VALUE_BYTES {
+            cx.error(
+                value.span(),
+                format!(
+                    "the value of label \"{name}\" is {} bytes long, above the maximum of {} (allowed: 1 to {} bytes)",
+                    v.len(),
+                    defaults::MAX_LABEL_VALUE_BYTES,
+                    defaults::MAX_LABEL_VALUE_BYTES
+                ),
+            );
+        } else {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    out
 }

@@ -106,3 +106,27 @@ pub const MAX_CANARIES: usize = 16;
 /// The share of recent results failing at the network layers that runs a
 /// self-check at once.
 pub const SELF_CHECK_TRIGGER: f64 = 0.5;
+/// The `storm_hold` of an Alertmanager channel: none, since Alertmanager
+/// groups alerts itself (`group_by`, `group_wait`).
+pub const ALERTMANAGER_STORM_HOLD: Duration = Duration::ZERO;
+/// How often an Alertmanager channel re-posts the alerts that still fire
+/// (Alertmanager resolves an alert whose `endsAt` has passed).
+pub const RESEND_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest `resend_interval`.
+pub const MIN_RESEND_INTERVAL: Duration = Duration::from_secs(10);
+/// The longest `resend_interval`: a firing alert then stays in Alertmanager
+/// for four hours after sitewatch stops.
+pub const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(3600);
+/// Firing alerts end this many resend intervals after each post: three
+/// posts may be lost before Alertmanager resolves an alert on its own.
+pub const RESEND_ENDS_AFTER: u32 = 4;
+/// The most Alertmanager instances (`urls`) of one channel.
+pub const MAX_ALERTMANAGER_URLS: usize = 8;
+/// The most static `labels` of an Alertmanager channel.
+pub const MAX_LABELS: usize = 16;
+/// The longest label name in `labels`, in bytes.
+pub const MAX_LABEL_NAME_BYTES: usize = 128;
+/// The longest label value in `labels`, in bytes.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// The longest `[cluster] vantage`, in characters.
+pub const MAX_VANTAGE_CHARS: usize = 64;

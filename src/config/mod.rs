@@ -6,8 +6,8 @@
 //! inherit `[defaults]` → immutable [`Config`]. Nothing here does I/O except
 //! [`load`] reading the file.
 //!
-//! - `validate`: the pipeline; it hands each table to `daemon`, `site`
-//!   (with `request` for the HTTP keys) or `alert`.
+//! - `validate`: the pipeline; it hands each table to `daemon`, `cluster`,
+//!   `site` (with `request` for the HTTP keys) or `alert`.
 //! - `context`: what they share: the diagnostic collector, limits checks,
 //!   durations, secrets, names. It depends on none of them.
 //! - `target`: the value parsers the command line shares (URL, statuses,
@@ -18,6 +18,7 @@
 //! - `diff`: what a reload changes, site by site (probe, policy, routing).
 
 mod alert;
+mod cluster;
 mod context;
 mod daemon;
 mod defaults;

@@ -22,6 +22,8 @@ pub struct Config {
     pub channels: Vec<ChannelSpec>,
     /// The monitor's check of its own network, if configured.
     pub self_check: Option<SelfCheckSpec>,
+    /// This instance among others (`[cluster]`).
+    pub cluster: Cluster,
 }
 
 /// The `[self_check]` table: how sitewatch tells "the site is down" from
@@ -44,6 +46,16 @@ pub struct SelfCheckSpec {
     /// The share of recent results failing at the network layers that runs
     /// a check at once.
     pub trigger: f64,
+}
+
+/// The `[cluster]` table: this instance's place among several sitewatch
+/// instances watching the same sites. Today only its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// This instance's name (`[a-zA-Z0-9_.-]`, at most 64 characters;
+    /// default: the host's name). Alertmanager alerts say who saw them
+    /// with it, and the watchdog alert carries it as a label.
+    pub vantage: String,
 }
 
 /// The `[daemon]` table.
@@ -291,6 +303,8 @@ pub enum ChannelKind {
     Slack(SlackSpec),
     /// A generic JSON webhook.
     Webhook(WebhookSpec),
+    /// Every instance of a Prometheus Alertmanager cluster (API v2).
+    Alertmanager(AlertmanagerSpec),
 }
 
 impl ChannelKind {
@@ -300,6 +314,7 @@ impl ChannelKind {
             ChannelKind::Email(_) => "email",
             ChannelKind::Slack(_) => "slack",
             ChannelKind::Webhook(_) => "webhook",
+            ChannelKind::Alertmanager(_) => "alertmanager",
         }
     }
 }
@@ -352,6 +367,37 @@ pub struct WebhookSpec {
     pub secret: Option<SecretRef>,
     /// Extra trusted roots for the receiver's certificate.
     pub ca_file: Option<PathBuf>,
+}
+
+/// An Alertmanager channel: alerts are posted to every instance of the
+/// cluster, and those still firing are re-posted every `resend_interval`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertmanagerSpec {
+    /// Base URLs of every instance (`http(s)://host:port[/prefix]`, no
+    /// trailing `/`), in file order: 1 to [`super::defaults::MAX_ALERTMANAGER_URLS`].
+    pub urls: Vec<String>,
+    /// How often the alerts that still fire are posted again.
+    pub resend_interval: Duration,
+    /// Extra trusted roots for the instances' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Sent as `Authorization: Bearer` (an authenticating proxy in front).
+    pub bearer_token: Option<SecretRef>,
+    /// Static labels added to every alert (never one of [`RESERVED_LABELS`]).
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The labels sitewatch sets on Alertmanager alerts itself; `labels` cannot
+/// set them.
+pub const RESERVED_LABELS: &[&str] = &["alertname", "site", "cause", "severity", "vantage"];
+
+/// Whether `name` is a label name Alertmanager accepts in every mode:
+/// `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Where a secret comes from. The value itself is read at start-up and

@@ -4,13 +4,13 @@
 //! typo in one site does not hide the errors of the next; then every value is
 //! checked and the `[defaults]` are inherited. Pure: the text comes in, a
 //! `Config` or a list of diagnostics comes out. The tables are checked by
-//! [`super::daemon`], [`super::site`] and [`super::alert`], which share
-//! [`super::context`].
+//! [`super::daemon`], [`super::cluster`], [`super::site`] and
+//! [`super::alert`], which share [`super::context`].
 
 use super::context::Cx;
 use super::diagnostic::quote;
 use super::model::*;
-use super::{Diagnostic, alert, daemon, redact, selfcheck, site};
+use super::{Diagnostic, alert, cluster, daemon, redact, selfcheck, site};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -56,6 +56,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
 
     let mut daemon = None;
     let mut self_check = None;
+    let mut cluster = None;
     let mut defaults_raw = site::RawSite::default();
     let mut sites_raw: Vec<(Range<usize>, site::RawSite)> = Vec::new();
     let mut channels = Vec::new();
@@ -74,6 +75,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     .de::<selfcheck::RawSelfCheck>(value)
                     .map(|raw| (key.span(), raw))
             }
+            "cluster" => cluster = cx.de::<cluster::RawCluster>(value),
             "defaults" => {
                 if let Some(d) = cx.de::<site::RawSite>(value) {
                     for (field, span) in [
@@ -122,7 +124,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             other => cx.error(
                 key.span(),
                 format!(
-                    "unknown table `{}`, expected `daemon`, `defaults`, `site`, `alert` or `self_check`",
+                    "unknown table `{}`, expected `daemon`, `cluster`, `defaults`, `site`, `alert` or `self_check`",
                     quote(other)
                 ),
             ),
@@ -131,6 +133,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
 
     let daemon = daemon::validate(&mut cx, daemon);
     let self_check = selfcheck::validate(&mut cx, self_check);
+    let cluster = cluster::validate(&mut cx, cluster);
     let channel_names: Vec<String> = channels
         .iter()
         .map(|c: &ChannelSpec| c.name.clone())
@@ -170,6 +173,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             sites,
             channels,
             self_check,
+            cluster,
         })
     } else {
         Err(cx.finish())
@@ -357,6 +361,108 @@ to = [{to}]
         assert_eq!(c.sites[0].remind_every, Some(MAX_REMIND_EVERY));
         assert_eq!(c.sites[0].http.headers.len(), MAX_HEADERS);
         assert_eq!(c.daemon.max_concurrent_probes, MAX_CONCURRENT_PROBES_LIMIT);
+    }
+
+    #[test]
+    fn an_alertmanager_channel_and_the_cluster_are_read() {
+        let c = ok(r#"
+[cluster]
+vantage = "fra1"
+
+[[site]]
+name = "a"
+url = "https://a.example.com"
+
+[alert.am]
+type = "alertmanager"
+urls = ["http://am1:9093/", "https://am2.example.com/prefix"]
+bearer_token_credential = "am-token"
+labels = { team = "web", _env = "prod" }
+
+[alert.hook]
+type = "webhook"
+url = "https://hook.example.com/"
+"#);
+        assert_eq!(c.cluster.vantage, "fra1");
+        let am = &c.channels[0];
+        assert_eq!(am.kind.as_str(), "alertmanager");
+        assert_eq!(
+            am.storm_hold,
+            defaults::ALERTMANAGER_STORM_HOLD,
+            "Alertmanager groups"
+        );
+        assert_eq!(c.channels[1].storm_hold, defaults::STORM_HOLD);
+        let ChannelKind::Alertmanager(spec) = &am.kind else {
+            panic!("{am:?}")
+        };
+        assert_eq!(
+            spec.urls,
+            ["http://am1:9093", "https://am2.example.com/prefix"],
+            "base URLs, without a trailing /"
+        );
+        assert_eq!(spec.resend_interval, defaults::RESEND_INTERVAL);
+        assert_eq!(
+            spec.bearer_token,
+            Some(SecretRef::Credential("am-token".into()))
+        );
+        assert_eq!(spec.labels.len(), 2);
+        // The site notifies every channel by default.
+        assert_eq!(c.sites[0].notify, ["am", "hook"]);
+        // Without [cluster], the vantage is the host's name.
+        let bare = ok("[[site]]\nname = \"a\"\nurl = \"https://a.example.com\"\n");
+        assert_eq!(bare.cluster.vantage, super::super::cluster::host_vantage());
+    }
+
+    #[test]
+    fn alertmanager_limits_are_allowed_up_to_their_value() {
+        use defaults::*;
+        let urls: Vec<String> = (0..MAX_ALERTMANAGER_URLS)
+            .map(|i| format!("\"http://am{i}:9093\""))
+            .collect();
+        let mut labels: Vec<String> = (0..MAX_LABELS - 1)
+            .map(|i| format!("l{i} = \"v\""))
+            .collect();
+        labels.push(format!(
+            "{} = \"{}\"",
+            "n".repeat(MAX_LABEL_NAME_BYTES),
+            "v".repeat(MAX_LABEL_VALUE_BYTES)
+        ));
+        let text = format!(
+            "[cluster]\nvantage = \"{}\"\n\n[[site]]\nname = \"a\"\nurl = \"https://a.example.com\"\n\n[alert.am]\ntype = \"alertmanager\"\nurls = [{}]\nresend_interval = \"1h\"\nlabels = {{ {} }}\n",
+            "v".repeat(MAX_VANTAGE_CHARS),
+            urls.join(", "),
+            labels.join(", ")
+        );
+        let c = ok(&text);
+        let ChannelKind::Alertmanager(spec) = &c.channels[0].kind else {
+            panic!()
+        };
+        assert_eq!(spec.urls.len(), MAX_ALERTMANAGER_URLS);
+        assert_eq!(spec.labels.len(), MAX_LABELS);
+        assert_eq!(spec.resend_interval, MAX_RESEND_INTERVAL);
+        let short = text.replace("\"1h\"", "\"10s\"");
+        assert_eq!(short.matches("\"10s\"").count(), 1);
+        let c = ok(&short);
+        let ChannelKind::Alertmanager(spec) = &c.channels[0].kind else {
+            panic!()
+        };
+        assert_eq!(spec.resend_interval, MIN_RESEND_INTERVAL);
+        // One byte more is refused.
+        let long = text.replace(
+            &format!("{} =", "n".repeat(MAX_LABEL_NAME_BYTES)),
+            &format!("{} =", "n".repeat(MAX_LABEL_NAME_BYTES + 1)),
+        );
+        assert!(errs(&long)[0].contains("above the maximum of 128"));
+    }
+
+    #[test]
+    fn label_names_follow_prometheus() {
+        for good in ["team", "_x", "A1_b", "severity_override"] {
+            assert!(is_label_name(good), "{good}");
+        }
+        for bad in ["", "1a", "bad-name", "a.b", "é", "a b"] {
+            assert!(!is_label_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -43,10 +43,11 @@ impl Dispatcher {
         let mut rows = Vec::new();
         let mut plan = Vec::new();
         for q in queued {
+            let kind = q.alert.kind;
             let channels: Vec<String> = q
                 .channels
                 .into_iter()
-                .filter(|c| self.channels.contains_key(c))
+                .filter(|c| self.channels.get(c).is_some_and(|ch| ch.takes(kind)))
                 .collect();
             if channels.is_empty() {
                 continue;
@@ -283,7 +284,16 @@ impl Dispatcher {
         // released when its oldest member's hold ends.
         let mut groups: HashMap<(String, String), (Vec<u64>, bool)> = HashMap::new();
         for (id, d) in &self.deliveries {
-            if d.alert.kind == AlertKind::Down && d.attempts == 0 && !d.busy && !d.done {
+            let groups_storms = self
+                .channels
+                .get(&d.channel)
+                .is_none_or(|c| c.groups_storms());
+            if d.alert.kind == AlertKind::Down
+                && d.attempts == 0
+                && !d.busy
+                && !d.done
+                && groups_storms
+            {
                 let g = groups
                     .entry((d.channel.clone(), policy::storm_key(&d.alert)))
                     .or_default();
