@@ -61,6 +61,23 @@ struct Entry {
     last_transition: Option<Transition>,
     /// Confirmed changes since start, per kind name.
     transitions: u64,
+    /// The last vote of the vantages on this site, and when.
+    votes: Option<(SystemTime, Vec<crate::alert::Seen>)>,
+}
+
+/// What one vantage saw of a site at the last vote, as `/status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct VantageView {
+    /// The vantage.
+    pub vantage: String,
+    /// `down`, `up` or `abstains`.
+    pub verdict: String,
+    /// Its cause, when down.
+    pub cause: Option<Cause>,
+    /// Its facts, or why it abstained.
+    pub detail: String,
+    /// How long ago the vote was, in seconds.
+    pub age_s: f64,
 }
 
 /// How well the scheduler keeps its schedule.
@@ -136,6 +153,12 @@ pub struct SiteView {
     pub addr: Option<std::net::SocketAddr>,
     /// Confirmed changes since sitewatch started.
     pub transitions: u64,
+    /// With peers: who sees the last failure. `all` (enough vantages
+    /// agree), `partial` (some vantages fail, others reach the site) or
+    /// `local` (no other vantage could vote); `null` without a vote yet.
+    pub scope: Option<&'static str>,
+    /// With peers: what each vantage saw at the last vote.
+    pub vantages: Vec<VantageView>,
 }
 
 /// A confirmed change as the API shows it.
@@ -228,6 +251,7 @@ impl StatusStore {
                 last_error: None,
                 last_transition: None,
                 transitions: 0,
+                votes: None,
             })
             .collect();
         let index = sites
@@ -284,6 +308,7 @@ impl StatusStore {
                     last_error: None,
                     last_transition: None,
                     transitions: 0,
+                    votes: None,
                 },
             });
         }
@@ -352,6 +377,13 @@ impl StatusStore {
             if transition.is_some() {
                 e.last_transition = transition;
             }
+        }
+    }
+
+    /// Records what the vantages saw when they last voted on a site.
+    pub fn record_votes(&self, idx: usize, seen: &[crate::alert::Seen]) {
+        if let Some(Some(e)) = self.lock().sites.get_mut(idx) {
+            e.votes = Some((SystemTime::now(), seen.to_vec()));
         }
     }
 
@@ -485,5 +517,38 @@ fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
         cert: r.and_then(|r| r.cert.clone()),
         addr: r.and_then(|r| r.addr),
         transitions: e.transitions,
+        scope: e.votes.as_ref().map(|(_, seen)| scope(seen)),
+        vantages: e
+            .votes
+            .as_ref()
+            .map(|(at, seen)| {
+                let age_s = SystemTime::now()
+                    .duration_since(*at)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                seen.iter()
+                    .map(|s| VantageView {
+                        vantage: s.vantage.clone(),
+                        verdict: s.verdict.clone(),
+                        cause: s.cause,
+                        detail: s.detail.clone(),
+                        age_s,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Who sees it the way this vantage does, from the vantages' ballots:
+/// `all` when every vantage that could vote agreed, `partial` when they
+/// disagreed, `local` when no other vantage could vote.
+fn scope(seen: &[crate::alert::Seen]) -> &'static str {
+    let down = seen.iter().filter(|s| s.verdict == "down").count();
+    let up = seen.iter().filter(|s| s.verdict == "up").count();
+    match (down, up) {
+        (d, u) if d + u <= 1 => "local",
+        (0, _) | (_, 0) => "all",
+        _ => "partial",
     }
 }

@@ -517,9 +517,7 @@ mod tests {
 
     #[test]
     fn alertmanager_takes_changes_and_leaves_repeats_and_grouping_to_alertmanager() {
-        let cluster = Cluster {
-            vantage: "fra1".into(),
-        };
+        let cluster = Cluster::named("fra1");
         let am = Channel::new(
             &spec(ChannelKind::Alertmanager(crate::config::AlertmanagerSpec {
                 urls: vec!["http://127.0.0.1:9".into()],

@@ -126,6 +126,23 @@ pub struct Alert {
     pub layers: Vec<LayerReport>,
     /// The address the probe is about.
     pub addr: Option<SocketAddr>,
+    /// What each vantage saw when they voted on this change (empty
+    /// without peers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<Seen>,
+}
+
+/// What one vantage saw of a site when the vantages voted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The vantage.
+    pub vantage: String,
+    /// `down`, `up`, or `abstains`.
+    pub verdict: String,
+    /// Its cause, when down.
+    pub cause: Option<Cause>,
+    /// Its facts, or why it abstained.
+    pub detail: String,
 }
 
 impl Alert {
@@ -155,6 +172,7 @@ impl Alert {
             last_error: None,
             layers: Vec::new(),
             addr: None,
+            seen: Vec::new(),
         }
     }
 }
@@ -348,6 +366,7 @@ pub fn from_transition(
         last_error: None,
         layers: report.layers.clone(),
         addr: report.addr,
+        seen: Vec::new(),
     })
 }
 

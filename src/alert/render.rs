@@ -168,6 +168,12 @@ pub fn body(a: &Alert, now: SystemTime) -> String {
     if !a.layers.is_empty() {
         row("Layers:", &layers_line(a));
     }
+    if !a.seen.is_empty() {
+        out.push_str("\nSeen from:\n");
+        for line in seen_lines(a) {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     if matches!(a.kind, AlertKind::Recovered | AlertKind::Forgotten) {
         if !a.timeline.is_empty() {
             out.push_str("\nCauses during the outage:\n");
@@ -184,6 +190,24 @@ pub fn body(a: &Alert, now: SystemTime) -> String {
     }
     out.push_str(&format!("\n-- \nsitewatch · alert {}\n", a.id));
     out
+}
+
+/// One line per vantage that voted: `fra1  down  connection refused (tcp.refused): …`.
+fn seen_lines(a: &Alert) -> Vec<String> {
+    a.seen
+        .iter()
+        .map(|s| {
+            let what = match s.cause {
+                Some(c) => format!("{} ({c})", c.words()),
+                None => s.verdict.clone(),
+            };
+            if s.detail.is_empty() {
+                format!("{}  {}  {what}", s.vantage, s.verdict)
+            } else {
+                format!("{}  {}  {what}: {}", s.vantage, s.verdict, s.detail)
+            }
+        })
+        .collect()
 }
 
 /// Escapes text for Slack's mrkdwn (`&`, `<`, `>`), so that site text can
@@ -249,6 +273,9 @@ pub fn slack(a: &Alert, now: SystemTime) -> Value {
         if let Some(h) = &a.hint {
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Check first*\n{}", slack_escape(h)), 3000)}}));
         }
+        if !a.seen.is_empty() {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Seen from*\n{}", slack_escape(&seen_lines(a).join("\n"))), 3000)}}));
+        }
     }
     let mut context = Vec::new();
     if !a.layers.is_empty() {
@@ -284,6 +311,7 @@ pub fn webhook(a: &Alert) -> Value {
         "causes": a.timeline.iter().map(|(t, c)| json!({"at": crate::timefmt::rfc3339(*t), "cause": c})).collect::<Vec<_>>(),
         "first_error": a.first_error,
         "last_error": a.last_error,
+        "vantages": a.seen,
         "subject": subject(a),
     })
 }
@@ -334,6 +362,7 @@ mod tests {
                 },
             ],
             addr: Some("203.0.113.7:443".parse().unwrap()),
+            seen: Vec::new(),
         }
     }
 

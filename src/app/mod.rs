@@ -9,6 +9,7 @@
 //! with a non-zero exit (systemd restarts it), `/healthz` shows each one,
 //! and the watchdog is fed only while all of them live.
 
+mod cluster;
 mod lock;
 
 pub use lock::StateLock;
@@ -87,6 +88,7 @@ pub struct Running {
     dispatcher: JoinHandle<()>,
     heartbeat: Option<JoinHandle<()>>,
     selfcheck: Option<JoinHandle<()>>,
+    peers: Option<(crate::cluster::server::PeerService, JoinHandle<()>)>,
     writer: WriterThread,
     _lock: StateLock,
 }
@@ -100,6 +102,7 @@ struct Prepared {
 }
 
 fn prepare(config: Config) -> Result<Prepared, String> {
+    let config = config.for_this_vantage();
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .map_err(|e| format!("cannot prepare the probes: {e}"))?;
     let channels = alert::ChannelSet::from_config(&config).map_err(|e| e.to_string())?;
@@ -131,14 +134,23 @@ impl Running {
 
     async fn apply(&self, p: Prepared) -> Result<Diff, String> {
         let stopped = || "the daemon is stopping".to_string();
-        let (flags, daemon_changed) = {
+        let (flags, daemon_changed, restart_only) = {
             let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
             let d = config::diff(&current, &p.config);
-            (d.channels, d.daemon)
+            (
+                d.channels,
+                d.daemon,
+                current.self_check != p.config.self_check || current.cluster != p.config.cluster,
+            )
         };
         if daemon_changed {
             tracing::warn!(
                 "[daemon] settings changed; they take effect at the next restart (the running daemon keeps its listen address, state directory and probe cap)"
+            );
+        }
+        if restart_only {
+            tracing::warn!(
+                "[self_check] or [cluster] changed; they take effect at the next restart"
             );
         }
         // Channels first: the first alert of a changed site already goes
@@ -148,11 +160,15 @@ impl Running {
             .send(alert::Control::Channels(p.channels, done))
             .map_err(|_| stopped())?;
         applied.await.map_err(|_| stopped())?;
+        let deps = Arc::new(p.deps);
+        if let Some((svc, _)) = &self.peers {
+            svc.set_catalog(cluster::catalog(&p.config, &deps));
+        }
         let (done, changes) = oneshot::channel();
         self.control
             .send(Control::Reconfigure {
                 sites: p.config.sites.clone(),
-                deps: Arc::new(p.deps),
+                deps,
                 done,
             })
             .map_err(|_| stopped())?;
@@ -179,6 +195,9 @@ impl Running {
         }
         if let Some(h) = &self.selfcheck {
             tasks.push(TaskView::new("selfcheck", !h.is_finished()));
+        }
+        if let Some((_, h)) = &self.peers {
+            tasks.push(TaskView::new("peers", !h.is_finished()));
         }
         tasks
     }
@@ -228,6 +247,9 @@ impl Running {
             h.abort();
         }
         if let Some(h) = self.selfcheck {
+            h.abort();
+        }
+        if let Some((_, h)) = self.peers {
             h.abort();
         }
         let api = self.api.await;
@@ -318,14 +340,18 @@ fn access(config: &Config) -> anyhow::Result<api::Access> {
 
 /// Starts the daemon for `config` with its API on `listener`.
 pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
+    let config = &config.for_this_vantage();
     let addr = listener
         .local_addr()
         .context("the API listener has no address")?;
     let dir = state_dir(config);
     let lock = StateLock::acquire(&dir)?;
     check_state_dir(&dir);
-    let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
-        .context("cannot prepare the probes")?;
+    let deps = Arc::new(
+        ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
+            .context("cannot prepare the probes")?,
+    );
+    let voting = cluster::voting(config)?;
     let channels = alert::ChannelSet::from_config(config)?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
@@ -368,15 +394,17 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let beat = Beat::new();
     beat.mark();
+    let peer_api = cluster::peer_api(config, &deps, network.clone(), &stop)?;
     let scheduler = tokio::spawn(schedule::run(
         config.sites.clone(),
         resumed.states,
-        Arc::new(deps),
+        Arc::clone(&deps),
         schedule::Sinks {
             store: store.clone(),
             history: history.clone(),
             heartbeat: Some(scheduler_heartbeat(store.clone(), beat.clone())),
             network,
+            voting,
         },
         config.daemon.max_concurrent_probes,
         control_rx,
@@ -421,6 +449,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         dispatcher,
         heartbeat,
         selfcheck,
+        peers: peer_api,
         writer,
         _lock: lock,
     };

@@ -226,6 +226,8 @@ impl CheckArgs {
             notify: Vec::new(),
             remind_every: None,
             local: false,
+            vantages: Vec::new(),
+            quorum: crate::config::Quorum::Majority,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod client;
 pub mod server;
 pub mod vote;
 
+use crate::config::SiteSpec;
 use crate::diagnosis::{Cause, Status};
 use crate::probe::LayerReport;
 use crate::selfcheck::NetState;
@@ -65,6 +66,29 @@ pub struct PeerStatus {
     pub network: NetState,
     /// Its version.
     pub version: String,
+}
+
+/// This vantage's side of the votes: its name and its peers.
+pub struct Voting {
+    /// The other vantages and how to ask them.
+    pub peers: client::Peers,
+}
+
+impl Voting {
+    /// This vantage's name.
+    pub fn vantage(&self) -> &str {
+        self.peers.vantage()
+    }
+
+    /// The other vantages that watch `spec` (its `vantages`, or every peer).
+    pub fn others(&self, spec: &SiteSpec) -> Vec<String> {
+        self.peers
+            .all()
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| spec.vantages.is_empty() || spec.vantages.contains(n))
+            .collect()
+    }
 }
 
 /// The peer API's paths.

@@ -6,24 +6,7 @@ use super::View;
 use crate::diagnosis::{Cause, Status};
 use crate::selfcheck::NetState;
 
-/// How many vantages must agree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Quorum {
-    /// More than half of those that can vote.
-    Majority,
-    /// At least this many.
-    Count(u32),
-}
-
-impl Quorum {
-    /// The votes needed among `voters`.
-    pub fn needed(self, voters: usize) -> usize {
-        match self {
-            Quorum::Majority => voters / 2 + 1,
-            Quorum::Count(n) => n as usize,
-        }
-    }
-}
+pub use crate::config::Quorum;
 
 /// One vantage's ballot on a site.
 #[derive(Clone, Debug, PartialEq)]

@@ -130,3 +130,11 @@ pub const MAX_LABEL_NAME_BYTES: usize = 128;
 pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
 /// The longest `[cluster] vantage`, in characters.
 pub const MAX_VANTAGE_CHARS: usize = 64;
+/// How long a peer gets to answer "probe this site now".
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The shortest and longest peer timeout.
+pub const MIN_PEER_TIMEOUT: Duration = Duration::from_millis(100);
+/// See [`MIN_PEER_TIMEOUT`].
+pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Peers of one vantage at most.
+pub const MAX_PEERS: usize = 16;

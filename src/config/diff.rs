@@ -8,7 +8,7 @@
 //! | kind | settings | the site's state |
 //! |---|---|---|
 //! | probe | `url`, `interval`, `timeout`, `expect_status`, `expect_body`, `forbid_body`, `expect_ips`, `resolvers`, `ca_file`, `addresses`, `banner`, `method`, `headers`, `max_redirects`, `app_errors` | starts over (unknown); an open outage is closed as *forgotten* |
-//! | policy | `confirm_down`, `confirm_up`, `slow`, `cert_warn_days`, `network` | kept: the next probe is judged by the new thresholds |
+//! | policy | `confirm_down`, `confirm_up`, `slow`, `cert_warn_days`, `network`, `vantages`, `quorum` | kept: the next probe is judged by the new thresholds |
 //! | routing | `notify`, `remind_every` | kept: the next alert and reminder follow the new routing |
 //!
 //! Probe settings decide *what* is observed: an outage seen through the old
@@ -58,6 +58,8 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         notify,
         remind_every,
         local,
+        vantages,
+        quorum,
     } = old;
     let Expect {
         status,
@@ -95,6 +97,8 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
     let policy = *confirm_down != new.confirm_down
         || *confirm_up != new.confirm_up
         || *local != new.local
+        || *vantages != new.vantages
+        || *quorum != new.quorum
         || *slow != new.expect.slow
         || *cert_warn_days != new.expect.cert_warn_days;
     let routing = *notify != new.notify || *remind_every != new.remind_every;

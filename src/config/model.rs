@@ -26,6 +26,23 @@ pub struct Config {
     pub cluster: Cluster,
 }
 
+impl Config {
+    /// This configuration as this vantage runs it: the sites whose
+    /// `vantages` include it (or that name none).
+    pub fn for_this_vantage(&self) -> Config {
+        let vantage = &self.cluster.vantage;
+        Config {
+            sites: self
+                .sites
+                .iter()
+                .filter(|s| s.vantages.is_empty() || s.vantages.contains(vantage))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The `[self_check]` table: how sitewatch tells "the site is down" from
 /// "my own network is down".
 #[derive(Clone, Debug, PartialEq)]
@@ -49,13 +66,59 @@ pub struct SelfCheckSpec {
 }
 
 /// The `[cluster]` table: this instance's place among several sitewatch
-/// instances watching the same sites. Today only its name.
+/// instances (vantages) watching the same sites from different networks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     /// This instance's name (`[a-zA-Z0-9_.-]`, at most 64 characters;
     /// default: the host's name). Alertmanager alerts say who saw them
     /// with it, and the watchdog alert carries it as a label.
     pub vantage: String,
+    /// Where the peer API listens (unset: this vantage answers no peer).
+    pub listen: Option<SocketAddr>,
+    /// The peer API's certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Extra roots trusted for the peers' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// The token the vantages share.
+    pub token: Option<SecretRef>,
+    /// How long a peer gets to answer.
+    pub peer_timeout: Duration,
+    /// The other vantages.
+    pub peers: Vec<ClusterPeer>,
+}
+
+impl Cluster {
+    /// A lone instance named `vantage`: no peers, no peer API.
+    pub fn named(vantage: &str) -> Cluster {
+        Cluster {
+            vantage: vantage.to_string(),
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            token: None,
+            peer_timeout: super::defaults::PEER_TIMEOUT,
+            peers: Vec::new(),
+        }
+    }
+
+    /// Every vantage's name: this one, then the peers.
+    pub fn vantages(&self) -> Vec<String> {
+        std::iter::once(self.vantage.clone())
+            .chain(self.peers.iter().map(|p| p.name.clone()))
+            .collect()
+    }
+}
+
+/// A `[[cluster.peer]]`: another vantage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterPeer {
+    /// Its vantage name.
+    pub name: String,
+    /// The base URL of its peer API.
+    pub url: String,
 }
 
 /// The `[daemon]` table.
@@ -103,6 +166,29 @@ pub struct SiteSpec {
     /// A LAN target (`network = "local"`): judged even while the monitor's
     /// own network is down.
     pub local: bool,
+    /// The vantages that watch it (`vantages`; empty: every vantage).
+    pub vantages: Vec<String>,
+    /// How many vantages must agree before it is down (or up again).
+    pub quorum: Quorum,
+}
+
+/// How many vantages must agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of those that can vote.
+    Majority,
+    /// At least this many.
+    Count(u32),
+}
+
+impl Quorum {
+    /// The votes needed among `voters`.
+    pub fn needed(self, voters: usize) -> usize {
+        match self {
+            Quorum::Majority => voters / 2 + 1,
+            Quorum::Count(n) => n as usize,
+        }
+    }
 }
 
 impl SiteSpec {
@@ -133,6 +219,8 @@ impl SiteSpec {
             notify: Vec::new(),
             remind_every: None,
             local: false,
+            vantages: Vec::new(),
+            quorum: Quorum::Majority,
         }
     }
 }

@@ -39,6 +39,16 @@ pub(super) struct RawSite {
     notify: Option<Spanned<Vec<Spanned<String>>>>,
     remind_every: Option<Spanned<Dur>>,
     network: Option<Spanned<String>>,
+    vantages: Option<Spanned<Vec<Spanned<String>>>>,
+    quorum: Option<Spanned<QuorumItem>>,
+}
+
+/// `quorum = "majority"` or a number.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(super) enum QuorumItem {
+    Count(i64),
+    Word(String),
 }
 
 /// Checks one site against `d` (the `[defaults]`) and the defined channels.
@@ -48,6 +58,7 @@ pub(super) fn validate(
     raw: &RawSite,
     d: &RawSite,
     channels: &[String],
+    known_vantages: &[String],
 ) -> Option<SiteSpec> {
     let before = cx.count();
     let name = match &raw.name {
@@ -90,6 +101,7 @@ pub(super) fn validate(
         },
     );
     let notify = notify(cx, raw, d, channels);
+    let (vantages, quorum) = votes(cx, raw, d, known_vantages);
     if let Some(t) = &target {
         applicable(cx, raw, t.scheme);
     }
@@ -137,7 +149,69 @@ pub(super) fn validate(
         notify,
         remind_every: timing.remind_every,
         local: local?,
+        vantages,
+        quorum,
     })
+}
+
+/// Which vantages watch the site (empty: all) and how many must agree.
+fn votes(cx: &mut Cx<'_>, raw: &RawSite, d: &RawSite, known: &[String]) -> (Vec<String>, Quorum) {
+    let mut vantages = Vec::new();
+    if let Some(list) = pick(&raw.vantages, &d.vantages) {
+        for v in list.get_ref() {
+            if !known.contains(v.get_ref()) {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "`vantages` names \"{}\", which is neither this instance nor one of its [[cluster.peer]] ({})",
+                        super::diagnostic::quote(v.get_ref()),
+                        known.join(", ")
+                    ),
+                );
+            } else if vantages.contains(v.get_ref()) {
+                cx.error(v.span(), "`vantages` names this vantage twice");
+            } else {
+                vantages.push(v.get_ref().clone());
+            }
+        }
+        if list.get_ref().is_empty() {
+            cx.error(list.span(), "`vantages` must name at least one vantage");
+        }
+    }
+    let quorum = match pick(&raw.quorum, &d.quorum) {
+        None => Quorum::Majority,
+        Some(q) => match q.get_ref() {
+            QuorumItem::Word(w) if w == "majority" => Quorum::Majority,
+            QuorumItem::Count(n) if (1..=i64::from(defaults::MAX_CONFIRM)).contains(n) => {
+                Quorum::Count(u32::try_from(*n).unwrap_or(1))
+            }
+            _ => {
+                cx.error(
+                    q.span(),
+                    "`quorum` is \"majority\" (of the vantages that can vote) or a number of vantages (1 or more)",
+                );
+                Quorum::Majority
+            }
+        },
+    };
+    let watching = if vantages.is_empty() {
+        known.len()
+    } else {
+        vantages.len()
+    };
+    if let (Quorum::Count(n), Some(q)) = (quorum, pick(&raw.quorum, &d.quorum))
+        && usize::try_from(n).unwrap_or(usize::MAX) > watching
+    {
+        cx.error(
+            q.span(),
+            format!(
+                "`quorum` {n} can never be met: only {watching} vantage{} watch{} this site",
+                if watching == 1 { "" } else { "s" },
+                if watching == 1 { "es" } else { "" },
+            ),
+        );
+    }
+    (vantages, quorum)
 }
 
 /// When a site probes and how many results it takes to change its state.

@@ -75,7 +75,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     .de::<selfcheck::RawSelfCheck>(value)
                     .map(|raw| (key.span(), raw))
             }
-            "cluster" => cluster = cx.de::<cluster::RawCluster>(value),
+            "cluster" => {
+                cluster = cx
+                    .de::<cluster::RawCluster>(value)
+                    .map(|raw| (key.span(), raw))
+            }
             "defaults" => {
                 if let Some(d) = cx.de::<site::RawSite>(value) {
                     for (field, span) in [
@@ -134,6 +138,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     let daemon = daemon::validate(&mut cx, daemon);
     let self_check = selfcheck::validate(&mut cx, self_check);
     let cluster = cluster::validate(&mut cx, cluster);
+    let vantages = cluster.vantages();
     let channel_names: Vec<String> = channels
         .iter()
         .map(|c: &ChannelSpec| c.name.clone())
@@ -158,9 +163,14 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                 seen.insert(name.get_ref().clone(), line);
             }
         }
-        if let Some(site) =
-            site::validate(&mut cx, span.clone(), raw, &defaults_raw, &channel_names)
-            && !duplicate
+        if let Some(site) = site::validate(
+            &mut cx,
+            span.clone(),
+            raw,
+            &defaults_raw,
+            &channel_names,
+            &vantages,
+        ) && !duplicate
         {
             sites.push(Arc::new(site));
         }

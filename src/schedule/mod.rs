@@ -10,6 +10,7 @@
 //! and never delays another site.
 
 mod reconfigure;
+mod vote;
 
 use reconfigure::{Failing, reconfigure};
 
@@ -114,6 +115,10 @@ struct Slot {
     spec: Arc<SiteSpec>,
     state: SiteState,
     running: bool,
+    /// A change waits for the other vantages' votes: no probe meanwhile.
+    voting: bool,
+    /// Every other vantage abstained: this one judges alone from then on.
+    alone_after: Option<Instant>,
     /// Tells this slot's results and heap entries from those of a site
     /// that had the same index before a reload.
     generation: u64,
@@ -200,6 +205,9 @@ pub struct Sinks {
     pub heartbeat: Option<Heartbeat>,
     /// Whether this monitor's own network can be trusted now.
     pub network: crate::selfcheck::Handle,
+    /// The other vantages, when this instance has peers: a change waits
+    /// for their votes.
+    pub voting: Option<Arc<crate::cluster::Voting>>,
 }
 
 /// What the scheduler can be told while it runs.
@@ -242,6 +250,8 @@ pub async fn run(
                     .remove(&spec.name)
                     .unwrap_or_else(|| SiteState::new(wall_start)),
                 running: false,
+                voting: false,
+                alone_after: None,
                 generation,
             })
         })
@@ -261,6 +271,7 @@ pub async fn run(
         .collect();
     let semaphore = Arc::new(Semaphore::new(max_concurrent.max(1)));
     let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+    let (vote_tx, mut vote_rx) = mpsc::unbounded_channel::<vote::Voted>();
     let mut results = Vec::with_capacity(RESULT_BATCH);
     // 1 µs to 1 h, 2 significant digits: a few KiB.
     let mut lag = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2)
@@ -297,8 +308,11 @@ pub async fn run(
                     break;
                 }
                 for done in results.drain(..) {
-                    handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, &mut burst, done);
+                    handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, &mut burst, &vote_tx, done);
                 }
+            }
+            Some(voted) = vote_rx.recv() => {
+                vote::settle(&mut slots, &sinks, &mut failing, voted);
             }
             msg = control.recv(), if control_open => match msg {
                 Some(Control::Reconfigure { sites, deps: new_deps, done }) => {
@@ -329,7 +343,7 @@ pub async fn run(
                         next = later(planned, interval.saturating_mul(u32::try_from(behind + 1).unwrap_or(u32::MAX)));
                     }
                     due.push(Reverse((next, idx, gen_)));
-                    if slot.running {
+                    if slot.running || slot.voting {
                         stats.skipped += 1;
                         continue;
                     }
@@ -378,6 +392,7 @@ pub async fn run(
                 &mut lag,
                 &mut failing,
                 &mut burst,
+                &vote_tx,
                 done,
             );
         }
@@ -433,6 +448,7 @@ fn spawn_probe(
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn handle(
     slots: &mut [Option<Slot>],
     sinks: &Sinks,
@@ -440,6 +456,7 @@ fn handle(
     lag: &mut hdrhistogram::Histogram<u64>,
     failing: &mut Failing,
     burst: &mut Burst,
+    votes: &mpsc::UnboundedSender<vote::Voted>,
     done: Done,
 ) {
     stats.in_flight = stats.in_flight.saturating_sub(1);
@@ -516,17 +533,78 @@ fn handle(
         return;
     }
     let (next, transition) = state::step(&slot.state, obs, report.started_at, th);
-    slot.state = next;
     if next.fails.is_some_and(|r| r.count == 1) {
         failing.began(done.idx, now);
     }
+    if let (Some(t), Some(voting)) = (transition, &sinks.voting)
+        && vote::wanted(voting, spec, &t)
+    {
+        // Another vantage's opinion first: the change waits for the vote.
+        let prev = slot.state;
+        slot.voting = true;
+        let sample = Sample {
+            at: report.started_at,
+            status: report.status,
+            cause: report.cause,
+            ms: report.ms,
+            unverified: false,
+        };
+        sinks.history.record(spec, sample, prev, None);
+        sinks.store.record(done.idx, prev, report.clone(), None);
+        vote::ask(
+            voting,
+            spec,
+            vote::Question {
+                idx: done.idx,
+                generation: done.generation,
+                prev,
+                next,
+                transition: t,
+                report,
+            },
+            votes,
+        );
+        return;
+    }
+    commit(
+        slot,
+        done.idx,
+        sinks,
+        failing,
+        next,
+        transition,
+        report,
+        Vec::new(),
+    );
+}
+
+/// Applies a probe result and the state it leads to: the history (with
+/// the change and its alert, if any), the store and the log.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    slot: &mut Slot,
+    idx: usize,
+    sinks: &Sinks,
+    failing: &mut Failing,
+    next: SiteState,
+    transition: Option<state::Transition>,
+    report: ProbeReport,
+    seen: Vec<alert::Seen>,
+) {
+    let spec = &slot.spec;
+    slot.state = next;
+    let now = Instant::now();
     let change = transition.map(|t| {
         log_transition(spec, &t, &report);
+        let mut alert = alert::from_transition(spec, &t, &report, SystemTime::now());
+        if let Some(a) = alert.as_mut() {
+            a.seen = seen;
+        }
         NewChange {
             transition: t,
             detail: report.detail.clone(),
-            alert: alert::from_transition(spec, &t, &report, SystemTime::now()),
-            failing: failing.others(done.idx, now),
+            alert,
+            failing: failing.others(idx, now),
         }
     });
     let sample = Sample {
@@ -537,7 +615,7 @@ fn handle(
         unverified: false,
     };
     sinks.history.record(spec, sample, next, change);
-    sinks.store.record(done.idx, next, report, transition);
+    sinks.store.record(idx, next, report, transition);
 }
 
 fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) {

@@ -106,6 +106,8 @@ pub(super) fn reconfigure(
             spec: Arc::clone(&spec),
             state: SiteState::new(wall),
             running: false,
+            voting: false,
+            alone_after: None,
             generation: *generation,
         });
         order.push((i, spec, true));

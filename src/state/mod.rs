@@ -321,5 +321,33 @@ pub fn step(
     (s, Some(t))
 }
 
+/// A verdict the vote of several vantages reached about a failure this
+/// site's own probes confirmed: the site is `to` from `since` on, whatever
+/// the run counters say (the failures were confirmed here; the vote only
+/// says what they mean). Returns the transition if the health changes.
+pub fn judge(prev: &SiteState, to: Health, since: SystemTime) -> (SiteState, Option<Transition>) {
+    if prev.health == to {
+        return (*prev, None);
+    }
+    let kind = match to {
+        Health::Degraded(_) => Kind::Degraded,
+        Health::Down(_) => Kind::Down,
+        Health::Up | Health::Unknown => return (*prev, None),
+    };
+    let mut s = *prev;
+    s.health = to;
+    s.since = since;
+    s.cause_since = since;
+    (
+        s,
+        Some(Transition {
+            kind,
+            from: prev.health,
+            to,
+            since,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -132,7 +132,7 @@ pub async fn spawn_daemon_cmd(
     });
     let addr = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(line) = rx.recv().await {
-            if line.contains("api listening") {
+            if line.contains(" api listening") {
                 let addr = line
                     .split("addr=")
                     .nth(1)

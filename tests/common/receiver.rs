@@ -167,9 +167,19 @@ impl Receiver {
     /// is used up the last reply repeats (`[500, 200]`: a 500, then 200s).
     /// An empty list means `Reply::ok()` for everything.
     pub async fn start(responses: Vec<Reply>) -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Receiver::start_at(std::net::IpAddr::from([127, 0, 0, 1]), responses).await
+    }
+
+    /// Always answers `Reply::ok()`, on another address of this network
+    /// namespace (for senders in other namespaces).
+    pub async fn start_on(ip: std::net::IpAddr) -> Receiver {
+        Receiver::start_at(ip, Vec::new()).await
+    }
+
+    async fn start_at(ip: std::net::IpAddr, responses: Vec<Reply>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
-            .expect("bind 127.0.0.1:0");
+            .expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             script: Mutex::new((responses, 0)),

@@ -38,6 +38,7 @@ fn alert(kind: AlertKind) -> Alert {
         last_error: None,
         layers: Vec::<LayerReport>::new(),
         addr: None,
+        seen: Vec::new(),
     }
 }
 
