@@ -1,7 +1,8 @@
 //! Alerts: every transition the state machine reports becomes an alert,
 //! written to a durable outbox, then delivered to the site's channels
 //! (email, Slack, a generic webhook, Alertmanager) with retries, without
-//! ever holding up probing.
+//! ever holding up probing. Alertmanager channels are also kept in step
+//! with every site's state by a periodic refresh.
 //!
 //! Sees transitions and site specs, never the store. Alerts are made in
 //! two durable steps: the history commits a change together with the alert
@@ -399,6 +400,9 @@ pub struct ChannelSet {
     channels: HashMap<String, Arc<Channel>>,
     routes: HashMap<String, Route>,
     storm_hold: Duration,
+    /// Each site's probe settings ([`crate::config::probe_key`]): a site
+    /// whose probe changed starts over, so what was known of it is dropped.
+    probes: HashMap<String, String>,
 }
 
 impl ChannelSet {
@@ -431,10 +435,16 @@ impl ChannelSet {
             .map(|c| c.storm_hold)
             .max()
             .unwrap_or(crate::config::STORM_HOLD);
+        let probes = config
+            .sites
+            .iter()
+            .map(|s| (s.name.clone(), crate::config::probe_key(s)))
+            .collect();
         Ok(ChannelSet {
             channels,
             routes,
             storm_hold,
+            probes,
         })
     }
 }

@@ -174,7 +174,8 @@ impl<'a> Cx<'a> {
             path: self.path.to_path_buf(),
             line: loc.line,
             column: loc.column,
-            message: redact::mask_message(&message, &quoted),
+            // Cut again: a short secret masked as `***` lengthens it.
+            message: clean_message(&redact::mask_message(&message, &quoted)),
             source_line,
             caret,
         }

@@ -466,6 +466,26 @@ url = "https://hook.example.com/"
     }
 
     #[test]
+    fn a_masked_short_key_keeps_the_message_within_its_cap() {
+        // The list of a channel's keys runs past the cap; the unknown key is
+        // masked as `***` after the cut, which must not make it longer.
+        let e = errs(
+            "[alert.am]\ntype = \"alertmanager\"\nurls = [\"http://am:9093\"]\nr.esend_interval = \"60s\"\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        let message = e[0].split_once(": ").map_or("", |(_, m)| m);
+        assert!(
+            message.starts_with("unknown field `***`, expected one of `type`"),
+            "{message}"
+        );
+        assert!(
+            message.chars().count() <= 401,
+            "{}",
+            message.chars().count()
+        );
+    }
+
+    #[test]
     fn label_names_follow_prometheus() {
         for good in ["team", "_x", "A1_b", "severity_override"] {
             assert!(is_label_name(good), "{good}");

@@ -7,12 +7,14 @@
 //! transaction, then sends each delivery as a task of its own, one at a
 //! time per site and channel (a receiver always hears "down" before
 //! "recovered"), retrying transient failures with backoff. Open outages are
-//! remembered for their reminders, which follow the current routing. Every
-//! wait is measured on the monotonic clock; wall time is only what alerts
-//! show.
+//! remembered for their reminders, which follow the current routing.
+//! Alertmanager channels are also refreshed with the alerts that still
+//! fire (`refresh`). Every wait is measured on the monotonic clock; wall
+//! time is only what alerts show.
 
 mod deliver;
 mod queue;
+mod refresh;
 
 use super::outbox::Outbox;
 use super::policy::FlapGuard;
@@ -87,6 +89,8 @@ pub struct Dispatcher {
     /// Down alerts of the last `storm_hold`, by site: a storm forming.
     recent_downs: VecDeque<(Instant, String)>,
     seed: u64,
+    /// What keeps Alertmanager channels in step.
+    refresh: refresh::Refresher,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -118,6 +122,7 @@ impl Dispatcher {
                 last: HashMap::new(),
                 recent_downs: VecDeque::new(),
                 seed,
+                refresh: refresh::Refresher::new(set.probes),
             },
             stats,
         )
@@ -197,6 +202,7 @@ impl Dispatcher {
             self.on_events(due).await;
         }
         let mut inflight = Attempts::default();
+        let mut refreshes = refresh::Refreshes::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::new();
@@ -207,6 +213,7 @@ impl Dispatcher {
             let wake = self
                 .next_due()
                 .unwrap_or_else(|| after(Instant::now(), Duration::from_secs(3600)));
+            let refresh_at = self.refresh_at();
             tokio::select! {
                 biased;
                 Some(c) = control.recv() => match c {
@@ -215,6 +222,7 @@ impl Dispatcher {
                         self.channels = set.channels;
                         self.routes = set.routes;
                         self.storm_hold = set.storm_hold;
+                        self.refresh.reconfigure(set.probes);
                         let _ = done.send(());
                     }
                     Control::Stop => {
@@ -239,6 +247,8 @@ impl Dispatcher {
                     self.publish_outages();
                 }
                 Some((id, result)) = inflight.next() => self.finish(id, result),
+                Some(done) = refreshes.next() => self.refreshed(done),
+                () = tokio::time::sleep_until(refresh_at) => self.refresh_due(&mut refreshes),
                 () = tokio::time::sleep_until(wake) => {}
                 _ = tick.tick() => {
                     self.reminders().await;

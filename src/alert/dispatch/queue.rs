@@ -147,6 +147,7 @@ impl Dispatcher {
             if let Some(id) = ev.journal {
                 handled.push(id);
             }
+            self.observe(&ev);
             let site = ev.alert.site.clone();
             match ev.alert.kind {
                 AlertKind::Down | AlertKind::CauseChanged => {
