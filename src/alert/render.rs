@@ -193,7 +193,7 @@ pub fn body(a: &Alert, now: SystemTime) -> String {
 }
 
 /// One line per vantage that voted: `fra1  down  connection refused (tcp.refused): …`.
-fn seen_lines(a: &Alert) -> Vec<String> {
+pub(crate) fn seen_lines(a: &Alert) -> Vec<String> {
     a.seen
         .iter()
         .map(|s| {

@@ -147,6 +147,9 @@ impl Shape {
             notes.insert("url".to_string(), u.clone());
         }
         notes.insert("vantage".to_string(), self.vantage.clone());
+        if !a.seen.is_empty() {
+            notes.insert("vantages".to_string(), render::seen_lines(a).join("\n"));
+        }
         Postable {
             labels: self.labels(&[
                 ("alertname", alertname),

@@ -68,6 +68,32 @@ fn down_fires_a_critical_alert_without_the_vantage_label() {
 }
 
 #[test]
+fn a_voted_outage_carries_who_saw_what_in_an_annotation() {
+    let mut a = alert(AlertKind::Down);
+    a.seen = vec![
+        crate::alert::Seen {
+            vantage: "fra1".into(),
+            verdict: "down".into(),
+            cause: Some(Cause::TcpRefused),
+            detail: "203.0.113.7:443 refused the connection".into(),
+        },
+        crate::alert::Seen {
+            vantage: "nyc1".into(),
+            verdict: "abstains".into(),
+            cause: None,
+            detail: "no answer within 5 s".into(),
+        },
+    ];
+    let p = payload(&a, t(5));
+    assert_eq!(
+        p[0]["annotations"]["vantages"],
+        "fra1  down  connection refused (tcp.refused): 203.0.113.7:443 refused the connection\nnyc1  abstains  abstains: no answer within 5 s"
+    );
+    // Still no vantage label: two vantages' posts are one alert.
+    assert!(p[0]["labels"].get("vantage").is_none());
+}
+
+#[test]
 fn degraded_fires_a_warning() {
     let mut a = alert(AlertKind::Degraded);
     a.status = Level::Degraded;
