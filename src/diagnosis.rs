@@ -180,6 +180,9 @@ pub struct HintFacts<'a> {
     pub addr: Option<SocketAddr>,
     /// The HTTP status, when one was received.
     pub http_status: Option<u16>,
+    /// This monitor's own address towards the site, when known (the one a
+    /// firewall there would block).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl HintFacts<'_> {
@@ -293,9 +296,14 @@ pub fn hint(cause: Cause, facts: &HintFacts<'_>) -> String {
         Cause::TcpBanner => format!(
             "the service on {target} did not greet as expected: check which service listens on port {port}"
         ),
-        Cause::VantagePartial => format!(
-            "{host} fails from some monitors and works from others: if this monitor is refused or timed out while others reach it, its address is likely blocked there (fail2ban, CSF, Wordfence, a CDN or WAF rule: check the site's ban lists and firewall for this monitor's address), or a route between the two networks is broken (`mtr {host}` from here)"
-        ),
+        Cause::VantagePartial => {
+            let mine = facts
+                .source
+                .map_or_else(|| "this monitor's address".to_string(), |ip| ip.to_string());
+            format!(
+                "{host} fails from some monitors and works from others: if this monitor is refused or timed out while others reach it, its address is likely blocked there (fail2ban, CSF, Wordfence, a CDN or WAF rule: check the site's ban lists and firewall for {mine}), or a route between the two networks is broken (`mtr {host}` from here)"
+            )
+        }
     }
 }
 
@@ -349,6 +357,7 @@ mod tests {
             port: 443,
             addr: Some("203.0.113.7:443".parse().unwrap()),
             http_status: Some(429),
+            source: None,
         };
         assert_eq!(
             hint(Cause::TcpRefused, &facts),

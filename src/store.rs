@@ -35,6 +35,7 @@ struct Shared {
     scheduler: SchedulerStats,
     tasks: Vec<TaskView>,
     network: Option<crate::selfcheck::Handle>,
+    peers: Option<crate::cluster::health::Health>,
 }
 
 /// One of the daemon's long-lived tasks, as `/healthz` shows it.
@@ -188,6 +189,8 @@ pub struct HealthView {
     /// This monitor's own network, as its self-check sees it (absent
     /// without a `[self_check]`).
     pub network: Option<crate::selfcheck::NetView>,
+    /// The peer vantages as seen from here (absent without peers).
+    pub peers: Option<Vec<crate::cluster::health::PeerView>>,
     /// The storage problem, if any (probing and alerting go on).
     pub storage_error: Option<String>,
     /// sitewatch's version.
@@ -277,6 +280,7 @@ impl StatusStore {
                 scheduler: SchedulerStats::default(),
                 tasks: Vec::new(),
                 network: None,
+                peers: None,
             })),
         }
     }
@@ -394,6 +398,20 @@ impl StatusStore {
         }
     }
 
+    /// Shows the peer vantages as `health` sees them.
+    pub fn with_peers(self, health: crate::cluster::health::Health) -> StatusStore {
+        self.lock().peers = Some(health);
+        self
+    }
+
+    /// The peer vantages as seen from here (`None` without peers).
+    pub fn peers(&self) -> Option<Vec<crate::cluster::health::PeerView>> {
+        self.lock()
+            .peers
+            .as_ref()
+            .map(crate::cluster::health::Health::views)
+    }
+
     /// Shows the self-check's verdict on `/healthz`, `/status` and `/metrics`.
     pub fn with_network(self, network: crate::selfcheck::Handle) -> StatusStore {
         self.lock().network = Some(network);
@@ -460,6 +478,10 @@ impl StatusStore {
             },
             tasks: shared.tasks.clone(),
             network: shared.network.as_ref().map(crate::selfcheck::Handle::view),
+            peers: shared
+                .peers
+                .as_ref()
+                .map(crate::cluster::health::Health::views),
             storage_error,
             version: env!("CARGO_PKG_VERSION"),
             started_at: shared.started_at,

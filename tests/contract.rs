@@ -11,6 +11,7 @@ fn facts() -> HintFacts<'static> {
         port: 443,
         addr: Some("203.0.113.7:443".parse().unwrap()),
         http_status: Some(403),
+        source: None,
     }
 }
 

@@ -113,7 +113,7 @@ async fn a_peer_probes_its_own_site_and_answers_with_its_diagnosis() {
         .unwrap();
         let err = stranger.ask(&peer, "up").await.unwrap_err();
         assert!(err.contains("401"), "{err}");
-        let err = stranger.status(&peer).await.unwrap_err();
+        let err = stranger.status(&peer, None).await.unwrap_err();
         assert!(err.contains("401"), "{err}");
     }
     let client = reqwest::Client::new();
@@ -124,7 +124,7 @@ async fn a_peer_probes_its_own_site_and_answers_with_its_diagnosis() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 
-    let status = peers.status(&peer).await.unwrap();
+    let status = peers.status(&peer, None).await.unwrap();
     assert_eq!(status.vantage, "ams1");
     stop.cancel();
 }

@@ -300,6 +300,13 @@ impl Channel {
             )
     }
 
+    /// Whether every vantage sends to this channel: its receiver keeps
+    /// one alert per key (Alertmanager, a webhook with the stable ids);
+    /// a chat or email channel hears only the site's owner.
+    pub fn broadcast(&self) -> bool {
+        matches!(self.kind, Ready::Alertmanager(_) | Ready::Webhook { .. })
+    }
+
     /// Whether down alerts held while a storm forms are grouped into one
     /// message for this channel (Alertmanager groups them itself).
     pub fn groups_storms(&self) -> bool {

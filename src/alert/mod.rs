@@ -61,6 +61,10 @@ pub enum AlertKind {
     NetworkLost,
     /// This monitor's network is back.
     NetworkBack,
+    /// A peer vantage no longer answers (its outage is nobody else's to see).
+    VantageLost,
+    /// A peer vantage answers again.
+    VantageBack,
     /// Many sites down at once, in one message.
     Storm,
     /// A site changes state too often; quiet until it settles.
@@ -83,6 +87,8 @@ impl AlertKind {
             AlertKind::Forgotten => "forgotten",
             AlertKind::NetworkLost => "network_lost",
             AlertKind::NetworkBack => "network_back",
+            AlertKind::VantageLost => "vantage_lost",
+            AlertKind::VantageBack => "vantage_back",
             AlertKind::Storm => "storm",
             AlertKind::Flapping => "flapping",
             AlertKind::Settled => "settled",
@@ -144,6 +150,10 @@ pub struct Seen {
     pub cause: Option<Cause>,
     /// Its facts, or why it abstained.
     pub detail: String,
+    /// It had already confirmed the same before this vote (the change
+    /// was announced from there first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub earlier: bool,
 }
 
 impl Alert {
@@ -321,6 +331,8 @@ pub struct ChannelStats {
     pub failed_attempts: u64,
     /// Deliveries given up on.
     pub given_up: u64,
+    /// Alerts another vantage sent instead (the site's owner).
+    pub delegated: u64,
     /// The last failure, scrubbed of secrets.
     pub last_error: Option<String>,
     /// When it happened.
@@ -391,6 +403,12 @@ pub struct Route {
     pub notify: Vec<String>,
     /// Repeat a down alert this often while it stays down.
     pub remind_every: Option<Duration>,
+    /// The vantages that watch the site (empty: every one).
+    pub vantages: Vec<String>,
+    /// How long a vantage that does not own the site's alerts waits
+    /// before it asks the owner whether it took them up: the owner's own
+    /// confirmation and vote take about this long.
+    pub handover: Duration,
 }
 
 /// The channels of one configuration, ready to send (secrets resolved),
@@ -423,6 +441,8 @@ impl ChannelSet {
                     Route {
                         notify: s.notify.clone(),
                         remind_every: s.remind_every,
+                        vantages: s.vantages.clone(),
+                        handover: handover(s, &config.cluster),
                     },
                 )
             })
@@ -447,6 +467,15 @@ impl ChannelSet {
             probes,
         })
     }
+}
+
+/// How long a site's non-owners wait for its owner: enough probes for the
+/// owner to confirm the change too, plus its vote.
+fn handover(s: &SiteSpec, cluster: &crate::config::Cluster) -> Duration {
+    let probes = s.confirm_down.max(s.confirm_up).saturating_add(1);
+    s.interval
+        .saturating_mul(probes)
+        .saturating_add(cluster.peer_timeout.saturating_mul(2))
 }
 
 /// `sitewatch notify-test`: sends a test alert through each channel (or the

@@ -73,6 +73,11 @@ pub fn subject(a: &Alert) -> String {
             "[sitewatch] MONITOR {site} NETWORK BACK — after {}",
             human(Duration::from_secs(a.outage_s.unwrap_or(0)))
         ),
+        AlertKind::VantageLost => format!("[sitewatch] VANTAGE {site} UNREACHABLE"),
+        AlertKind::VantageBack => format!(
+            "[sitewatch] VANTAGE {site} BACK — after {}",
+            human(Duration::from_secs(a.outage_s.unwrap_or(0)))
+        ),
     }
 }
 
@@ -137,6 +142,14 @@ fn headline(a: &Alert) -> String {
         AlertKind::NetworkBack => {
             format!("sitewatch at {site} has its network back at {}", when(a.at))
         }
+        AlertKind::VantageLost => format!(
+            "the sitewatch vantage {site} has been unreachable since {}: its sites are watched by the others only, and it cannot page anyone",
+            when(a.since)
+        ),
+        AlertKind::VantageBack => format!(
+            "the sitewatch vantage {site} answers again at {}",
+            when(a.at)
+        ),
     }
 }
 
@@ -242,6 +255,8 @@ pub fn slack(a: &Alert, now: SystemTime) -> Value {
         AlertKind::Forgotten => "⚪",
         AlertKind::NetworkLost => "⚫",
         AlertKind::NetworkBack => "🔵",
+        AlertKind::VantageLost => "⚫",
+        AlertKind::VantageBack => "🔵",
     };
     let header = truncate(
         &format!("{icon} {}", subject(a).trim_start_matches("[sitewatch] ")),

@@ -26,6 +26,7 @@ struct StatusBody {
     alerts: Option<crate::alert::AlertStats>,
     config: crate::store::ConfigStatus,
     network: Option<crate::selfcheck::NetView>,
+    peers: Option<Vec<crate::cluster::health::PeerView>>,
 }
 
 /// The body of every error response.
@@ -169,6 +170,7 @@ async fn status(State(store): State<StatusStore>) -> Json<StatusBody> {
         alerts: store.alerts(),
         config: store.health().config,
         network: store.network(),
+        peers: store.peers(),
     })
 }
 

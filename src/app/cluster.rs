@@ -76,6 +76,8 @@ pub(super) fn peer_api(
     config: &Config,
     deps: &Arc<ProbeDeps>,
     network: crate::selfcheck::Handle,
+    store: crate::store::StatusStore,
+    told: Option<crate::cluster::sender::ToldLog>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<(PeerService, JoinHandle<()>)>> {
     let Some(addr) = config.cluster.listen else {
@@ -104,7 +106,12 @@ pub(super) fn peer_api(
         token,
         catalog(config, deps),
         network,
-    );
+    )
+    .with_store(store);
+    let svc = match told {
+        Some(t) => svc.with_told(t),
+        None => svc,
+    };
     let task = tokio::spawn(server::serve(listener, tls, svc.clone(), stop.clone()));
     if let Some(a) = bound {
         tracing::info!(addr = %a, vantage = %config.cluster.vantage, "peers listening");

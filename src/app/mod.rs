@@ -89,6 +89,7 @@ pub struct Running {
     heartbeat: Option<JoinHandle<()>>,
     selfcheck: Option<JoinHandle<()>>,
     peers: Option<(crate::cluster::server::PeerService, JoinHandle<()>)>,
+    peer_watch: Option<JoinHandle<()>>,
     writer: WriterThread,
     _lock: StateLock,
 }
@@ -196,6 +197,9 @@ impl Running {
         if let Some(h) = &self.selfcheck {
             tasks.push(TaskView::new("selfcheck", !h.is_finished()));
         }
+        if let Some(h) = &self.peer_watch {
+            tasks.push(TaskView::new("peer-watch", !h.is_finished()));
+        }
         if let Some((_, h)) = &self.peers {
             tasks.push(TaskView::new("peers", !h.is_finished()));
         }
@@ -247,6 +251,9 @@ impl Running {
             h.abort();
         }
         if let Some(h) = self.selfcheck {
+            h.abort();
+        }
+        if let Some(h) = self.peer_watch {
             h.abort();
         }
         if let Some((_, h)) = self.peers {
@@ -357,6 +364,21 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
     let (dispatcher, alert_stats) =
         Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));
+    let peer_health = voting.as_ref().map(|v| {
+        let names: Vec<String> = v.peers.all().iter().map(|p| p.name.clone()).collect();
+        crate::cluster::health::Health::new(&names, &resumed.peers_lost)
+    });
+    let senders = match (&voting, &peer_health) {
+        (Some(v), Some(h)) => Some(Arc::new(crate::cluster::sender::Senders::new(
+            Arc::clone(v),
+            h.clone(),
+        ))),
+        _ => None,
+    };
+    let dispatcher = match &senders {
+        Some(s) => dispatcher.with_senders(Arc::clone(s)),
+        None => dispatcher,
+    };
     let (selfcheck, network) = match &config.self_check {
         Some(spec) => {
             let (task, handle) = SelfCheck::new(
@@ -382,6 +404,10 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     } else {
         store
     };
+    let store = match &peer_health {
+        Some(h) => store.with_peers(h.clone()),
+        None => store,
+    };
     store.set_config_path(&config.path);
     let stop = CancellationToken::new();
     let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
@@ -394,7 +420,25 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let beat = Beat::new();
     beat.mark();
-    let peer_api = cluster::peer_api(config, &deps, network.clone(), &stop)?;
+    let peer_api = cluster::peer_api(
+        config,
+        &deps,
+        network.clone(),
+        store.clone(),
+        senders.as_ref().map(|s| s.told()),
+        &stop,
+    )?;
+    let peer_watch = match (&voting, peer_health) {
+        (Some(v), Some(h)) => Some(tokio::spawn(crate::cluster::health::watch(
+            Arc::clone(v),
+            h,
+            config.cluster.peer_interval,
+            network.clone(),
+            history.clone(),
+            stop.clone(),
+        ))),
+        _ => None,
+    };
     let scheduler = tokio::spawn(schedule::run(
         config.sites.clone(),
         resumed.states,
@@ -450,6 +494,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         heartbeat,
         selfcheck,
         peers: peer_api,
+        peer_watch,
         writer,
         _lock: lock,
     };

@@ -131,17 +131,52 @@ impl Peers {
             .collect()
     }
 
-    /// Asks `peer` how it is.
-    pub async fn status(&self, peer: &Peer) -> Result<PeerStatus, String> {
-        let url = format!("{}{STATUS_PATH}", peer.url.trim_end_matches('/'));
+    /// Asks `peer` how it is (and how it judges `site`, when given).
+    pub async fn status(&self, peer: &Peer, site: Option<&str>) -> Result<PeerStatus, String> {
+        let mut url = url::Url::parse(&format!("{}{STATUS_PATH}", peer.url.trim_end_matches('/')))
+            .map_err(|e| format!("its URL is not usable: {e}"))?;
+        if let Some(s) = site {
+            url.query_pairs_mut().append_pair("site", s);
+        }
         let sent = self
             .client
-            .get(&url)
+            .get(url)
             .bearer_auth(self.token.expose())
             .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| format!("unreachable: {}", e.without_url()))?;
         Self::read(sent).await
+    }
+
+    /// Asks every peer how it is, all at once.
+    pub async fn status_all(&self) -> Vec<(String, Result<PeerStatus, String>)> {
+        let answers =
+            futures_util::future::join_all(self.peers.iter().map(|p| self.status(p, None))).await;
+        self.peers
+            .iter()
+            .map(|p| p.name.clone())
+            .zip(answers)
+            .map(|(name, a)| {
+                let a = a.and_then(|s| {
+                    if s.vantage == name {
+                        Ok(s)
+                    } else {
+                        Err(format!("it answered as {}", s.vantage))
+                    }
+                });
+                (name, a)
+            })
+            .collect()
+    }
+
+    /// Asks the peer named `name` how it judges `site`.
+    pub async fn site_at(&self, name: &str, site: &str) -> Result<PeerStatus, String> {
+        let peer = self
+            .peers
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("{name} is not a peer"))?;
+        self.status(peer, Some(site)).await
     }
 }

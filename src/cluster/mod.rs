@@ -8,6 +8,8 @@
 //! configuration: no URL is accepted from the network.
 
 pub mod client;
+pub mod health;
+pub mod sender;
 pub mod server;
 pub mod vote;
 
@@ -46,6 +48,9 @@ pub struct View {
     pub at: SystemTime,
     /// How long it took, milliseconds.
     pub ms: f64,
+    /// The site's confirmed status at that vantage when it answered.
+    #[serde(default)]
+    pub judged: Option<crate::state::Level>,
 }
 
 /// A peer's question: probe this site now.
@@ -66,6 +71,38 @@ pub struct PeerStatus {
     pub network: NetState,
     /// Its version.
     pub version: String,
+    /// The site asked about (`?site=NAME`), as this vantage judges it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteBrief>,
+}
+
+/// A site's confirmed state at one vantage: enough for another vantage to
+/// know whether this one has (or will have) sent an alert about it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SiteBrief {
+    /// The site.
+    pub name: String,
+    /// `unknown`, `up`, `degraded` or `down`.
+    pub status: crate::state::Level,
+    /// Why, when not up.
+    pub cause: Option<Cause>,
+    /// Since when.
+    #[serde(with = "crate::timefmt")]
+    pub since: SystemTime,
+    /// The last alert about it that vantage sent (or queued) to its chat
+    /// and email channels, and when.
+    #[serde(default)]
+    pub told: Option<Told>,
+}
+
+/// An alert a vantage decided to send itself.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Told {
+    /// What it said.
+    pub kind: crate::alert::AlertKind,
+    /// When.
+    #[serde(with = "crate::timefmt")]
+    pub at: SystemTime,
 }
 
 /// This vantage's side of the votes: its name and its peers.

@@ -13,7 +13,7 @@ use crate::probe::{self, ProbeDeps};
 use crate::selfcheck;
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -54,6 +54,8 @@ pub struct PeerService {
     token: ApiToken,
     catalog: Arc<Mutex<Arc<Catalog>>>,
     network: selfcheck::Handle,
+    store: Option<crate::store::StatusStore>,
+    told: Option<super::sender::ToldLog>,
 }
 
 impl PeerService {
@@ -69,7 +71,35 @@ impl PeerService {
             token,
             catalog: Arc::new(Mutex::new(Arc::new(catalog))),
             network,
+            store: None,
+            told: None,
         }
+    }
+
+    /// Answers with what this vantage told its chat and email channels
+    /// about a site (`told`), so that the others know who announced what.
+    pub fn with_told(mut self, told: super::sender::ToldLog) -> PeerService {
+        self.told = Some(told);
+        self
+    }
+
+    /// Answers `GET /peer/v1/status?site=NAME` with the site's confirmed
+    /// state from `store`.
+    pub fn with_store(mut self, store: crate::store::StatusStore) -> PeerService {
+        self.store = Some(store);
+        self
+    }
+
+    /// `site`'s confirmed state here, if this vantage has it.
+    fn brief(&self, site: &str) -> Option<super::SiteBrief> {
+        let view = self.store.as_ref()?.site(site)?;
+        Some(super::SiteBrief {
+            name: view.name,
+            status: view.status,
+            cause: view.cause,
+            since: view.since,
+            told: self.told.as_ref().and_then(|t| t.get(site)),
+        })
     }
 
     /// Switches to the sites of a new configuration.
@@ -101,6 +131,7 @@ impl PeerService {
                     layers: r.layers,
                     at: r.started_at,
                     ms: r.ms,
+                    judged: self.brief(site).map(|b| b.status),
                 })
                 .map_err(|e| e.to_string()),
         )
@@ -150,11 +181,18 @@ async fn probe_now(State(svc): State<PeerService>, Json(ask): Json<Ask>) -> Resp
     }
 }
 
-async fn status(State(svc): State<PeerService>) -> Json<PeerStatus> {
+/// `?site=NAME` on the status request.
+#[derive(serde::Deserialize)]
+struct StatusQuery {
+    site: Option<String>,
+}
+
+async fn status(State(svc): State<PeerService>, Query(q): Query<StatusQuery>) -> Json<PeerStatus> {
     Json(PeerStatus {
         vantage: svc.vantage.clone(),
         network: svc.network.view().state,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        site: q.site.as_deref().and_then(|s| svc.brief(s)),
     })
 }
 

@@ -256,6 +256,7 @@ mod tests {
             layers: Vec::new(),
             at: std::time::SystemTime::UNIX_EPOCH,
             ms: 1.0,
+            judged: None,
         };
         assert_eq!(
             ballot(&Ok(view(NetState::Ok, "k")), "k"),

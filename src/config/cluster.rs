@@ -26,6 +26,7 @@ pub(super) struct RawCluster {
     token_env: Option<Spanned<String>>,
     token_credential: Option<Spanned<String>>,
     peer_timeout: Option<Spanned<Dur>>,
+    peer_interval: Option<Spanned<Dur>>,
     peer: Option<Spanned<Vec<Spanned<RawPeer>>>>,
 }
 
@@ -50,6 +51,7 @@ pub(super) fn validate(
         ca_file: None,
         token: None,
         peer_timeout: defaults::PEER_TIMEOUT,
+        peer_interval: defaults::PEER_INTERVAL,
         peers: Vec::new(),
     };
     let Some((at, raw)) = raw else {
@@ -104,6 +106,16 @@ pub(super) fn validate(
             defaults::MAX_PEER_TIMEOUT,
         )
         .unwrap_or(defaults::PEER_TIMEOUT);
+    }
+    if let Some(t) = &raw.peer_interval {
+        cluster.peer_interval = duration_in(
+            cx,
+            "peer_interval",
+            t,
+            defaults::MIN_PEER_INTERVAL,
+            defaults::MAX_PEER_INTERVAL,
+        )
+        .unwrap_or(defaults::PEER_INTERVAL);
     }
     if let Some(list) = &raw.peer
         && list_len(cx, "peer", "peers", list, defaults::MAX_PEERS)

@@ -138,3 +138,12 @@ pub const MIN_PEER_TIMEOUT: Duration = Duration::from_millis(100);
 pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Peers of one vantage at most.
 pub const MAX_PEERS: usize = 16;
+/// How often each peer is asked whether it is there (`[cluster] peer_interval`).
+pub const PEER_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`PEER_INTERVAL`].
+pub const MIN_PEER_INTERVAL: Duration = Duration::from_secs(1);
+/// See [`PEER_INTERVAL`].
+pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(300);
+/// A peer that has not answered this many times in a row is reported
+/// unreachable.
+pub const PEER_LOST_AFTER: u32 = 3;

@@ -85,6 +85,8 @@ pub struct Cluster {
     pub token: Option<SecretRef>,
     /// How long a peer gets to answer.
     pub peer_timeout: Duration,
+    /// How often each peer is asked whether it is there.
+    pub peer_interval: Duration,
     /// The other vantages.
     pub peers: Vec<ClusterPeer>,
 }
@@ -100,6 +102,7 @@ impl Cluster {
             ca_file: None,
             token: None,
             peer_timeout: super::defaults::PEER_TIMEOUT,
+            peer_interval: super::defaults::PEER_INTERVAL,
             peers: Vec::new(),
         }
     }

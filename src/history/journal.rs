@@ -525,13 +525,14 @@ pub(super) fn network(
     forwarded: bool,
 ) -> Result<Option<Event>, rusqlite::Error> {
     tx.prepare_cached(
-        "INSERT INTO network_event(at_ms, from_state, to_state, evidence) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO network_event(at_ms, from_state, to_state, evidence, subject) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         unix_ms(change.at),
         change.from.as_str(),
         change.to.as_str(),
-        change.evidence
+        change.evidence,
+        change.subject.as_deref().unwrap_or("")
     ])?;
     let row = tx.last_insert_rowid();
     let Some(alert) = change.alert.clone().filter(|_| !forwarded) else {
@@ -581,7 +582,7 @@ pub(super) fn network_state(
 ) -> Result<Option<(crate::selfcheck::NetState, std::time::SystemTime)>, rusqlite::Error> {
     let last: Option<String> = conn
         .query_row(
-            "SELECT to_state FROM network_event ORDER BY id DESC LIMIT 1",
+            "SELECT to_state FROM network_event WHERE subject = '' ORDER BY id DESC LIMIT 1",
             [],
             |r| r.get(0),
         )
@@ -594,10 +595,34 @@ pub(super) fn network_state(
     };
     let since: Option<i64> = conn
         .query_row(
-            "SELECT at_ms FROM network_event WHERE from_state = 'ok' ORDER BY id DESC LIMIT 1",
+            "SELECT at_ms FROM network_event WHERE subject = '' AND from_state = 'ok' ORDER BY id DESC LIMIT 1",
             [],
             |r| r.get(0),
         )
         .optional()?;
     Ok(since.map(|ms| (state, from_ms(ms))))
+}
+
+/// The peers whose last journaled change was to unreachable (`offline`),
+/// and since when.
+pub(super) fn peers_lost(conn: &Connection) -> Result<Vec<(String, SystemTime)>, rusqlite::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT subject, to_state, at_ms FROM network_event
+         WHERE id IN (SELECT max(id) FROM network_event WHERE subject != '' GROUP BY subject)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (subject, to, at) = row?;
+        if to != "ok" {
+            out.push((subject, from_ms(at)));
+        }
+    }
+    Ok(out)
 }

@@ -150,6 +150,9 @@ pub struct Sample {
 /// A change of this monitor's own network, with the alert it makes due.
 #[derive(Clone, Debug)]
 pub struct NetChange {
+    /// Whose network: `None` for this monitor's own, or a peer vantage's
+    /// name (reachable from here: `ok`; unreachable: `offline`).
+    pub subject: Option<String>,
     /// The verdict before.
     pub from: crate::selfcheck::NetState,
     /// The verdict now.
@@ -252,6 +255,8 @@ pub enum DeliveryState {
     Failed,
     /// Sent as part of a grouped (storm) alert.
     Grouped,
+    /// Sent by another vantage (the site's owner).
+    Delegated,
 }
 
 impl DeliveryState {
@@ -262,6 +267,7 @@ impl DeliveryState {
             DeliveryState::Sent => "sent",
             DeliveryState::Failed => "failed",
             DeliveryState::Grouped => "grouped",
+            DeliveryState::Delegated => "delegated",
         }
     }
 }
@@ -351,6 +357,9 @@ pub struct Resumed {
     /// This monitor's network verdict when it stopped, if it was not ok,
     /// and since when.
     pub network: Option<(crate::selfcheck::NetState, SystemTime)>,
+    /// The peer vantages last reported unreachable from here, and since
+    /// when (their return is still to be told).
+    pub peers_lost: Vec<(String, SystemTime)>,
 }
 
 /// Where committed alerts go: the dispatcher's inbox.

@@ -131,6 +131,12 @@ const MIGRATIONS: &[&str] = &[
     -- was down): counted here, and left out of uptime.
     ALTER TABLE hourly ADD COLUMN unknown INTEGER NOT NULL DEFAULT 0;
     ",
+    // 3 → 4: a peer vantage's reachability, as seen from here, journaled
+    // like this monitor's own network: '' is this monitor, otherwise the
+    // peer's vantage name (its states: ok, or offline = unreachable).
+    "
+    ALTER TABLE network_event ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// The schema version this sitewatch writes.

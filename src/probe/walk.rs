@@ -100,6 +100,7 @@ impl<'a> Walk<'a> {
                     port: target.port,
                     addr: self.addr,
                     http_status: self.http_status,
+                    source: None,
                 },
             );
             if c == Cause::HttpBlocked

@@ -13,7 +13,7 @@ use crate::cluster::vote::{self, Answer, Ballot, Tally, Verdict};
 use crate::config::SiteSpec;
 use crate::diagnosis::Cause;
 use crate::probe::ProbeReport;
-use crate::state::{self, Health, Kind, SiteState, Transition};
+use crate::state::{self, Health, Kind, Level, SiteState, Transition};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -70,25 +70,36 @@ fn seen(tally: &Tally, answers: &[(String, Answer)], local: &ProbeReport) -> Vec
         .iter()
         .enumerate()
         .map(|(i, (vantage, ballot))| {
-            let detail = if i == 0 {
-                local.detail.clone()
-            } else {
-                match answers.iter().find(|(n, _)| n == vantage).map(|(_, a)| a) {
-                    Some(Ok(view)) => view.detail.clone(),
-                    Some(Err(e)) => e.clone(),
-                    None => String::new(),
-                }
+            let view = answers
+                .iter()
+                .find(|(n, _)| n == vantage && i > 0)
+                .map(|(_, a)| a);
+            let detail = match view {
+                None if i == 0 => local.detail.clone(),
+                Some(Ok(view)) => view.detail.clone(),
+                Some(Err(e)) => e.clone(),
+                None => String::new(),
             };
-            let (verdict, cause, detail) = match ballot {
-                Ballot::Down(c) => ("down", Some(*c), detail),
-                Ballot::Up => ("up", None, detail),
-                Ballot::Abstain(why) => ("abstains", None, why.clone()),
+            let judged = match view {
+                Some(Ok(v)) => v.judged,
+                _ => None,
+            };
+            let (verdict, cause, detail, earlier) = match ballot {
+                Ballot::Down(c) => ("down", Some(*c), detail, judged == Some(Level::Down)),
+                Ballot::Up => (
+                    "up",
+                    None,
+                    detail,
+                    matches!(judged, Some(Level::Up | Level::Degraded)),
+                ),
+                Ballot::Abstain(why) => ("abstains", None, why.clone(), false),
             };
             Seen {
                 vantage: vantage.clone(),
                 verdict: verdict.to_string(),
                 cause,
                 detail: crate::probe::text::cap(&detail, 512),
+                earlier,
             }
         })
         .collect()
@@ -197,6 +208,7 @@ pub(super) fn settle(
                     port: slot.spec.target.port,
                     addr: report.addr,
                     http_status: report.http_status,
+                    source: report.addr.and_then(source_towards),
                 },
             ));
             let (next, t) = state::judge(
@@ -217,4 +229,17 @@ pub(super) fn settle(
             commit(slot, q.idx, sinks, failing, next, t, report, views);
         }
     }
+}
+
+/// This host's own address towards `to`: what the kernel would pick as the
+/// source (a connected UDP socket sends nothing).
+fn source_towards(to: std::net::SocketAddr) -> Option<std::net::IpAddr> {
+    let any: std::net::SocketAddr = if to.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(to).ok()?;
+    Some(s.local_addr().ok()?.ip())
 }

@@ -437,6 +437,7 @@ impl SelfCheck {
             }
         };
         self.history.network(NetChange {
+            subject: None,
             from: prev.state,
             to: state,
             at: now,

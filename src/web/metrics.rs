@@ -236,13 +236,14 @@ impl Collector for StoreCollector {
         family(
             &mut enc,
             "sitewatch_notifications",
-            "Alert deliveries per channel: sent, failed (attempts, retried or not) and given_up",
+            "Alert deliveries per channel: sent, failed (attempts, retried or not), given_up, and delegated (sent by another vantage, the site's owner)",
             MetricType::Counter,
             channels.iter().flat_map(|(name, c)| {
                 [
                     ("sent", c.sent),
                     ("failed", c.failed_attempts),
                     ("given_up", c.given_up),
+                    ("delegated", c.delegated),
                 ]
                 .map(|(result, n)| {
                     (
@@ -291,6 +292,51 @@ impl Collector for StoreCollector {
                 gauge(super::unix_secs(net.since)),
             )?;
         }
+        if let Some(peers) = &health.peers {
+            family(
+                &mut enc,
+                "sitewatch_peer_up",
+                "Whether each peer vantage answered its last check (1) or not (0)",
+                MetricType::Gauge,
+                peers.iter().filter_map(|p| {
+                    Some((
+                        [("peer", p.name.clone())],
+                        ConstGauge::new(i64::from(p.up?)),
+                    ))
+                }),
+            )?;
+            family(
+                &mut enc,
+                "sitewatch_peer_last_seen_timestamp_seconds",
+                "When each peer vantage last answered, in Unix seconds",
+                MetricType::Gauge,
+                peers.iter().filter_map(|p| {
+                    Some((
+                        [("peer", p.name.clone())],
+                        gauge(super::unix_secs(p.last_seen?)),
+                    ))
+                }),
+            )?;
+        }
+        family(
+            &mut enc,
+            "sitewatch_site_vantage_up",
+            "What each vantage saw of each site at the last vote: 1 up, 0 down (a vantage that abstained is left out)",
+            MetricType::Gauge,
+            sites.iter().flat_map(|s| {
+                s.vantages.iter().filter_map(move |v| {
+                    let up = match v.verdict.as_str() {
+                        "up" => 1,
+                        "down" => 0,
+                        _ => return None,
+                    };
+                    Some((
+                        [("site", s.name.clone()), ("vantage", v.vantage.clone())],
+                        ConstGauge::new(up),
+                    ))
+                })
+            }),
+        )?;
         single(
             &mut enc,
             "sitewatch_build",

@@ -223,7 +223,9 @@ impl Shape {
             | AlertKind::Flapping
             | AlertKind::Settled
             | AlertKind::NetworkLost
-            | AlertKind::NetworkBack => {}
+            | AlertKind::NetworkBack
+            | AlertKind::VantageLost
+            | AlertKind::VantageBack => {}
         }
         out
     }

@@ -76,12 +76,14 @@ fn a_voted_outage_carries_who_saw_what_in_an_annotation() {
             verdict: "down".into(),
             cause: Some(Cause::TcpRefused),
             detail: "203.0.113.7:443 refused the connection".into(),
+            earlier: false,
         },
         crate::alert::Seen {
             vantage: "nyc1".into(),
             verdict: "abstains".into(),
             cause: None,
             detail: "no answer within 5 s".into(),
+            earlier: false,
         },
     ];
     let p = payload(&a, t(5));

@@ -65,7 +65,10 @@ impl Dispatcher {
             if d.done {
                 continue;
             }
-            if !blocked.insert((d.alert.site.clone(), d.channel.clone())) || d.busy || d.next > now
+            if !blocked.insert((d.alert.site.clone(), d.channel.clone()))
+                || d.busy
+                || d.next > now
+                || d.standby.is_some()
             {
                 continue;
             }

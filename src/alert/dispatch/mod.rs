@@ -13,6 +13,7 @@
 //! time is only what alerts show.
 
 mod deliver;
+mod handover;
 mod queue;
 mod refresh;
 
@@ -21,7 +22,7 @@ use super::policy::FlapGuard;
 use super::{Alert, Channel, ChannelSet, Event, Route, SharedStats};
 use crate::history::{DeliveryState, OpenOutage, StoredDelivery};
 use deliver::Attempts;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
@@ -63,6 +64,9 @@ struct Delivery {
     first_try: Instant,
     busy: bool,
     done: bool,
+    /// Held for other vantages (the site's owner first), which are asked
+    /// when this is due; `None`: sent from here.
+    standby: Option<Vec<String>>,
 }
 
 /// An alert about to be queued: for these channels, with the storm signal.
@@ -91,6 +95,13 @@ pub struct Dispatcher {
     seed: u64,
     /// What keeps Alertmanager channels in step.
     refresh: refresh::Refresher,
+    /// With peers: who sends chat and email alerts.
+    senders: Option<Arc<crate::cluster::sender::Senders>>,
+    /// (site, channel) where this vantage announced the open outage or
+    /// degradation: it also sends what follows there.
+    announced: HashSet<(String, String)>,
+    /// (site, channel) where the owner took it up, and which owner.
+    delegated: HashMap<(String, String), String>,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -123,9 +134,19 @@ impl Dispatcher {
                 recent_downs: VecDeque::new(),
                 seed,
                 refresh: refresh::Refresher::new(set.probes),
+                senders: None,
+                announced: HashSet::new(),
+                delegated: HashMap::new(),
             },
             stats,
         )
+    }
+
+    /// Decides who sends chat and email alerts with `senders` (a vantage
+    /// with peers).
+    pub fn with_senders(mut self, senders: Arc<crate::cluster::sender::Senders>) -> Dispatcher {
+        self.senders = Some(senders);
+        self
     }
 
     fn push(&mut self, alert: Arc<Alert>, channel: String, attempts: u32, next: Instant) {
@@ -140,6 +161,7 @@ impl Dispatcher {
                 first_try: Instant::now(),
                 busy: false,
                 done: false,
+                standby: None,
             },
         );
     }
@@ -203,11 +225,13 @@ impl Dispatcher {
         }
         let mut inflight = Attempts::default();
         let mut refreshes = refresh::Refreshes::default();
+        let mut checks = handover::Checks::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::new();
         loop {
             self.group_storms().await;
+            self.start_handovers(&mut checks);
             self.start_due(&mut inflight);
             self.publish();
             let wake = self
@@ -248,6 +272,7 @@ impl Dispatcher {
                 }
                 Some((id, result)) = inflight.next() => self.finish(id, result),
                 Some(done) = refreshes.next() => self.refreshed(done),
+                Some((id, taken)) = checks.next() => self.handed_over(id, taken),
                 () = tokio::time::sleep_until(refresh_at) => self.refresh_due(&mut refreshes),
                 () = tokio::time::sleep_until(wake) => {}
                 _ = tick.tick() => {

@@ -5,6 +5,7 @@
 use super::super::policy::{self, FlapVerdict};
 use super::super::{Alert, AlertKind, Event, Journal};
 use super::{Dispatcher, Outage, Queued, after, ms};
+use crate::cluster::sender::Decision;
 use crate::history::NewDelivery;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -106,6 +107,26 @@ impl Dispatcher {
             {
                 continue;
             }
+            match self.who_sends(&alert, &channel) {
+                Decision::Send => {}
+                Decision::Skip(owner) => {
+                    self.delegate(&alert, &channel, &owner);
+                    continue;
+                }
+                Decision::Standby { ask, wait } => {
+                    let wait = if wait {
+                        self.handover(&alert.site)
+                    } else {
+                        std::time::Duration::ZERO
+                    };
+                    tracing::info!(alert = %alert.id, %channel, site = %alert.site, ask = %ask.join(", "), wait = %crate::alert::render::human(wait), "held: another vantage should send it");
+                    self.push(alert, channel, 0, after(now, wait));
+                    if let Some(d) = self.deliveries.get_mut(&self.next_id) {
+                        d.standby = Some(ask);
+                    }
+                    continue;
+                }
+            }
             let channel_hold = self
                 .channels
                 .get(&channel)
@@ -128,6 +149,7 @@ impl Dispatcher {
                         && d.alert.kind == AlertKind::Down
                         && d.attempts == 0
                         && d.next > now
+                        && d.standby.is_none()
                     {
                         d.next = now;
                     }
@@ -175,9 +197,12 @@ impl Dispatcher {
             }
             if matches!(
                 ev.alert.kind,
-                AlertKind::NetworkLost | AlertKind::NetworkBack
+                AlertKind::NetworkLost
+                    | AlertKind::NetworkBack
+                    | AlertKind::VantageLost
+                    | AlertKind::VantageBack
             ) {
-                // About this monitor, not a site: every channel hears it.
+                // About a monitor, not a site: every channel hears it.
                 let mut channels: Vec<String> = self.channels.keys().cloned().collect();
                 channels.sort();
                 queued.push(Queued {
@@ -293,6 +318,7 @@ impl Dispatcher {
                 && d.attempts == 0
                 && !d.busy
                 && !d.done
+                && d.standby.is_none()
                 && groups_storms
             {
                 let g = groups

@@ -89,14 +89,16 @@ impl Writer {
                 journal::pending(conn)?,
                 journal::outages(conn, &configured)?,
                 journal::network_state(conn)?,
+                journal::peers_lost(conn)?,
             ))
         });
         match read {
-            Ok((due, deliveries, outages, network)) => {
+            Ok((due, deliveries, outages, network, peers_lost)) => {
                 out.due = due;
                 out.deliveries = deliveries;
                 out.outages = outages;
                 out.network = network;
+                out.peers_lost = peers_lost;
             }
             Err(e) => self.fail(format!("cannot read the alert journal: {e}")),
         }
