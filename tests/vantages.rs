@@ -50,6 +50,7 @@ const NAMES: [&str; 3] = ["fra1", "ams1", "nyc1"];
 struct Vantage {
     name: &'static str,
     addr: &'static str,
+    config: PathBuf,
     ns: NetNs,
     api: String,
     child: tokio::process::Child,
@@ -212,6 +213,7 @@ async fn lab(test: &str) -> Option<Lab> {
         vantages.push(Vantage {
             name,
             addr,
+            config: path.clone(),
             ns,
             api,
             child,
@@ -394,6 +396,26 @@ async fn only_this_monitor_blocked_is_partial_and_pages_nobody() {
     }
     let j = lab.site(fra);
     assert_eq!(j["cause"], "vantage.partial", "{j}");
+    // On demand, from any vantage: who sees what.
+    for v in [fra, lab.vantage("nyc1")] {
+        let out =
+            v.ns.command(env!("CARGO_BIN_EXE_sitewatch"))
+                .args(["check", "--from-peers", "web", "--json", "--config"])
+                .arg(&v.config)
+                .output()
+                .unwrap();
+        let j: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(out.status.code(), Some(1), "partial is a warning: {j}");
+        assert_eq!(j["scope"], "partial", "{j}");
+        let seen = j["vantages"].as_array().unwrap();
+        assert_eq!(seen.len(), 3, "{j}");
+        for s in seen {
+            let want = if s["vantage"] == "fra1" { "down" } else { "up" };
+            assert_eq!(s["status"], want, "{j}");
+            assert_eq!(s["here"], s["vantage"] == v.name, "{j}");
+        }
+    }
     let downs: Vec<String> = lab
         .messages()
         .iter()
@@ -447,6 +469,32 @@ async fn a_site_down_for_everyone_is_sent_once_to_chat_and_by_everyone_to_the_we
     let text = chat[0].json.to_string();
     for n in NAMES {
         assert!(text.contains(n), "the chat message lists {n}: {text}");
+    }
+    // The page and the metrics say who saw what.
+    let o = lab.vantage(owner);
+    let addr: SocketAddr = o.api.trim_start_matches("http://").parse().unwrap();
+    let (_, page) = o.ns.get(addr, "/");
+    assert!(
+        page.contains("Seen from: ")
+            && NAMES
+                .iter()
+                .all(|n| page.contains(&format!("{n} down (connection refused)"))),
+        "the page shows who saw what"
+    );
+    let (_, metrics) = o.ns.get(addr, "/metrics");
+    for n in NAMES.iter().filter(|n| **n != owner) {
+        assert!(
+            metrics.contains(&format!("sitewatch_peer_up{{peer=\"{n}\"}} 1")),
+            "{metrics}"
+        );
+    }
+    for n in NAMES {
+        assert!(
+            metrics.contains(&format!(
+                "sitewatch_site_vantage_up{{site=\"web\",vantage=\"{n}\"}} 0"
+            )),
+            "{metrics}"
+        );
     }
     // The others held theirs for the owner, asked it, and dropped them.
     tokio::time::sleep(Duration::from_secs(12)).await;

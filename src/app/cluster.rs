@@ -33,7 +33,7 @@ fn token(config: &Config) -> anyhow::Result<Option<Secret>> {
 }
 
 /// The client side: `None` without peers.
-pub(super) fn voting(config: &Config) -> anyhow::Result<Option<Arc<Voting>>> {
+pub(crate) fn voting(config: &Config) -> anyhow::Result<Option<Arc<Voting>>> {
     if config.cluster.peers.is_empty() {
         return Ok(None);
     }

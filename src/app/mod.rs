@@ -9,7 +9,7 @@
 //! with a non-zero exit (systemd restarts it), `/healthz` shows each one,
 //! and the watchdog is fed only while all of them live.
 
-mod cluster;
+pub(crate) mod cluster;
 mod lock;
 
 pub use lock::StateLock;

@@ -72,6 +72,19 @@ pub struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// TARGET is a site's name in the configuration: probe it from here and
+    /// ask every [[cluster.peer]] for its view of it, at once
+    #[arg(long)]
+    pub from_peers: bool,
+    /// The sites file, with --from-peers [default: $CONFIGURATION_DIRECTORY/sites.toml, else /etc/sitewatch/sites.toml]
+    #[arg(
+        long,
+        short,
+        env = "SITEWATCH_CONFIG",
+        value_name = "PATH",
+        requires = "from_peers"
+    )]
+    pub config: Option<PathBuf>,
 }
 
 /// `--timeout`: a duration within the limits a site's `timeout` has, so
@@ -231,7 +244,7 @@ impl CheckArgs {
         })
     }
 
-    fn format(&self) -> Format {
+    pub(super) fn format(&self) -> Format {
         if self.json { Format::Json } else { self.format }
     }
 }
@@ -248,6 +261,9 @@ struct CheckJson<'a> {
 /// cannot be written (stdout closed or full) is UNKNOWN (3), as is any
 /// usage or internal error.
 pub fn run(args: &CheckArgs) -> i32 {
+    if args.from_peers {
+        return super::peers::run(args);
+    }
     let site = match args.site() {
         Ok(s) => s,
         Err(msg) => {

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod generate;
 pub mod log;
+mod peers;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;

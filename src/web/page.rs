@@ -83,6 +83,9 @@ pub struct Row {
     uptime90: String,
     graphs: Option<Arc<Graphs>>,
     spark_text: String,
+    /// With peers: what each vantage saw at the last vote
+    /// (`fra1 down (connection refused) · ams1 up`).
+    seen: Option<String>,
 }
 
 /// An incident as the page shows it.
@@ -194,8 +197,27 @@ fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) 
         uptime90,
         graphs,
         spark_text,
+        seen: seen_from(&s.vantages),
         name: s.name,
     }
+}
+
+/// "Seen from" at the last vote: each vantage's verdict and cause in words
+/// (no details: the page may be public).
+fn seen_from(vantages: &[crate::store::VantageView]) -> Option<String> {
+    if vantages.is_empty() {
+        return None;
+    }
+    Some(
+        vantages
+            .iter()
+            .map(|v| match v.cause {
+                Some(c) => format!("{} {} ({})", v.vantage, v.verdict, c.words()),
+                None => format!("{} {}", v.vantage, v.verdict),
+            })
+            .collect::<Vec<_>>()
+            .join(" · "),
+    )
 }
 
 fn incident_row(i: Incident, public: bool) -> IncidentRow {
