@@ -375,21 +375,32 @@ pub(super) fn prune(tx: &Transaction<'_>, now: SystemTime) -> Result<(), rusqlit
 
 /// Alerts committed with their change and not yet handed to the outbox, oldest first.
 pub(super) fn due(conn: &Connection) -> Result<Vec<Event>, rusqlite::Error> {
-    let mut stmt =
-        conn.prepare("SELECT id, alert FROM transition WHERE alert IS NOT NULL ORDER BY id")?;
+    due_in(conn, "transition", Journal::Transition)
+}
+
+/// The due alerts journaled in `table` (`transition` or `network_event`),
+/// oldest first; an unreadable one is logged and skipped.
+fn due_in(
+    conn: &Connection,
+    table: &str,
+    journal: fn(i64) -> Journal,
+) -> Result<Vec<Event>, rusqlite::Error> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, alert FROM {table} WHERE alert IS NOT NULL ORDER BY id"
+    ))?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (id, json) = row?;
         match serde_json::from_str::<Due>(&json) {
             Ok(d) => out.push(Event {
-                journal: Some(Journal::Transition(id)),
+                journal: Some(journal(id)),
                 alert: d.alert,
                 notify: d.notify,
                 failing: 0,
             }),
             Err(e) => {
-                tracing::error!(row = id, error = %e, "unreadable due alert in the journal, skipped")
+                tracing::error!(table, row = id, error = %e, "unreadable due alert in the journal, skipped")
             }
         }
     }
@@ -554,25 +565,7 @@ pub(super) fn network(
 
 /// Network alerts journaled and not yet handed to the outbox.
 pub(super) fn due_network(conn: &Connection) -> Result<Vec<Event>, rusqlite::Error> {
-    let mut stmt =
-        conn.prepare("SELECT id, alert FROM network_event WHERE alert IS NOT NULL ORDER BY id")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, json) = row?;
-        match serde_json::from_str::<Due>(&json) {
-            Ok(d) => out.push(Event {
-                journal: Some(Journal::Network(id)),
-                alert: d.alert,
-                notify: d.notify,
-                failing: 0,
-            }),
-            Err(e) => {
-                tracing::error!(row = id, error = %e, "unreadable network alert in the journal, skipped")
-            }
-        }
-    }
-    Ok(out)
+    due_in(conn, "network_event", Journal::Network)
 }
 
 /// The network verdict the last run ended with, if not ok, and since when

@@ -521,13 +521,7 @@ fn handle(
         // result says nothing of the site. Kept as unknown; the state
         // machine does not move and nobody is paged.
         net.unverified(&spec.name);
-        let sample = Sample {
-            at: report.started_at,
-            status: report.status,
-            cause: report.cause,
-            ms: report.ms,
-            unverified: true,
-        };
+        let sample = sample_of(&report, true);
         sinks.history.record(spec, sample, slot.state, None);
         sinks.store.record(done.idx, slot.state, report, None);
         return;
@@ -542,13 +536,7 @@ fn handle(
         // Another vantage's opinion first: the change waits for the vote.
         let prev = slot.state;
         slot.voting = true;
-        let sample = Sample {
-            at: report.started_at,
-            status: report.status,
-            cause: report.cause,
-            ms: report.ms,
-            unverified: false,
-        };
+        let sample = sample_of(&report, false);
         sinks.history.record(spec, sample, prev, None);
         sinks.store.record(done.idx, prev, report.clone(), None);
         vote::ask(
@@ -607,13 +595,7 @@ fn commit(
             failing: failing.others(idx, now),
         }
     });
-    let sample = Sample {
-        at: report.started_at,
-        status: report.status,
-        cause: report.cause,
-        ms: report.ms,
-        unverified: false,
-    };
+    let sample = sample_of(&report, false);
     sinks.history.record(spec, sample, next, change);
     sinks.store.record(idx, next, report, transition);
 }
@@ -638,6 +620,18 @@ fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) 
             "site is {}",
             t.to.as_str()
         ),
+    }
+}
+
+/// What the history keeps of a probe; `unverified` while this monitor's
+/// own network is down.
+fn sample_of(report: &crate::probe::ProbeReport, unverified: bool) -> Sample {
+    Sample {
+        at: report.started_at,
+        status: report.status,
+        cause: report.cause,
+        ms: report.ms,
+        unverified,
     }
 }
 
