@@ -32,6 +32,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod diagnosis;
+pub mod heartbeat;
 pub mod history;
 pub mod notify;
 pub mod probe;

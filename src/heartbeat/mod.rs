@@ -1,0 +1,3 @@
+//! Heartbeat monitors: jobs that must ping sitewatch on a schedule.
+
+pub mod cron;
