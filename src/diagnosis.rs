@@ -62,6 +62,8 @@ pub enum Layer {
     Http,
     /// The vote of several monitors (vantages) on one site.
     Vantage,
+    /// The pings of a job (cron, backup, timer) that must report on schedule.
+    Heartbeat,
 }
 
 impl Layer {
@@ -72,6 +74,7 @@ impl Layer {
             Layer::Tcp => "tcp",
             Layer::Tls => "tls",
             Layer::Http => "http",
+            Layer::Heartbeat => "heartbeat",
             Layer::Vantage => "vantage",
         }
     }
@@ -160,6 +163,11 @@ causes! {
     HttpSlow = "http.slow", Degraded, Http, "slow response";
     TcpBanner = "tcp.banner", Down, Tcp, "unexpected banner";
     VantagePartial = "vantage.partial", Degraded, Vantage, "fails from some vantages only";
+    HeartbeatMissed = "heartbeat.missed", Down, Heartbeat, "the job did not ping in time";
+    HeartbeatFailed = "heartbeat.failed", Down, Heartbeat, "the job reported failure";
+    HeartbeatOverrun = "heartbeat.overrun", Down, Heartbeat, "the job started and did not finish";
+    HeartbeatTooFast = "heartbeat.too_fast", Degraded, Heartbeat, "the job finished suspiciously fast";
+    HeartbeatLate = "heartbeat.late", Degraded, Heartbeat, "the job is late";
 }
 
 impl fmt::Display for Cause {
@@ -304,6 +312,21 @@ pub fn hint(cause: Cause, facts: &HintFacts<'_>) -> String {
                 "{host} fails from some monitors and works from others: if this monitor is refused or timed out while others reach it, its address is likely blocked there (fail2ban, CSF, Wordfence, a CDN or WAF rule: check the site's ban lists and firewall for {mine}), or a route between the two networks is broken (`mtr {host}` from here)"
             )
         }
+        Cause::HeartbeatMissed => format!(
+            "the job behind {host} did not run, or ran and could not reach sitewatch: check its timer or crontab (`systemctl list-timers`, `crontab -l`) and its log on the host that runs it, then that this host reaches the ping URL (`curl -fsS` it by hand)"
+        ),
+        Cause::HeartbeatFailed => format!(
+            "the job behind {host} ran and reported failure: read its output above and its log, then run it by hand on its host to see the error"
+        ),
+        Cause::HeartbeatOverrun => format!(
+            "the job behind {host} started and has not finished within its `max_runtime`: it hangs or is far slower than usual (a lock, a full disk, a slow database or network); check whether it still runs (`ps`, `systemctl status`)"
+        ),
+        Cause::HeartbeatTooFast => format!(
+            "the job behind {host} finished faster than its `min_runtime`: it may have done nothing (an empty backup, a wrong path, an early exit with status 0); check its output and what it produced"
+        ),
+        Cause::HeartbeatLate => format!(
+            "the job behind {host} has not pinged at its expected time but is still inside its grace: it may have started late or be running long; check that it runs"
+        ),
     }
 }
 
@@ -313,7 +336,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_serde_and_from_code() {
-        assert_eq!(Cause::ALL.len(), 31);
+        assert_eq!(Cause::ALL.len(), 36);
         for &cause in Cause::ALL {
             let json = serde_json::to_string(&cause).unwrap();
             assert_eq!(json, format!("\"{}\"", cause.as_str()));
@@ -345,7 +368,9 @@ mod tests {
                 "tcp.partial",
                 "tls.expiring",
                 "http.slow",
-                "vantage.partial"
+                "vantage.partial",
+                "heartbeat.too_fast",
+                "heartbeat.late"
             ]
         );
     }

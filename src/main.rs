@@ -69,6 +69,10 @@ fn main() -> ExitCode {
             cli::notify_test(args)
         }
         Command::Validate(arg) => cli::validate(arg),
+        Command::Ping(args) => {
+            init_logging("error");
+            cli::ping::run(args)
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

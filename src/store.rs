@@ -59,6 +59,8 @@ struct Entry {
     state: SiteState,
     report: Option<ProbeReport>,
     last_error: Option<String>,
+    /// Why nothing can be said yet (a heartbeat waiting for a ping).
+    pending: Option<String>,
     last_transition: Option<Transition>,
     /// Confirmed changes since start, per kind name.
     transitions: u64,
@@ -252,6 +254,7 @@ impl StatusStore {
                     .unwrap_or_else(|| SiteState::new(now)),
                 report: None,
                 last_error: None,
+                pending: None,
                 last_transition: None,
                 transitions: 0,
                 votes: None,
@@ -310,6 +313,7 @@ impl StatusStore {
                     state: SiteState::new(now),
                     report: None,
                     last_error: None,
+                    pending: None,
                     last_transition: None,
                     transitions: 0,
                     votes: None,
@@ -375,6 +379,7 @@ impl StatusStore {
             e.state = state;
             e.report = Some(report);
             e.last_error = None;
+            e.pending = None;
             if transition.is_some() {
                 e.transitions += 1;
             }
@@ -388,6 +393,16 @@ impl StatusStore {
     pub fn record_votes(&self, idx: usize, seen: &[crate::alert::Seen]) {
         if let Some(Some(e)) = self.lock().sites.get_mut(idx) {
             e.votes = Some((SystemTime::now(), seen.to_vec()));
+        }
+    }
+
+    /// Records that nothing can be said of a site yet (a heartbeat before
+    /// its first ping), and why.
+    pub fn record_pending(&self, idx: usize, detail: String) {
+        if let Some(Some(e)) = self.lock().sites.get_mut(idx) {
+            e.report = None;
+            e.last_error = None;
+            e.pending = Some(detail);
         }
     }
 
@@ -520,7 +535,7 @@ fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
         duration_ms: r.map(|r| r.ms),
         probe_status: r.map(|r| r.status),
         probe_cause: r.and_then(|r| r.cause),
-        detail: r.map(|r| r.detail.clone()),
+        detail: r.map(|r| r.detail.clone()).or_else(|| e.pending.clone()),
         hint: r.and_then(|r| r.hint.clone()),
         layers: r.map(|r| r.layers.clone()).unwrap_or_default(),
         error: e.last_error.clone(),

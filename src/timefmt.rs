@@ -32,4 +32,13 @@ pub mod option {
             None => s.serialize_none(),
         }
     }
+
+    /// Reads a time written by [`serialize`] (RFC 3339, or null).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        let text = <Option<std::borrow::Cow<'de, str>> as serde::Deserialize>::deserialize(d)?;
+        text.map(|t| humantime::parse_rfc3339(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }

@@ -249,8 +249,12 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         self.tracker.request(Instant::now() + self.request_timeout);
         let handed = Handed(Arc::clone(&self.tracker));
         let body = request.body().size_hint();
-        // Unknown length (chunked) counts as too long: the API takes no body.
-        if body.upper().is_none_or(|n| n > self.max_body_bytes) {
+        // Unknown length (chunked) counts as too long: the API takes no
+        // body. A ping's body is the exception: its handler keeps what it
+        // can use and drops the rest.
+        if body.upper().is_none_or(|n| n > self.max_body_bytes)
+            && !super::ping::is_ping_path(request.uri().path())
+        {
             self.stats.count(Closed::BodyTooLarge);
             let answer = too_large(self.max_body_bytes).map(|inner| Answer {
                 inner,

@@ -28,6 +28,7 @@
 mod access;
 mod conn;
 mod limits;
+mod ping;
 mod routes;
 mod server;
 mod stats;
@@ -35,7 +36,16 @@ mod thread;
 
 pub use access::{Access, ApiToken, PUBLIC_ENV, TOKEN_ENV};
 pub use limits::{LONGEST, Limits, MIN_HEAD_BYTES};
-pub use thread::{ApiThread, spawn};
+pub use thread::{ApiThread, spawn, spawn_serving};
+
+/// What a listener serves.
+#[derive(Clone)]
+pub enum Serving {
+    /// The whole API, and heartbeat pings when there is a hub.
+    Api(Option<Arc<crate::heartbeat::hub::Hub>>),
+    /// Heartbeat pings only (`[daemon] ping_listen`).
+    PingsOnly(Arc<crate::heartbeat::hub::Hub>),
+}
 
 use crate::store::StatusStore;
 use axum::Router;
@@ -52,7 +62,7 @@ pub fn router(store: StatusStore) -> Router {
 /// configuration use; [`serve`] reads it from the environment). Served by
 /// anything but [`serve_with`], they carry no [`Limits`].
 pub fn router_with(store: StatusStore, access: Access) -> Router {
-    routes::routes(store, access, None)
+    routes::routes(store, access, None, Serving::Api(None))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, with the access
@@ -83,13 +93,33 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if access.token.is_some() && !access.public_page {
+    serve_routes(
+        listener,
+        store,
+        access,
+        limits,
+        Serving::Api(None),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_with`] serving `what`.
+pub async fn serve_routes(
+    listener: TcpListener,
+    store: StatusStore,
+    access: Access,
+    limits: Limits,
+    what: Serving,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if access.token.is_some() && !access.public_page && matches!(what, Serving::Api(_)) {
         tracing::warn!(
             "the API token guards the JSON API and /metrics, but not the status page and badges; turn public mode on ({PUBLIC_ENV}=1) to hide targets and details there"
         );
     }
     let limits = limits.checked();
     let stats = Arc::new(stats::ServerStats::new(&limits));
-    let router = routes::routes(store, access, Some(Arc::clone(&stats)));
+    let router = routes::routes(store, access, Some(Arc::clone(&stats)), what);
     server::run(listener, router, limits, stats, shutdown).await
 }

@@ -60,7 +60,20 @@ pub(super) fn routes(
     store: StatusStore,
     access: Access,
     server: Option<Arc<super::stats::ServerStats>>,
+    what: super::Serving,
 ) -> Router {
+    let not_found = || async {
+        error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint: see docs/http-api.md".to_string(),
+        )
+    };
+    let pings = match what {
+        super::Serving::PingsOnly(hub) => {
+            return super::ping::routes(hub).fallback(not_found);
+        }
+        super::Serving::Api(hub) => hub.map(super::ping::routes),
+    };
     let mut exposition = crate::web::metrics::Metrics::new(store.clone());
     if let Some(server) = server {
         exposition.register(Box::new(super::stats::Collector::new(server)));
@@ -84,15 +97,11 @@ pub(super) fn routes(
         .route("/", get(page))
         .route("/badge/{name}/status.svg", get(status_badge))
         .route("/badge/{name}/uptime.svg", get(uptime_badge));
-    guarded
-        .merge(open)
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "no such endpoint: see docs/http-api.md".to_string(),
-            )
-        })
-        .with_state(state)
+    let api = guarded.merge(open).fallback(not_found).with_state(state);
+    match pings {
+        Some(p) => api.merge(p),
+        None => api,
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

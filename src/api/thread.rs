@@ -89,6 +89,25 @@ pub fn spawn(
     limits: Limits,
     stop: CancellationToken,
 ) -> io::Result<ApiThread> {
+    spawn_serving(
+        listener,
+        store,
+        access,
+        limits,
+        super::Serving::Api(None),
+        stop,
+    )
+}
+
+/// [`spawn`] serving `what`.
+pub fn spawn_serving(
+    listener: std::net::TcpListener,
+    store: StatusStore,
+    access: Access,
+    limits: Limits,
+    what: super::Serving,
+    stop: CancellationToken,
+) -> io::Result<ApiThread> {
     let limits = limits.checked();
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -105,7 +124,15 @@ pub fn spawn(
             yield_to_probes();
             let served = runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener)?;
-                super::serve_with(listener, store, access, limits, stop.cancelled_owned()).await
+                super::serve_routes(
+                    listener,
+                    store,
+                    access,
+                    limits,
+                    what,
+                    stop.cancelled_owned(),
+                )
+                .await
             });
             // History reads of requests cut short by the stop get the
             // grace period to end; the thread does not wait longer.

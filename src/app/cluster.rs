@@ -65,6 +65,8 @@ pub(super) fn catalog(config: &Config, deps: &Arc<ProbeDeps>) -> Catalog {
         sites: config
             .sites
             .iter()
+            // Heartbeats are not probed: a peer has nothing to say of one.
+            .filter(|s| s.heartbeat.is_none())
             .map(|s| (s.name.clone(), Arc::clone(s)))
             .collect(),
         deps: Arc::clone(deps),

@@ -90,6 +90,9 @@ pub struct Running {
     selfcheck: Option<JoinHandle<()>>,
     peers: Option<(crate::cluster::server::PeerService, JoinHandle<()>)>,
     peer_watch: Option<JoinHandle<()>>,
+    pings: Arc<crate::heartbeat::hub::Hub>,
+    /// The listener that serves only pings (`[daemon] ping_listen`).
+    ping_api: Option<JoinHandle<std::io::Result<()>>>,
     writer: WriterThread,
     _lock: StateLock,
 }
@@ -100,6 +103,7 @@ struct Prepared {
     config: Config,
     deps: ProbeDeps,
     channels: alert::ChannelSet,
+    ping_keys: std::collections::HashMap<String, String>,
 }
 
 fn prepare(config: Config) -> Result<Prepared, String> {
@@ -107,10 +111,12 @@ fn prepare(config: Config) -> Result<Prepared, String> {
     let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
         .map_err(|e| format!("cannot prepare the probes: {e}"))?;
     let channels = alert::ChannelSet::from_config(&config).map_err(|e| e.to_string())?;
+    let ping_keys = crate::heartbeat::hub::resolve_keys(&config.sites)?;
     Ok(Prepared {
         config,
         deps,
         channels,
+        ping_keys,
     })
 }
 
@@ -161,6 +167,7 @@ impl Running {
             .send(alert::Control::Channels(p.channels, done))
             .map_err(|_| stopped())?;
         applied.await.map_err(|_| stopped())?;
+        self.pings.set_keys(p.ping_keys);
         let deps = Arc::new(p.deps);
         if let Some((svc, _)) = &self.peers {
             svc.set_catalog(cluster::catalog(&p.config, &deps));
@@ -202,6 +209,9 @@ impl Running {
         }
         if let Some((_, h)) = &self.peers {
             tasks.push(TaskView::new("peers", !h.is_finished()));
+        }
+        if let Some(h) = &self.ping_api {
+            tasks.push(TaskView::new("pings", !h.is_finished()));
         }
         tasks
     }
@@ -260,6 +270,11 @@ impl Running {
             h.abort();
         }
         let api = self.api.await;
+        if let Some(h) = self.ping_api
+            && let Ok(Err(e)) = h.await
+        {
+            tracing::error!(error = %e, "the ping listener failed");
+        }
         scheduler.context("the scheduler task failed")?;
         dispatcher.context("the alert dispatcher failed")?;
         api.context("the API task failed")?
@@ -360,6 +375,8 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     );
     let voting = cluster::voting(config)?;
     let channels = alert::ChannelSet::from_config(config)?;
+    let ping_keys =
+        crate::heartbeat::hub::resolve_keys(&config.sites).map_err(|e| anyhow::anyhow!(e))?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
     let (dispatcher, alert_stats) =
@@ -418,6 +435,13 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     };
     let dispatcher = tokio::spawn(dispatcher.run(resume, events_rx, alerts_rx));
     let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let pings = Arc::new(crate::heartbeat::hub::Hub::new(
+        ping_keys,
+        crate::heartbeat::ledger::Ledger::new(resumed.heartbeats),
+        history.clone(),
+        control_tx.clone(),
+        SystemTime::now(),
+    ));
     let beat = Beat::new();
     beat.mark();
     let peer_api = cluster::peer_api(
@@ -449,6 +473,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
             heartbeat: Some(scheduler_heartbeat(store.clone(), beat.clone())),
             network,
             voting,
+            pings: Some(Arc::clone(&pings)),
         },
         config.daemon.max_concurrent_probes,
         control_rx,
@@ -469,16 +494,36 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let listener = listener
         .into_std()
         .context("cannot hand the API listener to its thread")?;
-    let api = api::spawn(
+    let api = api::spawn_serving(
         listener,
         store.clone(),
         access,
         api::Limits::default(),
+        api::Serving::Api(Some(Arc::clone(&pings))),
         stop.clone(),
     )
     .context("cannot start the API thread")?;
     let api = tokio::spawn(api.wait());
     tracing::info!(%addr, "api listening");
+    let ping_api = match config.daemon.ping_listen {
+        Some(ping_addr) => {
+            let ping_listener = std::net::TcpListener::bind(ping_addr)
+                .with_context(|| format!("cannot listen for pings on {ping_addr} (ping_listen)"))?;
+            let ping_addr = ping_listener.local_addr().unwrap_or(ping_addr);
+            let thread = api::spawn_serving(
+                ping_listener,
+                store.clone(),
+                api::Access::default(),
+                api::Limits::default(),
+                api::Serving::PingsOnly(Arc::clone(&pings)),
+                stop.clone(),
+            )
+            .context("cannot start the ping listener's thread")?;
+            tracing::info!(addr = %ping_addr, "listening for heartbeat pings");
+            Some(tokio::spawn(thread.wait()))
+        }
+        None => None,
+    };
     let running = Running {
         addr,
         store,
@@ -495,6 +540,8 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         selfcheck,
         peers: peer_api,
         peer_watch,
+        pings,
+        ping_api,
         writer,
         _lock: lock,
     };

@@ -241,6 +241,7 @@ impl CheckArgs {
             local: false,
             vantages: Vec::new(),
             quorum: crate::config::Quorum::Majority,
+            heartbeat: None,
         })
     }
 
@@ -355,6 +356,7 @@ pub fn nagios_line(site: &SiteSpec, report: &ProbeReport) -> String {
             crate::diagnosis::Layer::Tls => "tls",
             crate::diagnosis::Layer::Http => "ttfb",
             crate::diagnosis::Layer::Vantage => "vantages",
+            crate::diagnosis::Layer::Heartbeat => "heartbeat",
         };
         if perf.contains(&format!(" {label}=")) {
             continue;

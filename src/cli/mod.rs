@@ -6,6 +6,7 @@ pub mod check;
 pub mod generate;
 pub mod log;
 mod peers;
+pub mod ping;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
@@ -58,6 +59,8 @@ pub enum Command {
     Validate(ConfigArg),
     /// Send a test message through every alert channel (or one) and say what failed.
     NotifyTest(NotifyTestArgs),
+    /// Run a job under a heartbeat: ping start, run COMMAND, ping its exit code and output's tail.
+    Ping(ping::PingArgs),
 }
 
 /// Options of `sitewatch notify-test`.

@@ -67,6 +67,12 @@ pub fn run(args: &CheckArgs) -> i32 {
             path.display()
         ));
     };
+    if site.heartbeat.is_some() {
+        return fail(format!(
+            "\"{}\" is a heartbeat: it is judged from the pings it receives, not probed; see `curl localhost:PORT/status/{}`",
+            args.target, args.target
+        ));
+    }
     let voting = match crate::app::cluster::voting(&config) {
         Ok(Some(v)) => v,
         Ok(None) => return fail(format!("{} has no [[cluster.peer]]", path.display())),

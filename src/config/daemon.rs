@@ -19,6 +19,7 @@ pub(super) struct RawDaemon {
     heartbeat_every: Option<Spanned<Dur>>,
     api_token_file: Option<Spanned<String>>,
     public_page: Option<Spanned<bool>>,
+    ping_listen: Option<Spanned<String>>,
 }
 
 /// [`defaults::MAX_CONCURRENT_PROBES_LIMIT`] as the integer TOML reads.
@@ -34,6 +35,7 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         heartbeat_every: defaults::HEARTBEAT_EVERY,
         api_token_file: None,
         public_page: false,
+        ping_listen: None,
     };
     let Some(raw) = raw else { return daemon };
     if let Some(listen) = &raw.listen {
@@ -87,6 +89,22 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
             cx.error(f.span(), "`api_token_file` must not be empty");
         } else {
             daemon.api_token_file = Some(cx.relative(f.get_ref()));
+        }
+    }
+    if let Some(listen) = &raw.ping_listen {
+        match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if addr == daemon.listen && addr.port() != 0 => cx.error(
+                listen.span(),
+                "`ping_listen` is the same address as `listen`: pings are served on `listen` anyway; give another address or leave it out",
+            ),
+            Ok(addr) => daemon.ping_listen = Some(addr),
+            Err(_) => cx.error(
+                listen.span(),
+                format!(
+                    "`ping_listen` must be an address and port like \"0.0.0.0:9899\", not \"{}\"",
+                    quote(listen.get_ref())
+                ),
+            ),
         }
     }
     if let Some(p) = &raw.public_page {

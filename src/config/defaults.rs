@@ -27,6 +27,10 @@ pub const CERT_WARN_DAYS: u32 = 14;
 pub const EXPECT_STATUS: (u16, u16) = (200, 399);
 /// Redirects followed before `http.redirects`.
 pub const MAX_REDIRECTS: u32 = 5;
+/// How late a heartbeat's ping may come after the expected time.
+pub const GRACE: Duration = Duration::from_secs(5 * 60);
+/// How often a heartbeat is judged between pings (a ping is judged at once).
+pub const HEARTBEAT_TICK: Duration = Duration::from_secs(5);
 
 // Limits. Every number and size a configuration can set is bounded, so no
 // value can overflow the scheduler's arithmetic or stall a probe; each
@@ -51,6 +55,15 @@ pub const MAX_REMIND_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MIN_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// The longest time between two heartbeat requests: a day.
 pub const MAX_HEARTBEAT_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// The shortest `period` of a heartbeat.
+pub const MIN_PERIOD: Duration = Duration::from_secs(10);
+/// The longest `period`, `grace`, `max_runtime` or `min_runtime` of a heartbeat: a year.
+pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The fewest characters of a heartbeat's ping key (22 URL-safe base64
+/// characters carry 132 bits).
+pub const MIN_PING_KEY_CHARS: usize = 22;
+/// The most characters of a heartbeat's ping key.
+pub const MAX_PING_KEY_CHARS: usize = 128;
 /// The largest confirmation threshold (beyond it an outage is never confirmed in practice).
 pub const MAX_CONFIRM: u32 = 100;
 /// The most redirects a site may allow.

@@ -24,6 +24,7 @@ mod daemon;
 mod defaults;
 mod diagnostic;
 pub mod diff;
+mod heartbeat;
 mod lexer;
 mod model;
 mod redact;
@@ -37,6 +38,7 @@ pub use context::parse_duration;
 pub use defaults::*;
 pub use diagnostic::Diagnostic;
 pub use diff::{Diff, SiteChange, diff, probe_key};
+pub use heartbeat::check_ping_key;
 pub use model::*;
 pub use target::{parse_address_mode, parse_resolver, parse_status_range, parse_target};
 

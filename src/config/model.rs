@@ -141,6 +141,9 @@ pub struct Daemon {
     pub api_token_file: Option<PathBuf>,
     /// Whether the page and badges hide targets, addresses and details.
     pub public_page: bool,
+    /// A second listener that serves only heartbeat pings, so that jobs on
+    /// other hosts can reach them while the API stays on loopback.
+    pub ping_listen: Option<SocketAddr>,
 }
 
 /// One monitored site with every default applied.
@@ -173,6 +176,35 @@ pub struct SiteSpec {
     pub vantages: Vec<String>,
     /// How many vantages must agree before it is down (or up again).
     pub quorum: Quorum,
+    /// Set for a `[[heartbeat]]`: a job that pings sitewatch, judged from
+    /// its pings instead of probed (its target is `heartbeat:NAME`).
+    pub heartbeat: Option<Arc<HeartbeatSpec>>,
+}
+
+/// A `[[heartbeat]]`: a job (cron, timer, backup) that must ping on time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeartbeatSpec {
+    /// The secret in its ping URL (`/ping/KEY`).
+    pub key: SecretRef,
+    /// When a run is expected.
+    pub due: Due,
+    /// How late a ping may come after the expected time.
+    pub grace: Duration,
+    /// A run (start → end) longer than this is an overrun.
+    pub max_runtime: Option<Duration>,
+    /// A run shorter than this is suspicious.
+    pub min_runtime: Option<Duration>,
+    /// Whether a ping overdue but inside its grace degrades it (`late`).
+    pub late: bool,
+}
+
+/// When a heartbeat's job is expected to run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Due {
+    /// Every so long, counted from the latest ping (`period`).
+    Every(Duration),
+    /// At the times of a crontab line in a time zone (`schedule`, `timezone`).
+    Cron(Box<crate::heartbeat::cron::CronSchedule>),
 }
 
 /// How many vantages must agree.
@@ -224,6 +256,7 @@ impl SiteSpec {
             local: false,
             vantages: Vec::new(),
             quorum: Quorum::Majority,
+            heartbeat: None,
         }
     }
 }
@@ -325,6 +358,8 @@ pub enum AddressMode {
 /// The protocol stack a probe walks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
+    /// Not probed: a heartbeat, judged from the pings it receives.
+    Heartbeat,
     /// DNS, TCP, HTTP.
     Http,
     /// DNS, TCP, TLS, HTTP.

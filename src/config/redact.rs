@@ -82,6 +82,8 @@ pub(super) fn is_secret_path<S: AsRef<str>>(path: &[S]) -> bool {
                     .get(2)
                     .is_some_and(|h| SECRET_HEADER_WORDS.iter().any(|w| h.contains(w)))
         }
+        // A heartbeat's ping key is its password.
+        Some("heartbeat") => lower.get(1).is_some_and(|k| k == "key"),
         _ => false,
     }
 }

@@ -36,8 +36,8 @@ pub(super) struct RawSite {
     headers: Option<Spanned<request::Headers>>,
     max_redirects: Option<Spanned<i64>>,
     app_errors: Option<Spanned<bool>>,
-    notify: Option<Spanned<Vec<Spanned<String>>>>,
-    remind_every: Option<Spanned<Dur>>,
+    pub(super) notify: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) remind_every: Option<Spanned<Dur>>,
     network: Option<Spanned<String>>,
     vantages: Option<Spanned<Vec<Spanned<String>>>>,
     quorum: Option<Spanned<QuorumItem>>,
@@ -100,7 +100,7 @@ pub(super) fn validate(
             body_check: raw.expect_body.as_ref().or(raw.forbid_body.as_ref()),
         },
     );
-    let notify = notify(cx, raw, d, channels);
+    let notify = notify(cx, pick(&raw.notify, &d.notify), channels);
     let (vantages, quorum) = votes(cx, raw, d, known_vantages);
     if let Some(t) = &target {
         applicable(cx, raw, t.scheme);
@@ -151,6 +151,7 @@ pub(super) fn validate(
         local: local?,
         vantages,
         quorum,
+        heartbeat: None,
     })
 }
 
@@ -426,8 +427,13 @@ fn expect(cx: &mut Cx<'_>, raw: &RawSite, d: &RawSite, timeout: Duration) -> Exp
 
 /// The channels a site's alerts go to: every channel unless the site (or
 /// `[defaults]`) picks some, each at most once.
-fn notify(cx: &mut Cx<'_>, raw: &RawSite, d: &RawSite, channels: &[String]) -> Vec<String> {
-    let Some(list) = pick(&raw.notify, &d.notify) else {
+/// The channels a `notify` list names (all channels when it is not set).
+pub(super) fn notify(
+    cx: &mut Cx<'_>,
+    list: Option<&Spanned<Vec<Spanned<String>>>>,
+    channels: &[String],
+) -> Vec<String> {
+    let Some(list) = list else {
         return channels.to_vec();
     };
     let mut out: Vec<String> = Vec::new();

@@ -10,7 +10,7 @@
 use super::context::Cx;
 use super::diagnostic::quote;
 use super::model::*;
-use super::{Diagnostic, alert, cluster, daemon, redact, selfcheck, site};
+use super::{Diagnostic, alert, cluster, daemon, heartbeat, redact, selfcheck, site};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -59,6 +59,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     let mut cluster = None;
     let mut defaults_raw = site::RawSite::default();
     let mut sites_raw: Vec<(Range<usize>, site::RawSite)> = Vec::new();
+    let mut heartbeats_raw: Vec<(Range<usize>, heartbeat::RawHeartbeat)> = Vec::new();
     let mut channels = Vec::new();
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -109,6 +110,19 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     "`site` must be a list of tables: write each site as a [[site]] block",
                 ),
             },
+            "heartbeat" => match value.get_ref().as_array() {
+                Some(list) => {
+                    for hb in list.iter() {
+                        if let Some(raw) = cx.de::<heartbeat::RawHeartbeat>(hb) {
+                            heartbeats_raw.push((hb.span(), raw));
+                        }
+                    }
+                }
+                None => cx.error(
+                    value.span(),
+                    "`heartbeat` must be a list of tables: write each as a [[heartbeat]] block",
+                ),
+            },
             "alert" => match value.get_ref().as_table() {
                 Some(table) => {
                     for (name, body) in table.iter() {
@@ -128,7 +142,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             other => cx.error(
                 key.span(),
                 format!(
-                    "unknown table `{}`, expected `daemon`, `cluster`, `defaults`, `site`, `alert` or `self_check`",
+                    "unknown table `{}`, expected `daemon`, `cluster`, `defaults`, `site`, `heartbeat`, `alert` or `self_check`",
                     quote(other)
                 ),
             ),
@@ -143,26 +157,47 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
         .iter()
         .map(|c: &ChannelSpec| c.name.clone())
         .collect();
-    let mut sites = Vec::with_capacity(sites_raw.len());
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (span, raw) in &sites_raw {
-        // Names are checked for uniqueness even when the rest of a site is invalid.
-        let mut duplicate = false;
-        if let Some(name) = &raw.name {
-            let line = cx.line_of(name.span().start);
-            if let Some(first) = seen.get(name.get_ref()) {
-                cx.error(
-                    name.span(),
-                    format!(
-                        "duplicate site name \"{}\" (first defined on line {first}): names must be unique",
-                        quote(name.get_ref())
-                    ),
-                );
-                duplicate = true;
+    // Names are checked for uniqueness even when the rest of a site is
+    // invalid, in file order; sites and heartbeats share one namespace (the
+    // API, the page and alerts name both the same way).
+    let mut named: Vec<(usize, &Spanned<String>, bool)> = sites_raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| r.name.as_ref().map(|n| (i, n, false)))
+        .chain(
+            heartbeats_raw
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, r))| r.name.as_ref().map(|n| (i, n, true))),
+        )
+        .collect();
+    named.sort_by_key(|(_, n, _)| n.span().start);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut duplicate = (
+        vec![false; sites_raw.len()],
+        vec![false; heartbeats_raw.len()],
+    );
+    for (i, name, is_heartbeat) in named {
+        let line = cx.line_of(name.span().start);
+        if let Some(first) = seen.get(name.get_ref().as_str()) {
+            cx.error(
+                name.span(),
+                format!(
+                    "duplicate site name \"{}\" (first defined on line {first}): names must be unique among sites and heartbeats",
+                    quote(name.get_ref())
+                ),
+            );
+            if is_heartbeat {
+                duplicate.1[i] = true;
             } else {
-                seen.insert(name.get_ref().clone(), line);
+                duplicate.0[i] = true;
             }
+        } else {
+            seen.insert(name.get_ref(), line);
         }
+    }
+    let mut sites = Vec::with_capacity(sites_raw.len() + heartbeats_raw.len());
+    for (i, (span, raw)) in sites_raw.iter().enumerate() {
         if let Some(site) = site::validate(
             &mut cx,
             span.clone(),
@@ -170,9 +205,22 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             &defaults_raw,
             &channel_names,
             &vantages,
-        ) && !duplicate
+        ) && !duplicate.0[i]
         {
             sites.push(Arc::new(site));
+        }
+    }
+    for (i, (span, raw)) in heartbeats_raw.iter().enumerate() {
+        if let Some(hb) = heartbeat::validate(
+            &mut cx,
+            span.clone(),
+            raw,
+            &defaults_raw,
+            &channel_names,
+            &vantages,
+        ) && !duplicate.1[i]
+        {
+            sites.push(Arc::new(hb));
         }
     }
 

@@ -619,3 +619,39 @@ pub(super) fn peers_lost(conn: &Connection) -> Result<Vec<(String, SystemTime)>,
     }
     Ok(out)
 }
+
+/// Saves a heartbeat's record (JSON), replacing the one before.
+pub(super) fn save_heartbeat(
+    tx: &Transaction<'_>,
+    name: &str,
+    record: &str,
+    now: SystemTime,
+) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "INSERT INTO heartbeat (name, record, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_ms = excluded.updated_ms",
+        rusqlite::params![name, record, unix_ms(now)],
+    )?;
+    Ok(())
+}
+
+/// Every heartbeat's saved record; an unreadable one is logged and skipped.
+pub(super) fn heartbeats(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<String, crate::heartbeat::ledger::Record>, rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name, record FROM heartbeat")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (name, json) = row?;
+        match serde_json::from_str(&json) {
+            Ok(rec) => {
+                out.insert(name, rec);
+            }
+            Err(e) => {
+                tracing::error!(heartbeat = %name, error = %e, "unreadable heartbeat record, starting it afresh")
+            }
+        }
+    }
+    Ok(out)
+}

@@ -222,6 +222,11 @@ pub(crate) enum Record {
         at: SystemTime,
         forwarded: bool,
     },
+    /// A heartbeat's record after a ping (or when first watched).
+    Heartbeat {
+        name: String,
+        record: String,
+    },
     /// The dispatcher's bookkeeping, answered once written (or failed).
     Outbox(OutboxOp, Option<oneshot::Sender<Result<Vec<bool>, Error>>>),
     /// Write everything queued before it, do the due maintenance, then ack.
@@ -236,6 +241,7 @@ impl Record {
         match self {
             Record::Probe { change, .. } => change.is_some(),
             Record::Reset { .. }
+            | Record::Heartbeat { .. }
             | Record::Network { .. }
             | Record::Outbox(..)
             | Record::Sync(_)
@@ -360,6 +366,8 @@ pub struct Resumed {
     /// The peer vantages last reported unreachable from here, and since
     /// when (their return is still to be told).
     pub peers_lost: Vec<(String, SystemTime)>,
+    /// What each heartbeat had received when sitewatch stopped.
+    pub heartbeats: HashMap<String, crate::heartbeat::ledger::Record>,
 }
 
 /// Where committed alerts go: the dispatcher's inbox.
@@ -522,6 +530,22 @@ impl History {
                 })
             }),
         });
+    }
+
+    /// Queues the save of a heartbeat's record (written at once: a ping
+    /// must not be lost to a crash).
+    pub fn heartbeat(&self, name: &str, record: &crate::heartbeat::ledger::Record) {
+        match serde_json::to_string(record) {
+            Ok(json) => {
+                let _ = self.tx.send(Record::Heartbeat {
+                    name: name.to_string(),
+                    record: json,
+                });
+            }
+            Err(e) => {
+                tracing::error!(heartbeat = name, error = %e, "cannot encode a heartbeat's record")
+            }
+        }
     }
 
     /// Queues a change of this monitor's network: journaled with its alert,

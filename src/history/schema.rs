@@ -137,6 +137,15 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE network_event ADD COLUMN subject TEXT NOT NULL DEFAULT '';
     ",
+    // 4 → 5: heartbeats: what each has received (its latest pings, the
+    // runs still open), saved with every ping and read back at start.
+    "
+    CREATE TABLE heartbeat (
+        name       TEXT PRIMARY KEY,
+        record     TEXT NOT NULL,           -- JSON: heartbeat::ledger::Record
+        updated_ms INTEGER NOT NULL
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this sitewatch writes.

@@ -106,16 +106,18 @@ impl ProbeDeps {
     pub fn new<'a>(
         sites: impl IntoIterator<Item = &'a SiteSpec> + Clone,
     ) -> Result<ProbeDeps, DepsError> {
-        let need_system = sites.clone().into_iter().any(|s| {
+        // Heartbeats are judged from their pings: nothing to resolve or dial.
+        let sites: Vec<&SiteSpec> = sites
+            .into_iter()
+            .filter(|s| s.heartbeat.is_none())
+            .collect();
+        let need_system = sites.iter().any(|s| {
             (matches!(s.target.host, Host::Name(_)) && s.expect.resolvers.is_empty())
                 || (s.target.scheme.uses_http() && s.http.max_redirects > 0)
         });
         let resolvers = dns::Resolvers::new(
             need_system,
-            sites
-                .clone()
-                .into_iter()
-                .map(|s| s.expect.resolvers.as_slice()),
+            sites.iter().map(|s| s.expect.resolvers.as_slice()),
         )?;
         let mut tls = tls::TlsClients::new();
         for site in sites {

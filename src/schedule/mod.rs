@@ -130,6 +130,9 @@ enum Outcome {
     Report(Box<ProbeReport>),
     /// sitewatch could not probe (its own failure, not the site's).
     Error(String),
+    /// Nothing can be said yet (a heartbeat before its first ping, or due
+    /// while sitewatch was stopped): unknown, the state is kept.
+    Pending(String),
     /// The daemon stopped before the probe got a slot.
     Cancelled,
 }
@@ -208,6 +211,8 @@ pub struct Sinks {
     /// The other vantages, when this instance has peers: a change waits
     /// for their votes.
     pub voting: Option<Arc<crate::cluster::Voting>>,
+    /// Where heartbeat pings arrive (heartbeats are judged from its ledger).
+    pub pings: Option<Arc<crate::heartbeat::hub::Hub>>,
 }
 
 /// What the scheduler can be told while it runs.
@@ -224,6 +229,8 @@ pub enum Control {
         /// Told what changed once the switch is done.
         done: tokio::sync::oneshot::Sender<Diff>,
     },
+    /// A heartbeat received a ping: judge it now rather than at its next tick.
+    Judge(String),
 }
 
 /// Runs the schedule for `sites` until `shutdown` fires, then lets the
@@ -284,6 +291,7 @@ pub async fn run(
     let mut control_open = true;
     let mut failing = Failing::default();
     let mut burst = Burst::default();
+    let mut heartbeats = heartbeat_index(&slots);
 
     tracing::info!(sites = slots.len(), max_concurrent, "scheduler started");
     loop {
@@ -318,7 +326,21 @@ pub async fn run(
                 Some(Control::Reconfigure { sites, deps: new_deps, done }) => {
                     deps = new_deps;
                     let changes = reconfigure(&mut slots, &mut due, &mut generation, sites, &sinks);
+                    heartbeats = heartbeat_index(&slots);
                     let _ = done.send(changes);
+                }
+                Some(Control::Judge(name)) => {
+                    if let Some(&idx) = heartbeats.get(&name)
+                        && let Some(slot) = slots.get_mut(idx).and_then(Option::as_mut)
+                        && !slot.running
+                        && !slot.voting
+                    {
+                        let now = Instant::now();
+                        slot.running = true;
+                        stats.in_flight += 1;
+                        let done = judge_heartbeat(idx, slot, sinks.pings.as_deref(), now, now);
+                        handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, &mut burst, &vote_tx, done);
+                    }
                 }
                 None => control_open = false,
             },
@@ -349,6 +371,12 @@ pub async fn run(
                     }
                     slot.running = true;
                     stats.in_flight += 1;
+                    if slot.spec.heartbeat.is_some() {
+                        // Judged here and now: reading a record is no probe.
+                        let done = judge_heartbeat(idx, slot, sinks.pings.as_deref(), planned, now);
+                        handle(&mut slots, &sinks, &mut stats, &mut lag, &mut failing, &mut burst, &vote_tx, done);
+                        continue;
+                    }
                     spawn_probe(idx, gen_, Arc::clone(&slot.spec), &deps, &semaphore, &tx, planned, &shutdown);
                 }
             }
@@ -487,6 +515,19 @@ fn handle(
             sinks.store.record_error(done.idx, error);
             return;
         }
+        Outcome::Pending(detail) => {
+            stats.probes += 1;
+            let sample = Sample {
+                at: SystemTime::now(),
+                status: crate::diagnosis::Status::Up,
+                cause: None,
+                ms: 0.0,
+                unverified: true,
+            };
+            sinks.history.record(spec, sample, slot.state, None);
+            sinks.store.record_pending(done.idx, detail);
+            return;
+        }
     };
     stats.probes += 1;
     tracing::debug!(
@@ -620,6 +661,60 @@ fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) 
             "site is {}",
             t.to.as_str()
         ),
+    }
+}
+
+/// The heartbeats among `slots`, by name (a ping names its heartbeat).
+fn heartbeat_index(slots: &[Option<Slot>]) -> HashMap<String, usize> {
+    slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            s.as_ref()
+                .filter(|s| s.spec.heartbeat.is_some())
+                .map(|s| (s.spec.name.clone(), i))
+        })
+        .collect()
+}
+
+/// Judges a heartbeat from what its ledger holds, as a finished "probe".
+fn judge_heartbeat(
+    idx: usize,
+    slot: &Slot,
+    hub: Option<&crate::heartbeat::hub::Hub>,
+    planned: Instant,
+    began: Instant,
+) -> Done {
+    let outcome = match (&slot.spec.heartbeat, hub) {
+        (Some(hb), Some(hub)) => {
+            let now = SystemTime::now();
+            let (record, new) = hub.ledger().watch(&slot.spec.name, now);
+            if new {
+                hub.save(&slot.spec.name, &record);
+            }
+            match crate::heartbeat::judge::judge(hb, &record, hub.started(), now) {
+                crate::heartbeat::judge::Verdict::Pending(detail) => Outcome::Pending(detail),
+                crate::heartbeat::judge::Verdict::Judged {
+                    status,
+                    cause,
+                    detail,
+                } => Outcome::Report(Box::new(crate::heartbeat::report(
+                    &slot.spec.name,
+                    status,
+                    cause,
+                    detail,
+                    now,
+                ))),
+            }
+        }
+        _ => Outcome::Error("heartbeats are not received by this instance".to_string()),
+    };
+    Done {
+        idx,
+        generation: slot.generation,
+        planned,
+        began,
+        outcome,
     }
 }
 

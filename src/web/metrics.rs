@@ -116,6 +116,7 @@ fn phase(layer: Layer) -> &'static str {
         Layer::Tls => "tls",
         Layer::Http => "processing",
         Layer::Vantage => "vantages",
+        Layer::Heartbeat => "heartbeat",
     }
 }
 

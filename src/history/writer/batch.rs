@@ -153,6 +153,9 @@ pub(super) fn write_records<'a>(
                     done.events.push(ev);
                 }
             }
+            Record::Heartbeat { name, record } => {
+                journal::save_heartbeat(&tx, name, record, now)?;
+            }
             Record::Stop | Record::Sync(_) => {}
         }
     }

@@ -441,7 +441,11 @@ impl Writer {
         for r in self.pending.iter().take(n) {
             let name = match r {
                 Record::Probe { site, .. } | Record::Reset { site, .. } => &site.name,
-                Record::Network { .. } | Record::Outbox(..) | Record::Stop | Record::Sync(_) => {
+                Record::Network { .. }
+                | Record::Heartbeat { .. }
+                | Record::Outbox(..)
+                | Record::Stop
+                | Record::Sync(_) => {
                     continue;
                 }
             };

@@ -90,10 +90,12 @@ impl Writer {
                 journal::outages(conn, &configured)?,
                 journal::network_state(conn)?,
                 journal::peers_lost(conn)?,
+                journal::heartbeats(conn)?,
             ))
         });
         match read {
-            Ok((due, deliveries, outages, network, peers_lost)) => {
+            Ok((due, deliveries, outages, network, peers_lost, heartbeats)) => {
+                out.heartbeats = heartbeats;
                 out.due = due;
                 out.deliveries = deliveries;
                 out.outages = outages;
