@@ -36,6 +36,8 @@ struct Shared {
     tasks: Vec<TaskView>,
     network: Option<crate::selfcheck::Handle>,
     peers: Option<crate::cluster::health::Health>,
+    /// What the heartbeats have received.
+    ledger: Option<crate::heartbeat::ledger::Ledger>,
 }
 
 /// One of the daemon's long-lived tasks, as `/healthz` shows it.
@@ -156,6 +158,9 @@ pub struct SiteView {
     pub addr: Option<std::net::SocketAddr>,
     /// Confirmed changes since sitewatch started.
     pub transitions: u64,
+    /// For a heartbeat: what its pings said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<crate::heartbeat::ledger::HeartbeatView>,
     /// With peers: who sees the last failure. `all` (enough vantages
     /// agree), `partial` (some vantages fail, others reach the site) or
     /// `local` (no other vantage could vote); `null` without a vote yet.
@@ -282,6 +287,7 @@ impl StatusStore {
                 index,
                 scheduler: SchedulerStats::default(),
                 tasks: Vec::new(),
+                ledger: None,
                 network: None,
                 peers: None,
             })),
@@ -427,6 +433,12 @@ impl StatusStore {
             .map(crate::cluster::health::Health::views)
     }
 
+    /// Shows what heartbeats received on `/status`, the page and `/metrics`.
+    pub fn with_ledger(self, ledger: crate::heartbeat::ledger::Ledger) -> StatusStore {
+        self.lock().ledger = Some(ledger);
+        self
+    }
+
     /// Shows the self-check's verdict on `/healthz`, `/status` and `/metrics`.
     pub fn with_network(self, network: crate::selfcheck::Handle) -> StatusStore {
         self.lock().network = Some(network);
@@ -458,7 +470,7 @@ impl StatusStore {
             .order
             .iter()
             .filter_map(|&i| shared.sites[i].as_ref())
-            .map(|e| view(e, shared.history.as_ref()))
+            .map(|e| view(e, shared.history.as_ref(), shared.ledger.as_ref()))
             .collect()
     }
 
@@ -469,7 +481,7 @@ impl StatusStore {
             .index
             .get(name)
             .and_then(|&i| shared.sites[i].as_ref())
-            .map(|e| view(e, shared.history.as_ref()))
+            .map(|e| view(e, shared.history.as_ref(), shared.ledger.as_ref()))
     }
 
     /// The daemon's own health.
@@ -520,7 +532,11 @@ impl StatusStore {
     }
 }
 
-fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
+fn view(
+    e: &Entry,
+    history: Option<&HistoryReader>,
+    ledger: Option<&crate::heartbeat::ledger::Ledger>,
+) -> SiteView {
     let health = e.state.health;
     let r = e.report.as_ref();
     SiteView {
@@ -554,6 +570,13 @@ fn view(e: &Entry, history: Option<&HistoryReader>) -> SiteView {
         cert: r.and_then(|r| r.cert.clone()),
         addr: r.and_then(|r| r.addr),
         transitions: e.transitions,
+        heartbeat: e
+            .spec
+            .heartbeat
+            .as_ref()
+            .and(ledger)
+            .and_then(|l| l.get(&e.spec.name))
+            .map(|r| crate::heartbeat::ledger::HeartbeatView::of(&r)),
         scope: e.votes.as_ref().map(|(_, seen)| scope(seen)),
         vantages: e
             .votes

@@ -429,5 +429,46 @@ async fn an_uptime_kuma_push_url_works_unchanged() {
         ping(&api, &format!("/api/push/{OTHER_KEY}?status=up")).await,
         404
     );
+
+    // What it received is on /status, the page and /metrics.
+    let (_, j) = get_json(&format!("{api}/status/backup")).await;
+    assert_eq!(j["heartbeat"]["pings"], 2, "{j}");
+    assert_eq!(j["heartbeat"]["last_output"], "OK", "{j}");
+    let page = client()
+        .get(format!("{api}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Heartbeat: last ping"),
+        "the page shows the heartbeat"
+    );
+    let metrics = client()
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("sitewatch_heartbeat_last_success_timestamp_seconds{site=\"backup\"}")
+        })
+        .unwrap_or_else(|| panic!("no last-success series in\n{metrics}"));
+    let at: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - at).abs() < 30.0, "{line}");
+    assert!(
+        metrics.contains("sitewatch_heartbeat_running{site=\"backup\"} 0"),
+        "{metrics}"
+    );
     kill9(child).await;
 }

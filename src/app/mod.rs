@@ -426,6 +426,8 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         None => store,
     };
     store.set_config_path(&config.path);
+    let ledger = crate::heartbeat::ledger::Ledger::new(resumed.heartbeats);
+    let store = store.with_ledger(ledger.clone());
     let stop = CancellationToken::new();
     let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
     let resume = alert::Resume {
@@ -437,7 +439,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let pings = Arc::new(crate::heartbeat::hub::Hub::new(
         ping_keys,
-        crate::heartbeat::ledger::Ledger::new(resumed.heartbeats),
+        ledger,
         history.clone(),
         control_tx.clone(),
         SystemTime::now(),

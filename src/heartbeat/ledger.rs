@@ -164,6 +164,43 @@ impl Record {
     }
 }
 
+/// What `/status` and the page show of a heartbeat's record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HeartbeatView {
+    /// The latest start, success or failure.
+    #[serde(with = "crate::timefmt::option")]
+    pub last_ping: Option<SystemTime>,
+    /// The latest success.
+    #[serde(with = "crate::timefmt::option")]
+    pub last_success: Option<SystemTime>,
+    /// The oldest run still open, if any.
+    #[serde(with = "crate::timefmt::option")]
+    pub running_since: Option<SystemTime>,
+    /// Runs started and not finished.
+    pub open_runs: usize,
+    /// How long the latest run with both ends took, in seconds.
+    pub last_duration_s: Option<f64>,
+    /// The end of the latest body received.
+    pub last_output: String,
+    /// Pings received in all.
+    pub pings: u64,
+}
+
+impl HeartbeatView {
+    /// The view of `r`.
+    pub fn of(r: &Record) -> HeartbeatView {
+        HeartbeatView {
+            last_ping: r.last_signal,
+            last_success: r.last_success,
+            running_since: r.open.iter().map(|run| run.started).min(),
+            open_runs: r.open.len(),
+            last_duration_s: r.last_duration_ms.map(|ms| ms as f64 / 1000.0),
+            last_output: keep_tail(&r.last_body, 1000),
+            pings: r.pings,
+        }
+    }
+}
+
 /// The last `max` bytes of `text`, cut at a character boundary.
 pub fn keep_tail(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -222,6 +259,11 @@ impl Ledger {
                 (r, true)
             }
         }
+    }
+
+    /// The record of `name`, if any.
+    pub fn get(&self, name: &str) -> Option<Record> {
+        self.lock().get(name).cloned()
     }
 
     /// Forgets the heartbeats not in `keep` (removed from the configuration).

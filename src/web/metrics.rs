@@ -228,6 +228,53 @@ impl Collector for StoreCollector {
                 .map(|s| ([("site", s.name.clone())], ConstCounter::new(s.transitions))),
         )?;
 
+        let beats: Vec<(&SiteView, &crate::heartbeat::ledger::HeartbeatView)> = sites
+            .iter()
+            .filter_map(|s| Some((s, s.heartbeat.as_ref()?)))
+            .collect();
+        family(
+            &mut enc,
+            "sitewatch_heartbeat_last_ping_timestamp_seconds",
+            "When each heartbeat last signalled (start, success or failure), in Unix seconds",
+            MetricType::Gauge,
+            beats.iter().filter_map(|(s, h)| {
+                Some((
+                    [("site", s.name.clone())],
+                    gauge(super::unix_secs(h.last_ping?)),
+                ))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_heartbeat_last_success_timestamp_seconds",
+            "When each heartbeat's job last reported success, in Unix seconds",
+            MetricType::Gauge,
+            beats.iter().filter_map(|(s, h)| {
+                Some((
+                    [("site", s.name.clone())],
+                    gauge(super::unix_secs(h.last_success?)),
+                ))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_heartbeat_last_duration_seconds",
+            "How long each heartbeat's latest run took from start to end, in seconds",
+            MetricType::Gauge,
+            beats
+                .iter()
+                .filter_map(|(s, h)| Some(([("site", s.name.clone())], gauge(h.last_duration_s?)))),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_heartbeat_running",
+            "Runs of each heartbeat's job started and not yet finished",
+            MetricType::Gauge,
+            beats
+                .iter()
+                .map(|(s, h)| ([("site", s.name.clone())], gauge(h.open_runs as f64))),
+        )?;
+
         let mut channels: Vec<(String, crate::alert::ChannelStats)> = health
             .alerts
             .as_ref()

@@ -86,6 +86,9 @@ pub struct Row {
     /// With peers: what each vantage saw at the last vote
     /// (`fra1 down (connection refused) · ams1 up`).
     seen: Option<String>,
+    /// For a heartbeat: its latest ping and the run in progress
+    /// (`last ping 3 min ago · running for 2 min`).
+    pinged: Option<String>,
 }
 
 /// An incident as the page shows it.
@@ -198,8 +201,27 @@ fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) 
         graphs,
         spark_text,
         seen: seen_from(&s.vantages),
+        pinged: s.heartbeat.as_ref().map(|h| pinged(h, now)),
         name: s.name,
     }
+}
+
+/// A heartbeat's latest ping and run in progress, in words.
+fn pinged(h: &crate::heartbeat::ledger::HeartbeatView, now: SystemTime) -> String {
+    let ago = |t: SystemTime| span(now.duration_since(t).unwrap_or_default());
+    let mut parts = vec![match h.last_ping {
+        Some(t) => format!("last ping {} ago", ago(t)),
+        None => "no ping yet".to_string(),
+    }];
+    if let Some(t) = h.running_since {
+        parts.push(format!("running for {}", ago(t)));
+    } else if let Some(d) = h.last_duration_s {
+        parts.push(format!(
+            "last run took {}",
+            span(std::time::Duration::from_secs_f64(d))
+        ));
+    }
+    parts.join(" · ")
 }
 
 /// "Seen from" at the last vote: each vantage's verdict and cause in words
