@@ -34,6 +34,7 @@ pub mod config;
 pub mod diagnosis;
 pub mod heartbeat;
 pub mod history;
+pub mod maintenance;
 pub mod notify;
 pub mod probe;
 pub mod schedule;

@@ -38,6 +38,8 @@ struct Shared {
     peers: Option<crate::cluster::health::Health>,
     /// What the heartbeats have received.
     ledger: Option<crate::heartbeat::ledger::Ledger>,
+    /// The maintenance windows in force.
+    windows: crate::maintenance::Windows,
 }
 
 /// One of the daemon's long-lived tasks, as `/healthz` shows it.
@@ -158,6 +160,9 @@ pub struct SiteView {
     pub addr: Option<std::net::SocketAddr>,
     /// Confirmed changes since sitewatch started.
     pub transitions: u64,
+    /// The maintenance window covering it now, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Occurrence>,
     /// For a heartbeat: what its pings said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<crate::heartbeat::ledger::HeartbeatView>,
@@ -288,6 +293,7 @@ impl StatusStore {
                 scheduler: SchedulerStats::default(),
                 tasks: Vec::new(),
                 ledger: None,
+                windows: crate::maintenance::Windows::default(),
                 network: None,
                 peers: None,
             })),
@@ -433,6 +439,18 @@ impl StatusStore {
             .map(crate::cluster::health::Health::views)
     }
 
+    /// Shows the maintenance windows on `/status`, the page and `/metrics`.
+    pub fn with_windows(self, windows: crate::maintenance::Windows) -> StatusStore {
+        self.lock().windows = windows;
+        self
+    }
+
+    /// Maintenance in force or announced, soonest first (for the page).
+    pub fn announced_maintenance(&self) -> Vec<crate::maintenance::Occurrence> {
+        let windows = self.lock().windows.clone();
+        windows.announced(SystemTime::now())
+    }
+
     /// Shows what heartbeats received on `/status`, the page and `/metrics`.
     pub fn with_ledger(self, ledger: crate::heartbeat::ledger::Ledger) -> StatusStore {
         self.lock().ledger = Some(ledger);
@@ -470,7 +488,7 @@ impl StatusStore {
             .order
             .iter()
             .filter_map(|&i| shared.sites[i].as_ref())
-            .map(|e| view(e, shared.history.as_ref(), shared.ledger.as_ref()))
+            .map(|e| view(e, &shared))
             .collect()
     }
 
@@ -481,7 +499,7 @@ impl StatusStore {
             .index
             .get(name)
             .and_then(|&i| shared.sites[i].as_ref())
-            .map(|e| view(e, shared.history.as_ref(), shared.ledger.as_ref()))
+            .map(|e| view(e, &shared))
     }
 
     /// The daemon's own health.
@@ -532,11 +550,9 @@ impl StatusStore {
     }
 }
 
-fn view(
-    e: &Entry,
-    history: Option<&HistoryReader>,
-    ledger: Option<&crate::heartbeat::ledger::Ledger>,
-) -> SiteView {
+fn view(e: &Entry, shared: &Shared) -> SiteView {
+    let history = shared.history.as_ref();
+    let ledger = shared.ledger.as_ref();
     let health = e.state.health;
     let r = e.report.as_ref();
     SiteView {
@@ -570,6 +586,7 @@ fn view(
         cert: r.and_then(|r| r.cert.clone()),
         addr: r.and_then(|r| r.addr),
         transitions: e.transitions,
+        maintenance: shared.windows.covering(&e.spec, SystemTime::now()),
         heartbeat: e
             .spec
             .heartbeat

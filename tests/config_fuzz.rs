@@ -263,7 +263,7 @@ fn check_config(c: &Config) -> Result<(), TestCaseError> {
         prop_assert!(s.expect.ips.len() <= config::MAX_EXPECT_IPS);
         prop_assert!(s.expect.status.0.len() <= config::MAX_STATUS_RANGES);
         prop_assert!(s.target.url.len() <= config::MAX_URL_BYTES);
-        prop_assert!(s.target.port != 0);
+        prop_assert!(s.heartbeat.is_some() || s.target.port != 0);
     }
     Ok(())
 }

@@ -221,6 +221,23 @@ async fn a_failing_job_alerts_with_its_exit_code_and_output() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     wait_status(&api, "backup", "up", None, Duration::from_secs(5)).await;
+
+    // A wrapper that cannot find its heartbeat still runs the job (the
+    // deadline will tell), and keeps its exit code.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sitewatch"))
+        .args(["ping", "nosuch", "--config"])
+        .arg(&client_config)
+        .args(["--", "sh", "-c", "echo ran; exit 4"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no heartbeat named \"nosuch\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     kill9(child).await;
 }
 
@@ -309,6 +326,7 @@ async fn a_huge_body_is_cut_a_flood_is_slowed_and_probes_keep_their_schedule() {
             .next()
             .unwrap()
     );
+    wait_status(&api, "web", "up", None, Duration::from_secs(5)).await;
     // The ping listener serves pings only.
     let (code, _) = get_json(&format!("{pings}/status")).await;
     assert_eq!(code, 404);
@@ -318,6 +336,10 @@ async fn a_huge_body_is_cut_a_flood_is_slowed_and_probes_keep_their_schedule() {
     assert_eq!(post(&pings, &format!("/ping/{KEY}/fail"), big).await, 200);
     let (_, j) = get_json(&format!("{api}/status/backup")).await;
     assert_eq!(j["cause"], "heartbeat.failed", "{j}");
+    assert!(
+        j["detail"].as_str().unwrap().contains("THE-END"),
+        "the end of the body is kept: {j}"
+    );
     assert!(
         j["detail"].as_str().unwrap().len() < 2_000,
         "the alert shows an excerpt"

@@ -56,6 +56,7 @@ fn change(transition: Transition, detail: &str) -> NewChange {
         detail: detail.to_string(),
         alert: None,
         failing: 0,
+        maintenance: false,
     }
 }
 

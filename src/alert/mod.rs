@@ -409,6 +409,8 @@ pub struct Route {
     /// before it asks the owner whether it took them up: the owner's own
     /// confirmation and vote take about this long.
     pub handover: Duration,
+    /// The site itself (for the maintenance windows that cover it).
+    pub spec: Option<Arc<crate::config::SiteSpec>>,
 }
 
 /// The channels of one configuration, ready to send (secrets resolved),
@@ -443,6 +445,7 @@ impl ChannelSet {
                         remind_every: s.remind_every,
                         vantages: s.vantages.clone(),
                         handover: handover(s, &config.cluster),
+                        spec: Some(Arc::clone(s)),
                     },
                 )
             })

@@ -12,8 +12,8 @@
 //! | `/api/push/KEY?status=up\|down&msg=…` | Uptime Kuma's push |
 //!
 //! `GET`, `POST` and `HEAD` are accepted; `?rid=` pairs a start with its
-//! end. A POST body is read up to [`BODY_LIMIT`] bytes (the rest is read
-//! and dropped) and kept as evidence. An unknown key is `404` whatever
+//! end. The last [`BODY_LIMIT`] bytes of a POST body are kept as evidence
+//! (a job's error is at the end of its output). An unknown key is `404` whatever
 //! the rest of the URL says; too many pings with one key are `429`.
 
 use crate::heartbeat::hub::{BODY_LIMIT, Hub, Refused};
@@ -71,11 +71,11 @@ fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "not found\n")
 }
 
-/// Reads up to [`BODY_LIMIT`] bytes of `body` as text; the rest is read
-/// and dropped, up to [`DRAIN_LIMIT`].
+/// Reads `body` (up to [`DRAIN_LIMIT`] bytes) and keeps its last
+/// [`BODY_LIMIT`] bytes as text: a job's error is at the end of its output.
 async fn read_body(body: Body) -> (String, bool) {
     let mut body = body;
-    let mut kept: Vec<u8> = Vec::new();
+    let mut kept: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
@@ -83,14 +83,16 @@ async fn read_body(body: Body) -> (String, bool) {
             continue;
         };
         seen = seen.saturating_add(data.len());
-        let room = BODY_LIMIT.saturating_sub(kept.len());
-        kept.extend_from_slice(&data[..data.len().min(room)]);
+        kept.extend(&data[data.len().saturating_sub(BODY_LIMIT)..]);
+        let over = kept.len().saturating_sub(BODY_LIMIT);
+        kept.drain(..over);
         if seen > DRAIN_LIMIT {
             break;
         }
     }
     let truncated = seen > kept.len();
-    (String::from_utf8_lossy(&kept).into_owned(), truncated)
+    let bytes: Vec<u8> = kept.into();
+    (String::from_utf8_lossy(&bytes).into_owned(), truncated)
 }
 
 fn valid_rid(rid: &str) -> bool {

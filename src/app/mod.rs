@@ -91,6 +91,7 @@ pub struct Running {
     peers: Option<(crate::cluster::server::PeerService, JoinHandle<()>)>,
     peer_watch: Option<JoinHandle<()>>,
     pings: Arc<crate::heartbeat::hub::Hub>,
+    windows: crate::maintenance::Windows,
     /// The listener that serves only pings (`[daemon] ping_listen`).
     ping_api: Option<JoinHandle<std::io::Result<()>>>,
     writer: WriterThread,
@@ -168,6 +169,15 @@ impl Running {
             .map_err(|_| stopped())?;
         applied.await.map_err(|_| stopped())?;
         self.pings.set_keys(p.ping_keys);
+        self.windows.set(p.config.maintenance.clone());
+        let beats: std::collections::HashSet<String> = p
+            .config
+            .sites
+            .iter()
+            .filter(|s| s.heartbeat.is_some())
+            .map(|s| s.name.clone())
+            .collect();
+        self.pings.ledger().retain(&|name| beats.contains(name));
         let deps = Arc::new(p.deps);
         if let Some((svc, _)) = &self.peers {
             svc.set_catalog(cluster::catalog(&p.config, &deps));
@@ -379,8 +389,10 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         crate::heartbeat::hub::resolve_keys(&config.sites).map_err(|e| anyhow::anyhow!(e))?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
+    let windows = crate::maintenance::Windows::new(config.maintenance.clone());
     let (dispatcher, alert_stats) =
         Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));
+    let dispatcher = dispatcher.with_windows(windows.clone());
     let peer_health = voting.as_ref().map(|v| {
         let names: Vec<String> = v.peers.all().iter().map(|p| p.name.clone()).collect();
         crate::cluster::health::Health::new(&names, &resumed.peers_lost)
@@ -426,8 +438,19 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         None => store,
     };
     store.set_config_path(&config.path);
-    let ledger = crate::heartbeat::ledger::Ledger::new(resumed.heartbeats);
-    let store = store.with_ledger(ledger.clone());
+    // Records of heartbeats no longer configured are dropped: one added
+    // again starts afresh.
+    let mut saved_beats = resumed.heartbeats;
+    saved_beats.retain(|name, _| {
+        config
+            .sites
+            .iter()
+            .any(|s| s.heartbeat.is_some() && s.name == *name)
+    });
+    let ledger = crate::heartbeat::ledger::Ledger::new(saved_beats);
+    let store = store
+        .with_ledger(ledger.clone())
+        .with_windows(windows.clone());
     let stop = CancellationToken::new();
     let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
     let resume = alert::Resume {
@@ -476,6 +499,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
             network,
             voting,
             pings: Some(Arc::clone(&pings)),
+            windows: windows.clone(),
         },
         config.daemon.max_concurrent_probes,
         control_rx,
@@ -543,6 +567,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         peers: peer_api,
         peer_watch,
         pings,
+        windows,
         ping_api,
         writer,
         _lock: lock,

@@ -241,6 +241,7 @@ impl CheckArgs {
             local: false,
             vantages: Vec::new(),
             quorum: crate::config::Quorum::Majority,
+            tags: Vec::new(),
             heartbeat: None,
         })
     }

@@ -174,12 +174,22 @@ pub fn validate(arg: &ConfigArg) -> i32 {
     let path = arg.path();
     match crate::config::load(&path) {
         Ok(config) => {
-            let summary = format!(
-                "{}: ok, {} site{}\n",
-                path.display(),
-                config.sites.len(),
-                if config.sites.len() == 1 { "" } else { "s" }
-            );
+            let beats = config
+                .sites
+                .iter()
+                .filter(|s| s.heartbeat.is_some())
+                .count();
+            let sites = config.sites.len() - beats;
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let mut summary = format!("{}: ok, {sites} site{}", path.display(), plural(sites));
+            if beats > 0 {
+                summary.push_str(&format!(", {beats} heartbeat{}", plural(beats)));
+            }
+            if !config.maintenance.is_empty() {
+                let n = config.maintenance.len();
+                summary.push_str(&format!(", {n} maintenance window{}", plural(n)));
+            }
+            summary.push('\n');
             print_or_unknown("validate", &summary).unwrap_or(0)
         }
         Err(crate::config::Error::Invalid(diags)) => {

@@ -165,57 +165,56 @@ fn run_command(command: &[String]) -> Result<(i32, String), String> {
     Ok((code, crate::heartbeat::ledger::keep_tail(&tail, TAIL_BYTES)))
 }
 
-/// `sitewatch ping`: returns the command's exit code (3 when it could not
-/// be run, or the arguments or sites file are wrong).
+/// `sitewatch ping`: returns the command's exit code (127 when it could
+/// not be started, 128 + N when a signal N ended it). The job always runs:
+/// a ping URL that cannot be found or reached is reported on stderr, and
+/// the heartbeat's deadline reports the silence.
 pub fn run(args: &PingArgs) -> i32 {
     let url = match (&args.url, &args.name) {
-        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (Some(u), _) => Some(u.trim_end_matches('/').to_string()),
         (None, Some(name)) => match url_from_config(args, name) {
-            Ok(u) => u,
+            Ok(u) => Some(u),
             Err(e) => {
-                log::error(&format!("sitewatch ping: {e}"));
-                return super::check::EXIT_UNKNOWN;
+                log::error(&format!(
+                    "sitewatch ping: {e}; running the job without pinging"
+                ));
+                None
             }
         },
-        (None, None) => {
-            log::error("sitewatch ping: give a heartbeat NAME or --url");
-            return super::check::EXIT_UNKNOWN;
-        }
+        (None, None) => None,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // Pinging needs a runtime, a client and a URL; without any of them the
+    // job still runs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .map_err(|e| format!("cannot start the async runtime: {e}"));
+    let client = reqwest::Client::builder()
+        .timeout(PING_TIMEOUT)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"));
+    let pinger = match (runtime, client, url) {
+        (Ok(r), Ok(c), Some(u)) => Some((r, c, u)),
+        (Err(e), _, Some(_)) | (_, Err(e), Some(_)) => {
             log::error(&format!(
-                "sitewatch ping: cannot start the async runtime: {e}"
-            ));
-            return super::check::EXIT_UNKNOWN;
-        }
-    };
-    let client = reqwest::Client::builder().timeout(PING_TIMEOUT).build();
-    let client = match client {
-        Ok(c) => Some(c),
-        Err(e) => {
-            log::error(&format!(
-                "sitewatch ping: cannot build the HTTP client: {e}"
+                "sitewatch ping: {e}; running the job without pinging"
             ));
             None
         }
+        _ => None,
     };
     let rid = run_id();
-    let warn = |what: &str, e: String| {
-        log::error(&format!(
-            "sitewatch ping: cannot send the {what} to {}: {e}",
-            shown(&url)
-        ));
+    let ping = |what: &str, path: String, body: String| {
+        if let Some((runtime, client, url)) = &pinger
+            && let Err(e) = runtime.block_on(send(client, &format!("{url}{path}"), body))
+        {
+            log::error(&format!(
+                "sitewatch ping: cannot send the {what} to {}: {e}",
+                shown(url)
+            ));
+        }
     };
-    if let Some(c) = &client
-        && let Err(e) = runtime.block_on(send(c, &format!("{url}/start?rid={rid}"), String::new()))
-    {
-        warn("start", e);
-    }
+    ping("start", format!("/start?rid={rid}"), String::new());
     let began = Instant::now();
     let (code, tail) = match run_command(&args.command) {
         Ok(v) => v,
@@ -236,10 +235,6 @@ pub fn run(args: &PingArgs) -> i32 {
         took.as_secs_f64()
     );
     let exit = code.clamp(0, 255);
-    if let Some(c) = &client
-        && let Err(e) = runtime.block_on(send(c, &format!("{url}/{exit}?rid={rid}"), body))
-    {
-        warn("end", e);
-    }
+    ping("end", format!("/{exit}?rid={rid}"), body);
     code
 }

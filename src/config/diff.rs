@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | probe | `url`, `interval`, `timeout`, `expect_status`, `expect_body`, `forbid_body`, `expect_ips`, `resolvers`, `ca_file`, `addresses`, `banner`, `method`, `headers`, `max_redirects`, `app_errors` | starts over (unknown); an open outage is closed as *forgotten* |
 //! | policy | `confirm_down`, `confirm_up`, `slow`, `cert_warn_days`, `network`, `vantages`, `quorum`; a heartbeat's `key`, `period`, `schedule`, `timezone`, `grace`, `max_runtime`, `min_runtime`, `late` | kept: the next probe is judged by the new thresholds |
-//! | routing | `notify`, `remind_every` | kept: the next alert and reminder follow the new routing |
+//! | routing | `notify`, `remind_every`, `tags` | kept: the next alert and reminder follow the new routing |
 //!
 //! Probe settings decide *what* is observed: an outage seen through the old
 //! ones says nothing about the new target. Policy settings only grade what
@@ -60,6 +60,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         local,
         vantages,
         quorum,
+        tags,
         heartbeat,
     } = old;
     let Expect {
@@ -103,7 +104,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         || *heartbeat != new.heartbeat
         || *slow != new.expect.slow
         || *cert_warn_days != new.expect.cert_warn_days;
-    let routing = *notify != new.notify || *remind_every != new.remind_every;
+    let routing = *notify != new.notify || *remind_every != new.remind_every || *tags != new.tags;
     SiteChange {
         probe,
         policy,

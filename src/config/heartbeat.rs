@@ -31,6 +31,7 @@ pub(super) struct RawHeartbeat {
     notify: Option<Spanned<Vec<Spanned<String>>>>,
     remind_every: Option<Spanned<Dur>>,
     vantages: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) tags: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Checks a ping key: URL-safe characters, long enough to be unguessable.
@@ -183,6 +184,7 @@ pub(super) fn validate(
         )
     });
     let vantages = vantages(cx, &span, raw, known_vantages);
+    let tags = super::site::tags(cx, raw.tags.as_ref());
     if cx.count() > before {
         return None;
     }
@@ -205,6 +207,7 @@ pub(super) fn validate(
     // does not make them unbelievable.
     spec.local = true;
     spec.vantages = vantages;
+    spec.tags = tags;
     spec.heartbeat = Some(Arc::new(HeartbeatSpec {
         key: key?,
         due: due?,

@@ -26,6 +26,7 @@ mod diagnostic;
 pub mod diff;
 mod heartbeat;
 mod lexer;
+mod maintenance;
 mod model;
 mod redact;
 mod request;

@@ -24,6 +24,47 @@ pub struct Config {
     pub self_check: Option<SelfCheckSpec>,
     /// This instance among others (`[cluster]`).
     pub cluster: Cluster,
+    /// Planned maintenance windows (`[[maintenance]]`), in file order.
+    pub maintenance: Vec<Arc<MaintenanceSpec>>,
+}
+
+/// A `[[maintenance]]` window: planned work during which the sites it
+/// covers page nobody.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaintenanceSpec {
+    /// A short id (`[a-zA-Z0-9_.-]`), shown in alerts and the API.
+    pub id: String,
+    /// What the work is, in words.
+    pub title: String,
+    /// Sites and heartbeats it covers, by name.
+    pub sites: Vec<String>,
+    /// Sites and heartbeats it covers, by tag.
+    pub tags: Vec<String>,
+    /// When it is in force.
+    pub when: When,
+    /// Whether its time is left out of uptime (`uptime = "exclude"`).
+    pub exclude_uptime: bool,
+    /// How long before it begins the page announces it.
+    pub announce: Duration,
+}
+
+/// When a maintenance window is in force.
+#[derive(Clone, Debug, PartialEq)]
+pub enum When {
+    /// Once, from `start` to `end`.
+    Once {
+        /// Its start.
+        start: std::time::SystemTime,
+        /// Its end (exclusive).
+        end: std::time::SystemTime,
+    },
+    /// At each time of a crontab line, for `duration`.
+    Every {
+        /// When each occurrence begins.
+        schedule: Box<crate::heartbeat::cron::CronSchedule>,
+        /// How long each lasts.
+        duration: Duration,
+    },
 }
 
 impl Config {
@@ -176,6 +217,8 @@ pub struct SiteSpec {
     pub vantages: Vec<String>,
     /// How many vantages must agree before it is down (or up again).
     pub quorum: Quorum,
+    /// Labels for maintenance windows and silences (`tags`).
+    pub tags: Vec<String>,
     /// Set for a `[[heartbeat]]`: a job that pings sitewatch, judged from
     /// its pings instead of probed (its target is `heartbeat:NAME`).
     pub heartbeat: Option<Arc<HeartbeatSpec>>,
@@ -256,6 +299,7 @@ impl SiteSpec {
             local: false,
             vantages: Vec::new(),
             quorum: Quorum::Majority,
+            tags: Vec::new(),
             heartbeat: None,
         }
     }

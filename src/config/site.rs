@@ -41,6 +41,7 @@ pub(super) struct RawSite {
     network: Option<Spanned<String>>,
     vantages: Option<Spanned<Vec<Spanned<String>>>>,
     quorum: Option<Spanned<QuorumItem>>,
+    pub(super) tags: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `quorum = "majority"` or a number.
@@ -101,6 +102,7 @@ pub(super) fn validate(
         },
     );
     let notify = notify(cx, pick(&raw.notify, &d.notify), channels);
+    let tags = tags(cx, pick(&raw.tags, &d.tags));
     let (vantages, quorum) = votes(cx, raw, d, known_vantages);
     if let Some(t) = &target {
         applicable(cx, raw, t.scheme);
@@ -151,8 +153,36 @@ pub(super) fn validate(
         local: local?,
         vantages,
         quorum,
+        tags,
         heartbeat: None,
     })
+}
+
+/// The most tags one site may carry.
+const MAX_TAGS: usize = 32;
+
+/// Checks a `tags` list: names like site names, each once.
+pub(super) fn tags(cx: &mut Cx<'_>, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    if !list_len(cx, "tags", "tags", list, MAX_TAGS) {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in list.get_ref() {
+        if let Err(msg) = check_name(t.get_ref()) {
+            cx.error(t.span(), msg.replacen("site name", "tag", 1));
+        } else if out.contains(t.get_ref()) {
+            cx.error(
+                t.span(),
+                format!("`tags` names \"{}\" twice", quote(t.get_ref())),
+            );
+        } else {
+            out.push(t.get_ref().clone());
+        }
+    }
+    out
 }
 
 /// Which vantages watch the site (empty: all) and how many must agree.

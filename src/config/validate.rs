@@ -10,7 +10,7 @@
 use super::context::Cx;
 use super::diagnostic::quote;
 use super::model::*;
-use super::{Diagnostic, alert, cluster, daemon, heartbeat, redact, selfcheck, site};
+use super::{Diagnostic, alert, cluster, daemon, heartbeat, maintenance, redact, selfcheck, site};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -60,6 +60,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     let mut defaults_raw = site::RawSite::default();
     let mut sites_raw: Vec<(Range<usize>, site::RawSite)> = Vec::new();
     let mut heartbeats_raw: Vec<(Range<usize>, heartbeat::RawHeartbeat)> = Vec::new();
+    let mut windows_raw: Vec<(Range<usize>, maintenance::RawMaintenance)> = Vec::new();
     let mut channels = Vec::new();
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -123,6 +124,19 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     "`heartbeat` must be a list of tables: write each as a [[heartbeat]] block",
                 ),
             },
+            "maintenance" => match value.get_ref().as_array() {
+                Some(list) => {
+                    for w in list.iter() {
+                        if let Some(raw) = cx.de::<maintenance::RawMaintenance>(w) {
+                            windows_raw.push((w.span(), raw));
+                        }
+                    }
+                }
+                None => cx.error(
+                    value.span(),
+                    "`maintenance` must be a list of tables: write each window as a [[maintenance]] block",
+                ),
+            },
             "alert" => match value.get_ref().as_table() {
                 Some(table) => {
                     for (name, body) in table.iter() {
@@ -142,7 +156,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             other => cx.error(
                 key.span(),
                 format!(
-                    "unknown table `{}`, expected `daemon`, `cluster`, `defaults`, `site`, `heartbeat`, `alert` or `self_check`",
+                    "unknown table `{}`, expected `daemon`, `cluster`, `defaults`, `site`, `heartbeat`, `maintenance`, `alert` or `self_check`",
                     quote(other)
                 ),
             ),
@@ -224,6 +238,45 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
         }
     }
 
+    let strings = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
+        list.iter()
+            .flat_map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()))
+            .collect()
+    };
+    let declared = maintenance::Declared {
+        names: sites_raw
+            .iter()
+            .filter_map(|(_, r)| r.name.as_ref().map(|n| (n.get_ref().clone(), false)))
+            .chain(
+                heartbeats_raw
+                    .iter()
+                    .filter_map(|(_, r)| r.name.as_ref().map(|n| (n.get_ref().clone(), true))),
+            )
+            .collect(),
+        tags: sites_raw
+            .iter()
+            .flat_map(|(_, r)| strings(&r.tags))
+            .chain(heartbeats_raw.iter().flat_map(|(_, r)| strings(&r.tags)))
+            .chain(strings(&defaults_raw.tags))
+            .collect(),
+    };
+    let mut windows: Vec<Arc<MaintenanceSpec>> = Vec::with_capacity(windows_raw.len());
+    for (span, raw) in &windows_raw {
+        if let Some(w) = maintenance::validate(&mut cx, span.clone(), raw, &declared) {
+            if windows.iter().any(|o| o.id == w.id) {
+                cx.error(
+                    span.clone(),
+                    format!(
+                        "duplicate maintenance id \"{}\": ids must be unique",
+                        quote(&w.id)
+                    ),
+                );
+            } else {
+                windows.push(Arc::new(w));
+            }
+        }
+    }
+
     if cx.count() == 0 {
         Ok(Config {
             path: path.to_path_buf(),
@@ -232,6 +285,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             channels,
             self_check,
             cluster,
+            maintenance: windows,
         })
     } else {
         Err(cx.finish())

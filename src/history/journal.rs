@@ -167,6 +167,10 @@ pub(super) fn write_change(
     let mut notify = change.notify.clone();
     let cause = t.to.cause().map(|c| c.as_str());
     match t.kind {
+        // An outage that begins inside a maintenance window: nobody is
+        // told, no incident; if it outlasts the window it is confirmed
+        // (and opened) again.
+        Kind::Down if change.maintenance => {}
         Kind::Down => {
             if let Some(o) = &open {
                 // An outage that was never closed (the state machine cannot

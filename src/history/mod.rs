@@ -177,6 +177,9 @@ pub struct NewChange {
     pub alert: Option<Alert>,
     /// Other sites that began failing shortly before (a storm forming).
     pub failing: usize,
+    /// Made inside a maintenance window: an outage it begins opens no
+    /// incident (nobody was told of it).
+    pub maintenance: bool,
 }
 
 /// A confirmed change that comes with a probe result: written in the same
@@ -190,6 +193,8 @@ pub(crate) struct Change {
     pub(crate) notify: Vec<String>,
     /// Other sites that began failing shortly before (a storm forming).
     pub(crate) failing: usize,
+    /// Made inside a maintenance window: no incident is opened.
+    pub(crate) maintenance: bool,
     /// Already handed to the dispatcher without being stored (the disk
     /// failed); when it is stored later, its alert is not due again.
     pub(crate) forwarded: bool,
@@ -526,6 +531,7 @@ impl History {
                     alert: c.alert,
                     notify: site.notify.clone(),
                     failing: c.failing,
+                    maintenance: c.maintenance,
                     forwarded: false,
                 })
             }),

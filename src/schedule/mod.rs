@@ -122,6 +122,9 @@ struct Slot {
     /// Tells this slot's results and heap entries from those of a site
     /// that had the same index before a reload.
     generation: u64,
+    /// The maintenance window after which this site started over: its
+    /// next down alert says it is still down after it.
+    after_maintenance: Option<String>,
 }
 
 /// How a probe task ended.
@@ -213,6 +216,8 @@ pub struct Sinks {
     pub voting: Option<Arc<crate::cluster::Voting>>,
     /// Where heartbeat pings arrive (heartbeats are judged from its ledger).
     pub pings: Option<Arc<crate::heartbeat::hub::Hub>>,
+    /// The maintenance windows in force.
+    pub windows: crate::maintenance::Windows,
 }
 
 /// What the scheduler can be told while it runs.
@@ -259,6 +264,7 @@ pub async fn run(
                 running: false,
                 voting: false,
                 alone_after: None,
+                after_maintenance: None,
                 generation,
             })
         })
@@ -505,7 +511,9 @@ fn handle(
         return;
     };
     slot.running = false;
-    let spec = &slot.spec;
+    // Held apart from the slot: the slot itself may start over below.
+    let spec_held = Arc::clone(&slot.spec);
+    let spec = &spec_held;
     let report = match done.outcome {
         Outcome::Report(report) => *report,
         Outcome::Cancelled => return,
@@ -567,6 +575,7 @@ fn handle(
         sinks.store.record(done.idx, slot.state, report, None);
         return;
     }
+    after_window(slot, sinks, report.started_at);
     let (next, transition) = state::step(&slot.state, obs, report.started_at, th);
     if next.fails.is_some_and(|r| r.count == 1) {
         failing.began(done.idx, now);
@@ -621,22 +630,40 @@ fn commit(
     seen: Vec<alert::Seen>,
 ) {
     let spec = &slot.spec;
+    let prev = slot.state;
     slot.state = next;
     let now = Instant::now();
+    let wall = SystemTime::now();
+    let window = sinks.windows.covering(spec, report.started_at);
     let change = transition.map(|t| {
         log_transition(spec, &t, &report);
-        let mut alert = alert::from_transition(spec, &t, &report, SystemTime::now());
+        let mut alert = alert::from_transition(spec, &t, &report, wall);
         if let Some(a) = alert.as_mut() {
             a.seen = seen;
+        }
+        if let Some(w) = &window {
+            // Planned work: nobody is paged. The recovery of an outage
+            // announced before the window still closes it.
+            let announced = matches!(t.kind, state::Kind::Recovered { .. }) && prev.since < w.start;
+            if !announced && alert.take().is_some() {
+                tracing::info!(site = %spec.name, window = %w.id, change = t.kind.as_str(), "no alert: under maintenance");
+            }
+        } else if let (Some(title), Some(a)) = (&slot.after_maintenance, alert.as_mut()) {
+            a.detail = format!("still {} after maintenance \"{title}\": {}", t.to.as_str(), a.detail);
+        }
+        if window.is_none() {
+            slot.after_maintenance = None;
         }
         NewChange {
             transition: t,
             detail: report.detail.clone(),
             alert,
             failing: failing.others(idx, now),
+            maintenance: window.is_some(),
         }
     });
-    let sample = sample_of(&report, false);
+    let excluded = window.as_ref().is_some_and(|w| w.exclude_uptime);
+    let sample = sample_of(&report, excluded);
     sinks.history.record(spec, sample, next, change);
     sinks.store.record(idx, next, report, transition);
 }
@@ -662,6 +689,33 @@ fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) 
             t.to.as_str()
         ),
     }
+}
+
+/// When a maintenance window covering the site is over and the site's
+/// current state began inside it, the state starts over: nobody was told
+/// of it, so it must be confirmed again (and alerts as "still down after
+/// maintenance"); a site that came back inside the window is up and says
+/// nothing.
+fn after_window(slot: &mut Slot, sinks: &Sinks, at: SystemTime) {
+    if !matches!(
+        slot.state.health,
+        state::Health::Down(_) | state::Health::Degraded(_)
+    ) || sinks.windows.covering(&slot.spec, at).is_some()
+    {
+        return;
+    }
+    let Some(w) = sinks.windows.last_ended(&slot.spec, at) else {
+        return;
+    };
+    if slot.state.since < w.start || slot.state.since >= w.end {
+        return;
+    }
+    tracing::info!(site = %slot.spec.name, window = %w.id, status = slot.state.health.as_str(), "maintenance over and the site is not up: confirming again");
+    slot.state = SiteState::new(at);
+    slot.after_maintenance = Some(w.title.clone());
+    sinks
+        .history
+        .reset(&slot.spec, Some(slot.state), alert::Forget::Changed, at);
 }
 
 /// The heartbeats among `slots`, by name (a ping names its heartbeat).

@@ -108,6 +108,7 @@ pub(super) fn reconfigure(
             running: false,
             voting: false,
             alone_after: None,
+            after_maintenance: None,
             generation: *generation,
         });
         order.push((i, spec, true));

@@ -228,6 +228,18 @@ impl Collector for StoreCollector {
                 .map(|s| ([("site", s.name.clone())], ConstCounter::new(s.transitions))),
         )?;
 
+        family(
+            &mut enc,
+            "sitewatch_maintenance_active",
+            "Whether a maintenance window covers the site now (1) or not (0)",
+            MetricType::Gauge,
+            sites.iter().map(|s| {
+                (
+                    [("site", s.name.clone())],
+                    gauge(if s.maintenance.is_some() { 1.0 } else { 0.0 }),
+                )
+            }),
+        )?;
         let beats: Vec<(&SiteView, &crate::heartbeat::ledger::HeartbeatView)> = sites
             .iter()
             .filter_map(|s| Some((s, s.heartbeat.as_ref()?)))

@@ -89,6 +89,8 @@ pub struct Row {
     /// For a heartbeat: its latest ping and the run in progress
     /// (`last ping 3 min ago · running for 2 min`).
     pinged: Option<String>,
+    /// The maintenance window covering it now, in words.
+    maintenance: Option<String>,
 }
 
 /// An incident as the page shows it.
@@ -147,7 +149,13 @@ fn word_and_symbol(status: Level) -> (&'static str, &'static str) {
 
 fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) -> Row {
     let (word, symbol) = word_and_symbol(s.status);
-    let status = s.status.as_str();
+    // Under maintenance the card is blue whatever the probes find; the
+    // status word stays.
+    let status = if s.maintenance.is_some() {
+        "maintenance"
+    } else {
+        s.status.as_str()
+    };
     let since = now.duration_since(s.since).unwrap_or_default();
     let confirming = match s.probe_status {
         Some(p) if p.as_str() != s.status.as_str() => Some(match s.probe_cause {
@@ -202,6 +210,13 @@ fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) 
         spark_text,
         seen: seen_from(&s.vantages),
         pinged: s.heartbeat.as_ref().map(|h| pinged(h, now)),
+        maintenance: s.maintenance.as_ref().map(|m| {
+            format!(
+                "{}, until {}",
+                m.title,
+                humantime::format_rfc3339_seconds(m.end)
+            )
+        }),
         name: s.name,
     }
 }
@@ -313,6 +328,18 @@ pub async fn render(
             "The history cannot be read right now; graphs may be missing.".to_string()
         } else {
             format!("The history cannot be read right now ({e}); graphs may be missing.")
+        });
+    }
+    for m in store.announced_maintenance() {
+        let when = format!(
+            "{} to {}",
+            humantime::format_rfc3339_seconds(m.start),
+            humantime::format_rfc3339_seconds(m.end)
+        );
+        notes.push(if m.start <= now {
+            format!("Under maintenance: {} ({when}).", m.title)
+        } else {
+            format!("Planned maintenance: {} ({when}).", m.title)
         });
     }
     let counts = Counts {

@@ -102,6 +102,8 @@ pub struct Dispatcher {
     announced: HashSet<(String, String)>,
     /// (site, channel) where the owner took it up, and which owner.
     delegated: HashMap<(String, String), String>,
+    /// Maintenance windows: reminders of a covered site pause.
+    windows: crate::maintenance::Windows,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -137,6 +139,7 @@ impl Dispatcher {
                 senders: None,
                 announced: HashSet::new(),
                 delegated: HashMap::new(),
+                windows: crate::maintenance::Windows::default(),
             },
             stats,
         )
@@ -146,6 +149,12 @@ impl Dispatcher {
     /// with peers).
     pub fn with_senders(mut self, senders: Arc<crate::cluster::sender::Senders>) -> Dispatcher {
         self.senders = Some(senders);
+        self
+    }
+
+    /// Pauses the reminders of sites under maintenance in `windows`.
+    pub fn with_windows(mut self, windows: crate::maintenance::Windows) -> Dispatcher {
+        self.windows = windows;
         self
     }
 

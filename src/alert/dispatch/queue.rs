@@ -281,6 +281,14 @@ impl Dispatcher {
             let Some(every) = route.remind_every else {
                 continue;
             };
+            // Paused under maintenance; due again when the window is over.
+            if route
+                .spec
+                .as_ref()
+                .is_some_and(|s| self.windows.covering(s, wall).is_some())
+            {
+                continue;
+            }
             if now.duration_since(o.reminded) < every {
                 continue;
             }
