@@ -40,6 +40,7 @@ pub mod probe;
 pub mod schedule;
 pub mod selfcheck;
 pub mod shutdown;
+pub mod silence;
 pub mod state;
 pub mod store;
 pub mod timefmt;

@@ -73,6 +73,10 @@ fn main() -> ExitCode {
             init_logging("error");
             cli::ping::run(args)
         }
+        Command::Silence(args) => {
+            init_logging("error");
+            cli::silence::run(args)
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

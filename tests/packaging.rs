@@ -67,13 +67,15 @@ fn generate_man_writes_a_section_8_page_per_subcommand() {
         [
             "sitewatch-check.8",
             "sitewatch-notify-test.8",
+            "sitewatch-ping.8",
             "sitewatch-run.8",
+            "sitewatch-silence.8",
             "sitewatch-validate.8",
             "sitewatch.8"
         ],
         "no page for the hidden generate or for help"
     );
-    assert_eq!(printed.len(), 5, "{printed:?}");
+    assert_eq!(printed.len(), 7, "{printed:?}");
     assert_eq!(printed[0], dir.join("sitewatch.8"), "main page first");
 
     let main = read_roff(&dir.join("sitewatch.8"));
@@ -117,7 +119,7 @@ fn generate_completions_bash_lists_subcommands_and_options() {
 
     let text = read(&path);
     assert!(
-        text.contains("opts=\"-h -V --help --version run check validate notify-test help\""),
+        text.contains("opts=\"-h -V --help --version run check validate notify-test ping silence help\""),
         "{text}"
     );
     for word in ["--config", "--json", "--format", "--expect-status"] {

@@ -281,7 +281,7 @@ fn too_large(max: u64) -> Response<axum::body::Body> {
     let mut response = super::routes::error(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
-            "the API takes no request body over {max} bytes (see docs/http-api.md, \"Limits\")"
+            "the API takes no request body over {max} bytes, nor one of unknown length (see docs/http-api.md, \"Limits\")"
         ),
     );
     response

@@ -34,10 +34,11 @@ pub struct Limits {
     /// answered `431` and its connection closed; this is also the most a
     /// connection buffers while its head arrives.
     pub max_head_bytes: usize,
-    /// The largest request body, in bytes. Default 1 KiB (the API takes no
-    /// body). A request announcing more, or a body of unknown length
-    /// (chunked), is answered `413` without the body being read, and its
-    /// connection closed.
+    /// The largest request body, in bytes. Default 16 KiB (the API takes
+    /// only small JSON bodies: silences; heartbeat pings are read apart). A
+    /// request announcing more, or a body of unknown length (chunked), is
+    /// answered `413` without the body being read, and its connection
+    /// closed.
     pub max_body_bytes: u64,
     /// How long a request head may take to arrive, counted from when the
     /// server starts waiting for it (the connection opened, or the previous
@@ -61,7 +62,7 @@ impl Default for Limits {
         Limits {
             max_connections: 256,
             max_head_bytes: 16 * 1024,
-            max_body_bytes: 1024,
+            max_body_bytes: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),

@@ -31,6 +31,7 @@ mod limits;
 mod ping;
 mod routes;
 mod server;
+mod silences;
 mod stats;
 mod thread;
 
@@ -38,11 +39,20 @@ pub use access::{Access, ApiToken, PUBLIC_ENV, TOKEN_ENV};
 pub use limits::{LONGEST, Limits, MIN_HEAD_BYTES};
 pub use thread::{ApiThread, spawn, spawn_serving};
 
+/// What the whole API serves beyond the store.
+#[derive(Clone, Default)]
+pub struct Extras {
+    /// Where heartbeat pings go (`/ping/…`).
+    pub pings: Option<Arc<crate::heartbeat::hub::Hub>>,
+    /// The silences, and where they are saved (`/api/v1/silences`).
+    pub silences: Option<(crate::silence::Silences, crate::history::History)>,
+}
+
 /// What a listener serves.
 #[derive(Clone)]
 pub enum Serving {
-    /// The whole API, and heartbeat pings when there is a hub.
-    Api(Option<Arc<crate::heartbeat::hub::Hub>>),
+    /// The whole API.
+    Api(Extras),
     /// Heartbeat pings only (`[daemon] ping_listen`).
     PingsOnly(Arc<crate::heartbeat::hub::Hub>),
 }
@@ -62,7 +72,7 @@ pub fn router(store: StatusStore) -> Router {
 /// configuration use; [`serve`] reads it from the environment). Served by
 /// anything but [`serve_with`], they carry no [`Limits`].
 pub fn router_with(store: StatusStore, access: Access) -> Router {
-    routes::routes(store, access, None, Serving::Api(None))
+    routes::routes(store, access, None, Serving::Api(Extras::default()))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, with the access
@@ -98,7 +108,7 @@ pub async fn serve_with(
         store,
         access,
         limits,
-        Serving::Api(None),
+        Serving::Api(Extras::default()),
         shutdown,
     )
     .await

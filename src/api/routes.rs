@@ -68,12 +68,13 @@ pub(super) fn routes(
             "no such endpoint: see docs/http-api.md".to_string(),
         )
     };
-    let pings = match what {
+    let extras = match what {
         super::Serving::PingsOnly(hub) => {
             return super::ping::routes(hub).fallback(not_found);
         }
-        super::Serving::Api(hub) => hub.map(super::ping::routes),
+        super::Serving::Api(extras) => extras,
     };
+    let pings = extras.pings.map(super::ping::routes);
     let mut exposition = crate::web::metrics::Metrics::new(store.clone());
     if let Some(server) = server {
         exposition.register(Box::new(super::stats::Collector::new(server)));
@@ -91,8 +92,12 @@ pub(super) fn routes(
         .route("/status/{name}/history", get(history))
         .route("/incidents", get(incidents))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(access, require_token));
+        .route("/metrics", get(metrics));
+    let guarded = match extras.silences {
+        Some((set, history)) => guarded.merge(super::silences::routes(set, history)),
+        None => guarded,
+    };
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(access, require_token));
     let open = Router::new()
         .route("/", get(page))
         .route("/badge/{name}/status.svg", get(status_badge))

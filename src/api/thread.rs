@@ -94,7 +94,7 @@ pub fn spawn(
         store,
         access,
         limits,
-        super::Serving::Api(None),
+        super::Serving::Api(super::Extras::default()),
         stop,
     )
 }

@@ -388,11 +388,14 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let ping_keys =
         crate::heartbeat::hub::resolve_keys(&config.sites).map_err(|e| anyhow::anyhow!(e))?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (history, writer, resumed) = History::open(&dir, &config.sites, Some(events_tx));
+    let (history, writer, mut resumed) = History::open(&dir, &config.sites, Some(events_tx));
     let windows = crate::maintenance::Windows::new(config.maintenance.clone());
     let (dispatcher, alert_stats) =
         Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));
-    let dispatcher = dispatcher.with_windows(windows.clone());
+    let silences = crate::silence::Silences::new(std::mem::take(&mut resumed.silences));
+    let dispatcher = dispatcher
+        .with_windows(windows.clone())
+        .with_silences(silences.clone());
     let peer_health = voting.as_ref().map(|v| {
         let names: Vec<String> = v.peers.all().iter().map(|p| p.name.clone()).collect();
         crate::cluster::health::Health::new(&names, &resumed.peers_lost)
@@ -525,7 +528,10 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         store.clone(),
         access,
         api::Limits::default(),
-        api::Serving::Api(Some(Arc::clone(&pings))),
+        api::Serving::Api(api::Extras {
+            pings: Some(Arc::clone(&pings)),
+            silences: Some((silences.clone(), history.clone())),
+        }),
         stop.clone(),
     )
     .context("cannot start the API thread")?;

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod log;
 mod peers;
 pub mod ping;
+pub mod silence;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
@@ -61,6 +62,8 @@ pub enum Command {
     NotifyTest(NotifyTestArgs),
     /// Run a job under a heartbeat: ping start, run COMMAND, ping its exit code and output's tail.
     Ping(ping::PingArgs),
+    /// Mute alerts for a while on the running daemon: add, list or expire silences.
+    Silence(silence::SilenceArgs),
 }
 
 /// Options of `sitewatch notify-test`.

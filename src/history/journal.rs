@@ -659,3 +659,48 @@ pub(super) fn heartbeats(
     }
     Ok(out)
 }
+
+/// Saves a silence (JSON), replacing the one with its id, and forgets
+/// those that ended more than [`crate::silence::KEEP_EXPIRED`] ago.
+pub(super) fn save_silence(
+    tx: &Transaction<'_>,
+    id: &str,
+    body: &str,
+    ends: SystemTime,
+    now: SystemTime,
+) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "INSERT INTO silence (id, body, ends_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET body = excluded.body, ends_ms = excluded.ends_ms",
+        params![id, body, unix_ms(ends)],
+    )?;
+    let keep = now
+        .checked_sub(crate::silence::KEEP_EXPIRED)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    tx.execute("DELETE FROM silence WHERE ends_ms < ?1", [unix_ms(keep)])?;
+    Ok(())
+}
+
+/// The silences that ended less than [`crate::silence::KEEP_EXPIRED`] ago
+/// (or not yet); an unreadable one is logged and skipped.
+pub(super) fn silences(
+    conn: &Connection,
+    now: SystemTime,
+) -> Result<Vec<crate::silence::Silence>, rusqlite::Error> {
+    let keep = now
+        .checked_sub(crate::silence::KEEP_EXPIRED)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let mut stmt = conn.prepare("SELECT id, body FROM silence WHERE ends_ms >= ?1")?;
+    let rows = stmt.query_map([unix_ms(keep)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, json) = row?;
+        match serde_json::from_str(&json) {
+            Ok(s) => out.push(s),
+            Err(e) => tracing::error!(silence = %id, error = %e, "unreadable silence, skipped"),
+        }
+    }
+    Ok(out)
+}

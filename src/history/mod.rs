@@ -232,6 +232,13 @@ pub(crate) enum Record {
         name: String,
         record: String,
     },
+    /// A silence made or changed, answered once written.
+    Silence {
+        id: String,
+        body: String,
+        ends: SystemTime,
+        answer: Option<oneshot::Sender<Result<Vec<bool>, Error>>>,
+    },
     /// The dispatcher's bookkeeping, answered once written (or failed).
     Outbox(OutboxOp, Option<oneshot::Sender<Result<Vec<bool>, Error>>>),
     /// Write everything queued before it, do the due maintenance, then ack.
@@ -247,6 +254,7 @@ impl Record {
             Record::Probe { change, .. } => change.is_some(),
             Record::Reset { .. }
             | Record::Heartbeat { .. }
+            | Record::Silence { .. }
             | Record::Network { .. }
             | Record::Outbox(..)
             | Record::Sync(_)
@@ -373,6 +381,8 @@ pub struct Resumed {
     pub peers_lost: Vec<(String, SystemTime)>,
     /// What each heartbeat had received when sitewatch stopped.
     pub heartbeats: HashMap<String, crate::heartbeat::ledger::Record>,
+    /// The silences not expired for long.
+    pub silences: Vec<crate::silence::Silence>,
 }
 
 /// Where committed alerts go: the dispatcher's inbox.
@@ -551,6 +561,27 @@ impl History {
             Err(e) => {
                 tracing::error!(heartbeat = name, error = %e, "cannot encode a heartbeat's record")
             }
+        }
+    }
+
+    /// Saves a silence; resolves once it is on disk (or could not be).
+    pub async fn save_silence(&self, s: &crate::silence::Silence) -> Result<(), Error> {
+        let body = serde_json::to_string(s).map_err(|e| Error::Storage(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Record::Silence {
+                id: s.id.clone(),
+                body,
+                ends: s.ends_at,
+                answer: Some(tx),
+            })
+            .map_err(|_| Error::Stopped)?;
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(r)) => r.map(|_| ()),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Storage(
+                "the state database did not answer within 5 s".to_string(),
+            )),
         }
     }
 

@@ -146,6 +146,14 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     ) STRICT;
     ",
+    // 5 → 6: silences (Alertmanager's shape), kept a week after they end.
+    "
+    CREATE TABLE silence (
+        id      TEXT PRIMARY KEY,
+        body    TEXT NOT NULL,              -- JSON: silence::Silence
+        ends_ms INTEGER NOT NULL
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this sitewatch writes.

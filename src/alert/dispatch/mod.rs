@@ -104,6 +104,8 @@ pub struct Dispatcher {
     delegated: HashMap<(String, String), String>,
     /// Maintenance windows: reminders of a covered site pause.
     windows: crate::maintenance::Windows,
+    /// Silences: the alerts they match are not sent.
+    silences: crate::silence::Silences,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -140,6 +142,7 @@ impl Dispatcher {
                 announced: HashSet::new(),
                 delegated: HashMap::new(),
                 windows: crate::maintenance::Windows::default(),
+                silences: crate::silence::Silences::default(),
             },
             stats,
         )
@@ -150,6 +153,17 @@ impl Dispatcher {
     pub fn with_senders(mut self, senders: Arc<crate::cluster::sender::Senders>) -> Dispatcher {
         self.senders = Some(senders);
         self
+    }
+
+    /// Mutes the alerts `silences` match.
+    pub fn with_silences(mut self, silences: crate::silence::Silences) -> Dispatcher {
+        self.silences = silences;
+        self
+    }
+
+    /// The silence that mutes `alert` now, if any.
+    fn muted(&self, alert: &crate::alert::Alert) -> Option<String> {
+        muted_by(&self.silences, &self.routes, alert)
     }
 
     /// Pauses the reminders of sites under maintenance in `windows`.
@@ -330,4 +344,27 @@ impl Dispatcher {
         outages.sort_by(|a, b| a.site.cmp(&b.site));
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).outages = outages;
     }
+}
+
+/// The silence among `silences` that mutes `alert` now, if any; the site's
+/// tags come from its route.
+fn muted_by(
+    silences: &crate::silence::Silences,
+    routes: &HashMap<String, Route>,
+    alert: &crate::alert::Alert,
+) -> Option<String> {
+    if silences.is_empty() {
+        return None;
+    }
+    let cause = alert.cause.map(|c| c.as_str());
+    let spec = routes.get(&alert.site).and_then(|r| r.spec.as_ref());
+    let labels = match spec {
+        Some(s) => crate::silence::Labels::of(s, cause),
+        None => crate::silence::Labels {
+            site: &alert.site,
+            cause,
+            ..Default::default()
+        },
+    };
+    silences.muting(&labels, SystemTime::now())
 }

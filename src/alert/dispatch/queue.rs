@@ -212,6 +212,10 @@ impl Dispatcher {
                 });
                 continue;
             }
+            if let Some(silence) = self.muted(&ev.alert) {
+                tracing::info!(site = %site, change = ev.alert.kind.as_str(), %silence, "alert muted by a silence");
+                continue;
+            }
             self.last
                 .insert(site.clone(), (ev.alert.clone(), ev.notify.clone()));
             match self.flaps.entry(site.clone()).or_default().on_change(now) {
@@ -287,6 +291,9 @@ impl Dispatcher {
                 .as_ref()
                 .is_some_and(|s| self.windows.covering(s, wall).is_some())
             {
+                continue;
+            }
+            if super::muted_by(&self.silences, &self.routes, &o.last).is_some() {
                 continue;
             }
             if now.duration_since(o.reminded) < every {

@@ -156,6 +156,9 @@ pub(super) fn write_records<'a>(
             Record::Heartbeat { name, record } => {
                 journal::save_heartbeat(&tx, name, record, now)?;
             }
+            Record::Silence { id, body, ends, .. } => {
+                journal::save_silence(&tx, id, body, *ends, now)?;
+            }
             Record::Stop | Record::Sync(_) => {}
         }
     }

@@ -360,7 +360,7 @@ impl Writer {
                         });
                     }
                 }
-                Record::Outbox(_, answer) => {
+                Record::Outbox(_, answer) | Record::Silence { answer, .. } => {
                     if let Some(a) = answer.take() {
                         let _ = a.send(Err(Error::Storage(error.to_string())));
                     }
@@ -416,6 +416,14 @@ impl Writer {
         }
         let mut answers = done.answers.into_iter().peekable();
         for (i, r) in self.pending.drain(..n).enumerate() {
+            if let Record::Silence {
+                answer: Some(answer),
+                ..
+            } = r
+            {
+                let _ = answer.send(Ok(Vec::new()));
+                continue;
+            }
             if let Record::Outbox(_, Some(answer)) = r {
                 let flags = match answers.peek() {
                     Some((at, _)) if *at == i => answers.next().map(|(_, f)| f).unwrap_or_default(),
@@ -443,6 +451,7 @@ impl Writer {
                 Record::Probe { site, .. } | Record::Reset { site, .. } => &site.name,
                 Record::Network { .. }
                 | Record::Heartbeat { .. }
+                | Record::Silence { .. }
                 | Record::Outbox(..)
                 | Record::Stop
                 | Record::Sync(_) => {

@@ -91,11 +91,13 @@ impl Writer {
                 journal::network_state(conn)?,
                 journal::peers_lost(conn)?,
                 journal::heartbeats(conn)?,
+                journal::silences(conn, now)?,
             ))
         });
         match read {
-            Ok((due, deliveries, outages, network, peers_lost, heartbeats)) => {
+            Ok((due, deliveries, outages, network, peers_lost, heartbeats, silences)) => {
                 out.heartbeats = heartbeats;
+                out.silences = silences;
                 out.due = due;
                 out.deliveries = deliveries;
                 out.outages = outages;
