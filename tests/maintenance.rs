@@ -161,6 +161,19 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_if_still_down_
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(events(&hook.requests(), "down").len(), 1, "one alert");
     kill9(child).await;
+
+    // Uptime leaves the window out: its probes are stored as unknown.
+    let conn = rusqlite::Connection::open(dir.path().join("state/sitewatch.db")).unwrap();
+    let count = |status: i64| -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM sample s JOIN site t ON t.id = s.site_id WHERE t.name = 'web' AND s.status = ?1",
+            [status],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(count(3) >= 5, "probes under maintenance: {}", count(3));
+    assert!(count(2) >= 2, "failed probes after it: {}", count(2));
 }
 
 #[tokio::test]
