@@ -119,7 +119,9 @@ fn generate_completions_bash_lists_subcommands_and_options() {
 
     let text = read(&path);
     assert!(
-        text.contains("opts=\"-h -V --help --version run check validate notify-test ping silence help\""),
+        text.contains(
+            "opts=\"-h -V --help --version run check validate notify-test ping silence help\""
+        ),
         "{text}"
     );
     for word in ["--config", "--json", "--format", "--expect-status"] {
