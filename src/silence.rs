@@ -22,7 +22,7 @@ pub const MAX_MATCHERS: usize = 16;
 pub const MAX_VALUE_BYTES: usize = 256;
 /// The longest comment, in bytes.
 pub const MAX_COMMENT_BYTES: usize = 1024;
-/// The most silences kept (active, pending and recently expired).
+/// The most silences pending or active at once.
 pub const MAX_SILENCES: usize = 1000;
 /// How long an expired silence stays listed.
 pub const KEEP_EXPIRED: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -238,7 +238,11 @@ impl Silences {
             .map(Compiled::new)
             .collect::<Result<Vec<_>, _>>()?;
         let mut all = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        all.retain(|e| e.silence.id != s.id);
+        // Silences that ended long ago are forgotten (as the database does).
+        let keep = SystemTime::now()
+            .checked_sub(KEEP_EXPIRED)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        all.retain(|e| e.silence.id != s.id && e.silence.ends_at >= keep);
         all.push(Entry {
             silence: s,
             matchers,
@@ -267,6 +271,16 @@ impl Silences {
             .iter()
             .find(|e| e.silence.id == id)
             .map(|e| e.silence.clone())
+    }
+
+    /// How many silences are pending or active at `now`.
+    pub fn live(&self, now: SystemTime) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.silence.ends_at > now)
+            .count()
     }
 
     /// How many silences are kept.
@@ -327,8 +341,12 @@ mod tests {
         }
     }
 
+    /// Times in seconds from a moment of this test run (a silence that
+    /// ended a week before now is forgotten).
+    static BASE: std::sync::LazyLock<SystemTime> = std::sync::LazyLock::new(SystemTime::now);
+
     fn silence(matchers: Vec<Matcher>, from: u64, to: u64) -> Silence {
-        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let t = |s| *BASE + Duration::from_secs(s);
         Silence {
             id: new_id(),
             matchers,
@@ -341,7 +359,7 @@ mod tests {
     }
 
     fn at(s: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(s)
+        *BASE + Duration::from_secs(s)
     }
 
     #[test]

@@ -494,3 +494,64 @@ async fn an_uptime_kuma_push_url_works_unchanged() {
     );
     kill9(child).await;
 }
+
+#[tokio::test]
+async fn a_run_too_fast_to_be_true_and_a_late_ping_degrade_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start_ok().await;
+    let mut text = config(
+        &dir.path().join("state"),
+        &hook.url("/hook"),
+        "period = \"10s\"\ngrace = \"6s\"\nmin_runtime = \"2s\"\nlate = true",
+    );
+    text = text.replace(
+        "type = \"webhook\"\n",
+        "type = \"webhook\"\nstorm_hold = \"0s\"\n",
+    );
+    let path = write_config(dir.path(), &text);
+    let (child, api, _logs) = spawn_daemon(&path).await;
+
+    // A backup that "finished" in no time most likely did nothing.
+    assert_eq!(ping(&api, &format!("/ping/{KEY}/start?rid=r1")).await, 200);
+    assert_eq!(ping(&api, &format!("/ping/{KEY}?rid=r1")).await, 200);
+    let fast = wait_status(
+        &api,
+        "backup",
+        "degraded",
+        Some("heartbeat.too_fast"),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        fast["detail"]
+            .as_str()
+            .unwrap()
+            .contains("under min_runtime 2s"),
+        "{fast}"
+    );
+    let alert = wait_for("the degraded alert", Duration::from_secs(5), || {
+        let calls = hook.requests();
+        async move { events(&calls, "degraded").first().cloned() }
+    })
+    .await;
+    assert_eq!(alert["cause"], "heartbeat.too_fast");
+
+    // No ping at the expected time: late inside the grace, then missed.
+    wait_status(
+        &api,
+        "backup",
+        "degraded",
+        Some("heartbeat.late"),
+        Duration::from_secs(15),
+    )
+    .await;
+    wait_status(
+        &api,
+        "backup",
+        "down",
+        Some("heartbeat.missed"),
+        Duration::from_secs(12),
+    )
+    .await;
+    kill9(child).await;
+}

@@ -221,3 +221,68 @@ async fn a_site_that_fails_and_comes_back_inside_a_window_sends_nothing() {
     assert_eq!(incidents(&api).await, 0);
     kill9(child).await;
 }
+
+#[tokio::test]
+async fn an_outage_that_began_before_a_window_and_spans_two_windows_alerts_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start_ok().await;
+    let server = AcceptClose::bind("127.0.0.1:0").await.unwrap();
+    let target = server.addr;
+    let t0 = SystemTime::now();
+    let (start, middle, end) = (
+        t0 + Duration::from_secs(3),
+        t0 + Duration::from_secs(7),
+        t0 + Duration::from_secs(11),
+    );
+    // Three failures confirm; the first comes before the first window.
+    let mut text = config(
+        &dir.path().join("state"),
+        &hook.url("/hook"),
+        target,
+        start,
+        middle,
+    )
+    .replace("confirm_down = 2", "confirm_down = 3");
+    // Extended back to back, as people extend a window.
+    text.push_str(&format!(
+        "\n[[maintenance]]\nid = \"patch-extended\"\ntitle = \"Patch night, extended\"\nsites = [\"web\"]\nstart = \"{}\"\nend = \"{}\"\n",
+        rfc3339(middle),
+        rfc3339(end)
+    ));
+    let path = write_config(dir.path(), &text);
+    let (child, api, _logs) = spawn_daemon(&path).await;
+    wait_status(&api, "web", "up", None, Duration::from_secs(3)).await;
+    server.close().await;
+    let down = wait_status(
+        &api,
+        "web",
+        "down",
+        Some("tcp.refused"),
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(
+        SystemTime::now() >= start,
+        "confirmed inside the window: {down}"
+    );
+    let alert = wait_for(
+        "the alert after both windows",
+        Duration::from_secs(20),
+        || {
+            let calls = hook.requests();
+            async move { events(&calls, "down").first().cloned() }
+        },
+    )
+    .await;
+    assert!(SystemTime::now() >= end, "not before the last window's end");
+    assert!(
+        alert["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("still down after maintenance \"Patch night, extended\""),
+        "{alert}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(events(&hook.requests(), "down").len(), 1, "one alert");
+    kill9(child).await;
+}

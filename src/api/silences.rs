@@ -111,11 +111,11 @@ async fn post(
             return error(StatusCode::NOT_FOUND, format!("no silence {id}"));
         }
         Some(id) => id,
-        None if state.set.len() >= silence::MAX_SILENCES => {
+        None if state.set.live(now) >= silence::MAX_SILENCES => {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "{} silences are kept already: expire some first",
+                    "{} silences are pending or active already: expire some first",
                     silence::MAX_SILENCES
                 ),
             );

@@ -64,6 +64,43 @@ pub(super) struct Declared {
     pub(super) tags: Vec<String>,
 }
 
+/// A `name` and `tags` as a table wrote them.
+type Named<'a> = (
+    &'a Option<Spanned<String>>,
+    &'a Option<Spanned<Vec<Spanned<String>>>>,
+);
+
+impl Declared {
+    /// What the `[[site]]`s, `[[heartbeat]]`s and `[defaults]` declare.
+    pub(super) fn of<'a>(
+        sites: impl Iterator<Item = Named<'a>>,
+        heartbeats: impl Iterator<Item = Named<'a>>,
+        defaults: &Option<Spanned<Vec<Spanned<String>>>>,
+    ) -> Declared {
+        let strings = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
+            list.iter()
+                .flat_map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()))
+                .collect()
+        };
+        let mut out = Declared {
+            names: Vec::new(),
+            tags: strings(defaults),
+        };
+        for (heartbeat, list) in [
+            (false, sites.collect::<Vec<_>>()),
+            (true, heartbeats.collect()),
+        ] {
+            for (name, tags) in list {
+                if let Some(n) = name {
+                    out.names.push((n.get_ref().clone(), heartbeat));
+                }
+                out.tags.extend(strings(tags));
+            }
+        }
+        out
+    }
+}
+
 /// Checks one window against the sites and heartbeats declared.
 pub(super) fn validate(
     cx: &mut Cx<'_>,

@@ -238,28 +238,11 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
         }
     }
 
-    let strings = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
-        list.iter()
-            .flat_map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()))
-            .collect()
-    };
-    let declared = maintenance::Declared {
-        names: sites_raw
-            .iter()
-            .filter_map(|(_, r)| r.name.as_ref().map(|n| (n.get_ref().clone(), false)))
-            .chain(
-                heartbeats_raw
-                    .iter()
-                    .filter_map(|(_, r)| r.name.as_ref().map(|n| (n.get_ref().clone(), true))),
-            )
-            .collect(),
-        tags: sites_raw
-            .iter()
-            .flat_map(|(_, r)| strings(&r.tags))
-            .chain(heartbeats_raw.iter().flat_map(|(_, r)| strings(&r.tags)))
-            .chain(strings(&defaults_raw.tags))
-            .collect(),
-    };
+    let declared = maintenance::Declared::of(
+        sites_raw.iter().map(|(_, r)| (&r.name, &r.tags)),
+        heartbeats_raw.iter().map(|(_, r)| (&r.name, &r.tags)),
+        &defaults_raw.tags,
+    );
     let mut windows: Vec<Arc<MaintenanceSpec>> = Vec::with_capacity(windows_raw.len());
     for (span, raw) in &windows_raw {
         if let Some(w) = maintenance::validate(&mut cx, span.clone(), raw, &declared) {

@@ -9,10 +9,10 @@
 //!    `grace`. A ping that comes a little early (within `grace`, and nearer
 //!    the next run than the one before) counts for the next run;
 //! 3. the latest run ended with a failure: **failed**;
-//! 4. the latest run that reported its start took less than `min_runtime`:
+//! 4. the expected time has passed, the grace has not, and `late = true`:
+//!    **late** (degraded: the news of now outranks what the last run did);
+//! 5. the latest run that reported its start took less than `min_runtime`:
 //!    **too fast** (degraded);
-//! 5. the expected time has passed, the grace has not, and `late = true`:
-//!    **late** (degraded);
 //! 6. otherwise up, or *pending* (unknown) before the first ping.
 //!
 //! A deadline that fell before this sitewatch started is not judged: the
@@ -167,7 +167,20 @@ pub fn judge(spec: &HeartbeatSpec, rec: &Record, started: SystemTime, now: Syste
         );
     }
 
-    // 4. Too fast to be true.
+    // 4. Late, inside the grace.
+    if spec.late && now >= expected {
+        return judged(
+            Status::Degraded,
+            Some(Cause::HeartbeatLate),
+            format!(
+                "a run was expected at {}; no ping yet, grace until {}",
+                at(expected),
+                at(deadline)
+            ),
+        );
+    }
+
+    // 5. Too fast to be true.
     if let (Some(min), Some(ms), true) =
         (spec.min_runtime, rec.last_duration_ms, rec.last_duration_ok)
         && Duration::from_millis(ms) < min
@@ -179,19 +192,6 @@ pub fn judge(spec: &HeartbeatSpec, rec: &Record, started: SystemTime, now: Syste
                 "the latest run took {}, under min_runtime {}",
                 humantime::format_duration(Duration::from_millis(ms)),
                 took(min)
-            ),
-        );
-    }
-
-    // 5. Late, inside the grace.
-    if spec.late && now >= expected {
-        return judged(
-            Status::Degraded,
-            Some(Cause::HeartbeatLate),
-            format!(
-                "a run was expected at {}; no ping yet, grace until {}",
-                at(expected),
-                at(deadline)
             ),
         );
     }

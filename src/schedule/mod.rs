@@ -9,17 +9,24 @@
 //! semaphore caps probes in flight; a hanging probe ends at its own deadline
 //! and never delays another site.
 
+mod burst;
+mod planned;
 mod reconfigure;
+mod task;
 mod vote;
+
+use burst::{Burst, network_class};
+use planned::{after_window, heartbeat_index, judge_heartbeat};
+use task::{Done, Outcome, lag_stats, spawn_probe};
 
 use reconfigure::{Failing, reconfigure};
 
 use crate::alert;
 use crate::config::{Diff, SiteSpec};
 use crate::history::{History, NewChange, Sample};
-use crate::probe::{self, ProbeDeps, ProbeReport};
+use crate::probe::{ProbeDeps, ProbeReport};
 use crate::state::{self, Observation, SiteState, Thresholds};
-use crate::store::{LagStats, SchedulerStats, StatusStore};
+use crate::store::{SchedulerStats, StatusStore};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
@@ -34,52 +41,6 @@ use tokio_util::sync::CancellationToken;
 pub const SLICE: Duration = Duration::from_millis(10);
 /// How often the scheduler publishes its figures to the store.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-/// After a check triggered by failures, the next waits at least this long.
-const BURST_QUIET: Duration = Duration::from_secs(30);
-
-/// Causes that say the path to a site failed rather than the site itself
-/// answering badly: what this monitor's own broken network looks like.
-fn network_class(c: crate::diagnosis::Cause) -> bool {
-    use crate::diagnosis::Cause;
-    matches!(
-        c,
-        Cause::DnsTimeout
-            | Cause::DnsServfail
-            | Cause::TcpTimeout
-            | Cause::TcpUnreachable
-            | Cause::TlsTimeout
-    )
-}
-
-/// Each internet site's latest result: when a large share of them fails at
-/// the network layers at once (one round of probes), the self-check runs
-/// at once.
-#[derive(Default)]
-struct Burst {
-    /// Per slot, whether its latest result failed at the network layers.
-    latest: HashMap<usize, bool>,
-    failing: usize,
-    last_trigger: Option<Instant>,
-}
-
-impl Burst {
-    /// Records a site's result; says whether the failures now warrant a check.
-    fn record(&mut self, idx: usize, now: Instant, network_failure: bool, share: f64) -> bool {
-        if let Some(was) = self.latest.insert(idx, network_failure) {
-            self.failing -= usize::from(was);
-        }
-        self.failing += usize::from(network_failure);
-        let due = network_failure
-            && self.failing as f64 >= share * self.latest.len() as f64
-            && self
-                .last_trigger
-                .is_none_or(|t| now.saturating_duration_since(t) > BURST_QUIET);
-        if due {
-            self.last_trigger = Some(now);
-        }
-        due
-    }
-}
 
 /// How many results are handled per wake-up at most.
 const RESULT_BATCH: usize = 256;
@@ -125,76 +86,6 @@ struct Slot {
     /// The maintenance window after which this site started over: its
     /// next down alert says it is still down after it.
     after_maintenance: Option<String>,
-}
-
-/// How a probe task ended.
-enum Outcome {
-    /// The probe ran: the site's report.
-    Report(Box<ProbeReport>),
-    /// sitewatch could not probe (its own failure, not the site's).
-    Error(String),
-    /// Nothing can be said yet (a heartbeat before its first ping, or due
-    /// while sitewatch was stopped): unknown, the state is kept.
-    Pending(String),
-    /// The daemon stopped before the probe got a slot.
-    Cancelled,
-}
-
-/// A finished probe, sent back to the loop.
-struct Done {
-    idx: usize,
-    generation: u64,
-    planned: Instant,
-    began: Instant,
-    outcome: Outcome,
-}
-
-/// Sends the result back even if the probe task panics, so its site is
-/// never left marked as running.
-struct Reporter {
-    tx: mpsc::UnboundedSender<Done>,
-    idx: usize,
-    generation: u64,
-    planned: Instant,
-    began: Instant,
-    sent: bool,
-}
-
-impl Reporter {
-    fn send(mut self, outcome: Outcome) {
-        self.sent = true;
-        let _ = self.tx.send(Done {
-            idx: self.idx,
-            generation: self.generation,
-            planned: self.planned,
-            began: self.began,
-            outcome,
-        });
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        if !self.sent {
-            let _ = self.tx.send(Done {
-                idx: self.idx,
-                generation: self.generation,
-                planned: self.planned,
-                began: self.began,
-                outcome: Outcome::Error("the probe task ended unexpectedly".to_string()),
-            });
-        }
-    }
-}
-
-/// Lag percentiles from a histogram of microseconds.
-fn lag_stats(h: &hdrhistogram::Histogram<u64>) -> LagStats {
-    let ms = |us: u64| us as f64 / 1000.0;
-    LagStats {
-        p50: ms(h.value_at_quantile(0.5)),
-        p99: ms(h.value_at_quantile(0.99)),
-        max: ms(h.max()),
-    }
 }
 
 /// Called by the scheduler loop about once a second with its figures.
@@ -437,52 +328,6 @@ pub async fn run(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn spawn_probe(
-    idx: usize,
-    generation: u64,
-    spec: Arc<SiteSpec>,
-    deps: &Arc<ProbeDeps>,
-    semaphore: &Arc<Semaphore>,
-    tx: &mpsc::UnboundedSender<Done>,
-    planned: Instant,
-    stop: &CancellationToken,
-) {
-    let deps = Arc::clone(deps);
-    let semaphore = Arc::clone(semaphore);
-    let tx = tx.clone();
-    let stop = stop.clone();
-    tokio::spawn(async move {
-        // Waiting for a slot ends when the daemon stops: nothing new starts.
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => None,
-            p = semaphore.acquire_owned() => p.ok(),
-        };
-        let reporter = Reporter {
-            tx,
-            idx,
-            generation,
-            planned,
-            began: Instant::now(),
-            sent: false,
-        };
-        let Some(_permit) = permit else {
-            reporter.send(Outcome::Cancelled);
-            return;
-        };
-        // The whole timeout from when the probe really starts: one that
-        // waited for a slot is not cut short (its next slot is skipped
-        // instead, and counted).
-        let deadline = later(reporter.began, spec.timeout);
-        let outcome = match probe::run_until(&spec, &deps, deadline).await {
-            Ok(report) => Outcome::Report(Box::new(report)),
-            Err(e) => Outcome::Error(e.to_string()),
-        };
-        reporter.send(outcome);
-    });
-}
-
-#[allow(clippy::too_many_arguments)]
 fn handle(
     slots: &mut [Option<Slot>],
     sinks: &Sinks,
@@ -631,7 +476,7 @@ fn commit(
 ) {
     let spec = &slot.spec;
     let prev = slot.state;
-    slot.state = next;
+    let mut next = next;
     let now = Instant::now();
     let wall = SystemTime::now();
     let window = sinks.windows.covering(spec, report.started_at);
@@ -641,18 +486,36 @@ fn commit(
         if let Some(a) = alert.as_mut() {
             a.seen = seen;
         }
-        if let Some(w) = &window {
-            // Planned work: nobody is paged. The recovery of an outage
-            // announced before the window still closes it.
-            let announced = matches!(t.kind, state::Kind::Recovered { .. }) && prev.since < w.start;
-            if !announced && alert.take().is_some() {
-                tracing::info!(site = %spec.name, window = %w.id, change = t.kind.as_str(), "no alert: under maintenance");
+        match &window {
+            Some(w) => {
+                // Planned work: nobody is paged. What closes an episode
+                // someone was told of (a recovery, a resolution) still goes.
+                let closes = matches!(t.kind, state::Kind::Recovered { .. } | state::Kind::Resolved)
+                    && !prev.unannounced;
+                if !closes && alert.take().is_some() {
+                    tracing::info!(site = %spec.name, window = %w.id, change = t.kind.as_str(), "no alert: under maintenance");
+                }
+                next.unannounced = match t.kind {
+                    state::Kind::Down => true,
+                    state::Kind::Degraded => prev.unannounced || !matches!(prev.health, state::Health::Degraded(_)),
+                    state::Kind::CauseChanged => prev.unannounced,
+                    _ => false,
+                };
+                if next.unannounced {
+                    slot.after_maintenance = Some(w.title.clone());
+                }
             }
-        } else if let (Some(title), Some(a)) = (&slot.after_maintenance, alert.as_mut()) {
-            a.detail = format!("still {} after maintenance \"{title}\": {}", t.to.as_str(), a.detail);
-        }
-        if window.is_none() {
-            slot.after_maintenance = None;
+            None => {
+                next.unannounced = false;
+                if let (Some(title), Some(a)) = (slot.after_maintenance.take(), alert.as_mut()) {
+                    let after = if title.is_empty() {
+                        "after maintenance".to_string()
+                    } else {
+                        format!("after maintenance \"{title}\"")
+                    };
+                    a.detail = format!("still {} {after}: {}", t.to.as_str(), a.detail);
+                }
+            }
         }
         NewChange {
             transition: t,
@@ -662,6 +525,7 @@ fn commit(
             maintenance: window.is_some(),
         }
     });
+    slot.state = next;
     let excluded = window.as_ref().is_some_and(|w| w.exclude_uptime);
     let sample = sample_of(&report, excluded);
     sinks.history.record(spec, sample, next, change);
@@ -688,87 +552,6 @@ fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) 
             "site is {}",
             t.to.as_str()
         ),
-    }
-}
-
-/// When a maintenance window covering the site is over and the site's
-/// current state began inside it, the state starts over: nobody was told
-/// of it, so it must be confirmed again (and alerts as "still down after
-/// maintenance"); a site that came back inside the window is up and says
-/// nothing.
-fn after_window(slot: &mut Slot, sinks: &Sinks, at: SystemTime) {
-    if !matches!(
-        slot.state.health,
-        state::Health::Down(_) | state::Health::Degraded(_)
-    ) || sinks.windows.covering(&slot.spec, at).is_some()
-    {
-        return;
-    }
-    let Some(w) = sinks.windows.last_ended(&slot.spec, at) else {
-        return;
-    };
-    if slot.state.since < w.start || slot.state.since >= w.end {
-        return;
-    }
-    tracing::info!(site = %slot.spec.name, window = %w.id, status = slot.state.health.as_str(), "maintenance over and the site is not up: confirming again");
-    slot.state = SiteState::new(at);
-    slot.after_maintenance = Some(w.title.clone());
-    sinks
-        .history
-        .reset(&slot.spec, Some(slot.state), alert::Forget::Changed, at);
-}
-
-/// The heartbeats among `slots`, by name (a ping names its heartbeat).
-fn heartbeat_index(slots: &[Option<Slot>]) -> HashMap<String, usize> {
-    slots
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            s.as_ref()
-                .filter(|s| s.spec.heartbeat.is_some())
-                .map(|s| (s.spec.name.clone(), i))
-        })
-        .collect()
-}
-
-/// Judges a heartbeat from what its ledger holds, as a finished "probe".
-fn judge_heartbeat(
-    idx: usize,
-    slot: &Slot,
-    hub: Option<&crate::heartbeat::hub::Hub>,
-    planned: Instant,
-    began: Instant,
-) -> Done {
-    let outcome = match (&slot.spec.heartbeat, hub) {
-        (Some(hb), Some(hub)) => {
-            let now = SystemTime::now();
-            let (record, new) = hub.ledger().watch(&slot.spec.name, now);
-            if new {
-                hub.save(&slot.spec.name, &record);
-            }
-            match crate::heartbeat::judge::judge(hb, &record, hub.started(), now) {
-                crate::heartbeat::judge::Verdict::Pending(detail) => Outcome::Pending(detail),
-                crate::heartbeat::judge::Verdict::Judged {
-                    status,
-                    cause,
-                    detail,
-                } => Outcome::Report(Box::new(crate::heartbeat::report(
-                    &slot.spec.name,
-                    status,
-                    cause,
-                    detail,
-                    now,
-                ))),
-            }
-        }
-        _ => Outcome::Error("heartbeats are not received by this instance".to_string()),
-    };
-    Done {
-        idx,
-        generation: slot.generation,
-        planned,
-        began,
-        outcome,
     }
 }
 

@@ -171,6 +171,12 @@ pub struct SiteState {
     pub class_run: Option<Run>,
     /// Consecutive identical observations (same class and cause).
     pub same_run: Option<Run>,
+    /// The current down or degraded state was confirmed inside a
+    /// maintenance window and nobody was told of it: it is confirmed again
+    /// once no window covers the site. Kept by [`step`]; the scheduler
+    /// sets it.
+    #[serde(default)]
+    pub unannounced: bool,
 }
 
 impl SiteState {
@@ -185,6 +191,7 @@ impl SiteState {
             oks: None,
             class_run: None,
             same_run: None,
+            unannounced: false,
         }
     }
 }

@@ -183,6 +183,7 @@ fn worth_saving(
     let window = site.confirm_down.max(site.confirm_up) + 1;
     let count = |r: Option<crate::state::Run>| r.map_or(0, |r| r.count);
     prev.health != state.health
+        || prev.unannounced != state.unannounced
         || prev.since != state.since
         || prev.cause_since != state.cause_since
         || prev.last != state.last
