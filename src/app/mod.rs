@@ -10,9 +10,15 @@
 //! and the watchdog is fed only while all of them live.
 
 pub(crate) mod cluster;
+mod liveness;
 mod lock;
+mod reload;
 
-pub use lock::StateLock;
+pub use liveness::Beat;
+use liveness::{heartbeat, notify, scheduler_heartbeat};
+pub use lock::{StateLock, state_dir};
+use lock::{check_state_dir, raise_nofile_limit};
+use reload::{Prepared, prepare, reload};
 
 use crate::alert::{self, Dispatcher};
 use crate::config::{self, Config, Diff};
@@ -20,13 +26,12 @@ use crate::history::{History, WriterThread};
 use crate::probe::ProbeDeps;
 use crate::schedule::{self, Control};
 use crate::selfcheck::SelfCheck;
-use crate::store::{SchedulerStats, StatusStore, TaskView};
+use crate::store::{StatusStore, TaskView};
 use crate::{api, shutdown};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
@@ -42,33 +47,6 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 const STALLED_AFTER: Duration = Duration::from_secs(10);
 /// On stop, the history gets this long to write what is queued.
 const WRITER_STOP_LIMIT: Duration = Duration::from_secs(4);
-
-/// When a loop last turned, on the monotonic clock.
-#[derive(Clone)]
-pub struct Beat {
-    base: Instant,
-    last_ms: Arc<AtomicU64>,
-}
-
-impl Beat {
-    fn new() -> Beat {
-        Beat {
-            base: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    fn mark(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// How long ago it last turned.
-    fn age(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.base.elapsed().saturating_sub(last)
-    }
-}
 
 /// A running daemon: its API address, its store, and the handles to
 /// reconfigure, supervise and stop it.
@@ -96,29 +74,6 @@ pub struct Running {
     ping_api: Option<JoinHandle<std::io::Result<()>>>,
     writer: WriterThread,
     _lock: StateLock,
-}
-
-/// What a reload prepares off the scheduler's thread: the parsed file,
-/// resolvers and TLS roots, channels with their secrets.
-struct Prepared {
-    config: Config,
-    deps: ProbeDeps,
-    channels: alert::ChannelSet,
-    ping_keys: std::collections::HashMap<String, String>,
-}
-
-fn prepare(config: Config) -> Result<Prepared, String> {
-    let config = config.for_this_vantage();
-    let deps = ProbeDeps::new(config.sites.iter().map(|s| s.as_ref()))
-        .map_err(|e| format!("cannot prepare the probes: {e}"))?;
-    let channels = alert::ChannelSet::from_config(&config).map_err(|e| e.to_string())?;
-    let ping_keys = crate::heartbeat::hub::resolve_keys(&config.sites)?;
-    Ok(Prepared {
-        config,
-        deps,
-        channels,
-        ping_keys,
-    })
 }
 
 impl Running {
@@ -290,65 +245,6 @@ impl Running {
         api.context("the API task failed")?
             .context("the API server failed")?;
         Ok(())
-    }
-}
-
-/// Tells systemd (`NOTIFY_SOCKET`) how things are.
-fn notify(states: &[crate::notify::State<'_>]) {
-    if let Err(e) = crate::notify::notify(states) {
-        tracing::warn!(error = %e, "cannot notify systemd");
-    }
-}
-
-/// Called by the scheduler about once a second: marks it alive and updates
-/// the status line.
-fn scheduler_heartbeat(store: StatusStore, beat: Beat) -> Box<dyn FnMut(&SchedulerStats) + Send> {
-    let mut last_status = String::new();
-    Box::new(move |_stats| {
-        beat.mark();
-        let h = store.health();
-        let status = format!(
-            "{} sites: {} up, {} degraded, {} down, {} unknown",
-            h.sites, h.up, h.degraded, h.down, h.unknown
-        );
-        if status != last_status {
-            notify(&[crate::notify::State::Status(&status)]);
-            last_status = status;
-        }
-    })
-}
-
-/// Requests `url` every `every` while the scheduler is alive, so that an
-/// outside dead man's switch notices when sitewatch itself stops working.
-async fn heartbeat(url: String, every: Duration, beat: Beat, stop: CancellationToken) {
-    let client = match alert::channel::http_client(None) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the heartbeat client; no heartbeat is sent");
-            // Stays alive (and idle): a missing heartbeat is the signal.
-            stop.cancelled().await;
-            return;
-        }
-    };
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let age = beat.age();
-        if age > STALLED_AFTER {
-            tracing::error!(
-                seconds = age.as_secs(),
-                "the scheduler has not run for a while; heartbeat withheld"
-            );
-            continue;
-        }
-        match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => tracing::debug!("heartbeat sent"),
-            Ok(r) => tracing::warn!(status = %r.status(), "the heartbeat URL answered an error"),
-            Err(e) => tracing::warn!(error = %e.without_url(), "cannot reach the heartbeat URL"),
-        }
     }
 }
 
@@ -580,96 +476,6 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     };
     running.store.set_tasks(running.tasks());
     Ok(running)
-}
-
-/// The state directory: `state_dir`, else `$STATE_DIRECTORY` (systemd), else the default.
-pub fn state_dir(config: &Config) -> PathBuf {
-    if let Some(dir) = &config.daemon.state_dir {
-        return dir.clone();
-    }
-    match std::env::var_os("STATE_DIRECTORY") {
-        // systemd may pass several, separated by ':'; the first is ours.
-        Some(v) => PathBuf::from(v.to_string_lossy().split(':').next().unwrap_or_default()),
-        None => PathBuf::from(config::STATE_DIR),
-    }
-}
-
-fn check_state_dir(dir: &Path) {
-    let probe = dir.join(".sitewatch-write-test");
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b""))
-        .and_then(|()| std::fs::remove_file(&probe));
-    match result {
-        Ok(()) => tracing::info!(dir = %dir.display(), "state directory"),
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "state directory is not writable")
-        }
-    }
-}
-
-fn raise_nofile_limit(wanted: usize) {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => {
-            if (limit as usize) < wanted + 64 {
-                tracing::warn!(
-                    limit,
-                    max_concurrent_probes = wanted,
-                    "the open-files limit is below the probe cap; probes may fail with 'too many open files'"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
-    }
-}
-
-/// Reloads from `path`: the file is read, parsed and prepared off the
-/// scheduler's thread; an invalid file is reported with every error and the
-/// running configuration stays as it is.
-async fn reload(running: &Running, path: &Path) {
-    notify(&[crate::notify::State::Reloading]);
-    let now = SystemTime::now();
-    let path = path.to_path_buf();
-    let prepared = tokio::task::spawn_blocking(move || match config::load(&path) {
-        Err(config::Error::Invalid(diags)) => {
-            for d in &diags {
-                tracing::error!("{d}");
-            }
-            Err(diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"))
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            Err(e.to_string())
-        }
-        Ok(config) => prepare(config),
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("preparing the configuration failed: {e}")));
-    let result = match prepared {
-        Ok(p) => running.apply(p).await.inspect(|d| {
-            tracing::info!(
-                unchanged = d.unchanged.len(),
-                restarted = ?d.restarted,
-                kept = ?d.kept,
-                added = ?d.added,
-                removed = ?d.removed,
-                channels_changed = d.channels,
-                "configuration reloaded"
-            );
-        }),
-        Err(e) => Err(e),
-    };
-    match &result {
-        Ok(_) => running.store.reloaded(now, Ok(())),
-        Err(e) => {
-            tracing::error!("reload failed; the running configuration is unchanged");
-            running.store.reloaded(now, Err(e.clone()));
-        }
-    }
-    notify(&[crate::notify::State::Ready]);
 }
 
 /// How the main loop ended.

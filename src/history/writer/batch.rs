@@ -3,7 +3,7 @@
 //! writes.
 
 use super::super::rollup::hour_of;
-use super::super::{Record, journal, unix_ms};
+use super::super::{Record, journal, kept, unix_ms};
 use super::{Committed, STATE_EVERY, UNVERIFIED, status_code};
 use crate::config::SiteSpec;
 use crate::state::SiteState;
@@ -154,10 +154,10 @@ pub(super) fn write_records<'a>(
                 }
             }
             Record::Heartbeat { name, record } => {
-                journal::save_heartbeat(&tx, name, record, now)?;
+                kept::save_heartbeat(&tx, name, record, now)?;
             }
             Record::Silence { id, body, ends, .. } => {
-                journal::save_silence(&tx, id, body, *ends, now)?;
+                kept::save_silence(&tx, id, body, *ends, now)?;
             }
             Record::Stop | Record::Sync(_) => {}
         }

@@ -2,7 +2,7 @@
 //! no longer matches (closed as forgotten), then the alerts still due, the
 //! deliveries still pending and the outages still open.
 
-use super::super::{Record, Resumed, journal};
+use super::super::{Record, Resumed, journal, kept};
 use super::Writer;
 use crate::alert::Forget;
 use crate::config::SiteSpec;
@@ -88,10 +88,10 @@ impl Writer {
                 due,
                 journal::pending(conn)?,
                 journal::outages(conn, &configured)?,
-                journal::network_state(conn)?,
-                journal::peers_lost(conn)?,
-                journal::heartbeats(conn)?,
-                journal::silences(conn, now)?,
+                kept::network_state(conn)?,
+                kept::peers_lost(conn)?,
+                kept::heartbeats(conn)?,
+                kept::silences(conn, now)?,
             ))
         });
         match read {

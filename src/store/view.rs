@@ -1,0 +1,85 @@
+//! A site's entry as the API, the page and the metrics see it.
+
+use super::{ChangeView, Entry, Shared, SiteView, VantageView};
+use crate::diagnosis::Cause;
+use std::time::SystemTime;
+
+pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
+    let history = shared.history.as_ref();
+    let ledger = shared.ledger.as_ref();
+    let health = e.state.health;
+    let r = e.report.as_ref();
+    SiteView {
+        name: e.spec.name.clone(),
+        url: e.spec.target.url.clone(),
+        status: health.level(),
+        cause: health.cause(),
+        cause_text: health.cause().map(Cause::words),
+        since: e.state.since,
+        interval_s: e.spec.interval.as_secs_f64(),
+        last_probe: r.map(|r| r.started_at),
+        duration_ms: r.map(|r| r.ms),
+        probe_status: r.map(|r| r.status),
+        probe_cause: r.and_then(|r| r.cause),
+        detail: r.map(|r| r.detail.clone()).or_else(|| e.pending.clone()),
+        hint: r.and_then(|r| r.hint.clone()),
+        layers: r.map(|r| r.layers.clone()).unwrap_or_default(),
+        error: e.last_error.clone(),
+        last_change: e.last_transition.map(|t| ChangeView {
+            kind: t.kind.as_str(),
+            from: t.from.as_str(),
+            to: t.to.as_str(),
+            since: t.since,
+            outage_s: match t.kind {
+                crate::state::Kind::Recovered { outage } => Some(outage.as_secs_f64()),
+                _ => None,
+            },
+        }),
+        uptime: history.and_then(|h| h.uptime(&e.spec.name)),
+        http_status: r.and_then(|r| r.http_status),
+        cert: r.and_then(|r| r.cert.clone()),
+        addr: r.and_then(|r| r.addr),
+        transitions: e.transitions,
+        maintenance: shared.windows.covering(&e.spec, SystemTime::now()),
+        heartbeat: e
+            .spec
+            .heartbeat
+            .as_ref()
+            .and(ledger)
+            .and_then(|l| l.get(&e.spec.name))
+            .map(|r| crate::heartbeat::ledger::HeartbeatView::of(&r)),
+        scope: e.votes.as_ref().map(|(_, seen)| scope(seen)),
+        vantages: e
+            .votes
+            .as_ref()
+            .map(|(at, seen)| {
+                let age_s = SystemTime::now()
+                    .duration_since(*at)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                seen.iter()
+                    .map(|s| VantageView {
+                        vantage: s.vantage.clone(),
+                        verdict: s.verdict.clone(),
+                        cause: s.cause,
+                        detail: s.detail.clone(),
+                        age_s,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Who sees it the way this vantage does, from the vantages' ballots:
+/// `all` when every vantage that could vote agreed, `partial` when they
+/// disagreed, `local` when no other vantage could vote.
+fn scope(seen: &[crate::alert::Seen]) -> &'static str {
+    let down = seen.iter().filter(|s| s.verdict == "down").count();
+    let up = seen.iter().filter(|s| s.verdict == "up").count();
+    match (down, up) {
+        (d, u) if d + u <= 1 => "local",
+        (0, _) | (_, 0) => "all",
+        _ => "partial",
+    }
+}
