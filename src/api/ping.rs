@@ -158,16 +158,29 @@ async fn success(
     Query(q): Query<PingQuery>,
     body: Body,
 ) -> Response {
+    answer(&hub, &method, &key, Signal::Success, None, q.rid, body).await
+}
+
+/// Reads the body, takes the ping and answers "OK" or why not.
+async fn answer(
+    hub: &Hub,
+    method: &Method,
+    key: &str,
+    signal: Signal,
+    exit: Option<u8>,
+    rid: Option<String>,
+    body: Body,
+) -> Response {
     let (body, truncated) = read_body(body).await;
     let ping = Ping {
-        signal: Signal::Success,
-        exit: None,
-        rid: q.rid,
+        signal,
+        exit,
+        rid,
         body,
         truncated,
     };
-    match take(&hub, &method, &key, ping) {
-        None => ok(&method),
+    match take(hub, method, key, ping) {
+        None => ok(method),
         Some(r) => r,
     }
 }
@@ -196,18 +209,7 @@ async fn action(
             _ => return not_found(),
         },
     };
-    let (body, truncated) = read_body(body).await;
-    let ping = Ping {
-        signal,
-        exit,
-        rid: q.rid,
-        body,
-        truncated,
-    };
-    match take(&hub, &method, &key, ping) {
-        None => ok(&method),
-        Some(r) => r,
-    }
+    answer(&hub, &method, &key, signal, exit, q.rid, body).await
 }
 
 async fn push(

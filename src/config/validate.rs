@@ -98,45 +98,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                     defaults_raw = d;
                 }
             }
-            "site" => match value.get_ref().as_array() {
-                Some(sites) => {
-                    for site in sites.iter() {
-                        if let Some(raw) = cx.de::<site::RawSite>(site) {
-                            sites_raw.push((site.span(), raw));
-                        }
-                    }
-                }
-                None => cx.error(
-                    value.span(),
-                    "`site` must be a list of tables: write each site as a [[site]] block",
-                ),
-            },
-            "heartbeat" => match value.get_ref().as_array() {
-                Some(list) => {
-                    for hb in list.iter() {
-                        if let Some(raw) = cx.de::<heartbeat::RawHeartbeat>(hb) {
-                            heartbeats_raw.push((hb.span(), raw));
-                        }
-                    }
-                }
-                None => cx.error(
-                    value.span(),
-                    "`heartbeat` must be a list of tables: write each as a [[heartbeat]] block",
-                ),
-            },
-            "maintenance" => match value.get_ref().as_array() {
-                Some(list) => {
-                    for w in list.iter() {
-                        if let Some(raw) = cx.de::<maintenance::RawMaintenance>(w) {
-                            windows_raw.push((w.span(), raw));
-                        }
-                    }
-                }
-                None => cx.error(
-                    value.span(),
-                    "`maintenance` must be a list of tables: write each window as a [[maintenance]] block",
-                ),
-            },
+            "site" => sites_raw.extend(tables::<site::RawSite>(&mut cx, value, "site", "each site as a [[site]] block")),
+            "heartbeat" => heartbeats_raw.extend(tables::<heartbeat::RawHeartbeat>(&mut cx, value, "heartbeat", "each as a [[heartbeat]] block")),
+            "maintenance" => windows_raw.extend(tables::<maintenance::RawMaintenance>(&mut cx, value, "maintenance", "each window as a [[maintenance]] block")),
             "alert" => match value.get_ref().as_table() {
                 Some(table) => {
                     for (name, body) in table.iter() {
@@ -272,6 +236,30 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
         })
     } else {
         Err(cx.finish())
+    }
+}
+
+/// Each table of an array of tables (`[[site]]`, …), deserialized on its
+/// own so that a mistake in one does not hide the next; `how` says how to
+/// write one when `key` is not an array.
+fn tables<T: for<'de> serde::Deserialize<'de>>(
+    cx: &mut Cx<'_>,
+    value: &Spanned<toml::de::DeValue<'_>>,
+    key: &str,
+    how: &str,
+) -> Vec<(Range<usize>, T)> {
+    match value.get_ref().as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(|t| cx.de::<T>(t).map(|raw| (t.span(), raw)))
+            .collect(),
+        None => {
+            cx.error(
+                value.span(),
+                format!("`{key}` must be a list of tables: write {how}"),
+            );
+            Vec::new()
+        }
     }
 }
 
