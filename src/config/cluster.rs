@@ -38,10 +38,12 @@ pub(super) struct RawPeer {
     url: Option<Spanned<String>>,
 }
 
-/// Checks `[cluster]` and fills in its defaults.
+/// Checks `[cluster]` and fills in its defaults; `daemon` is the checked
+/// `[daemon]` (the peer listener must not take its ping listener's address).
 pub(super) fn validate(
     cx: &mut Cx<'_>,
     raw: Option<(std::ops::Range<usize>, RawCluster)>,
+    daemon: &super::model::Daemon,
 ) -> Cluster {
     let mut cluster = Cluster {
         vantage: host_vantage(),
@@ -65,6 +67,12 @@ pub(super) fn validate(
     }
     if let Some(listen) = &raw.listen {
         match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 && Some(addr) == daemon.ping_listen => cx.error(
+                listen.span(),
+                format!(
+                    "`listen` is {addr}, the address of `[daemon] ping_listen` too: give the peer API and the ping listener different ports"
+                ),
+            ),
             Ok(addr) => cluster.listen = Some(addr),
             Err(_) => cx.error(
                 listen.span(),

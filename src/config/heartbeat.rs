@@ -69,6 +69,7 @@ pub(super) fn validate(
     d: &RawSite,
     channels: &[String],
     known_vantages: &[String],
+    keys: &mut std::collections::HashMap<String, String>,
 ) -> Option<SiteSpec> {
     let before = cx.count();
     let name = match &raw.name {
@@ -96,10 +97,19 @@ pub(super) fn validate(
             "this [[heartbeat]] has no ping key: set `key_file`, `key_env` or `key_credential` (or `key`)",
         );
     }
-    if let (Some(SecretRef::Value(k)), Some(v)) = (&key, &raw.key)
-        && let Err(msg) = check_ping_key(k)
-    {
-        cx.error(v.span(), msg);
+    if let (Some(SecretRef::Value(k)), Some(v)) = (&key, &raw.key) {
+        if let Err(msg) = check_ping_key(k) {
+            cx.error(v.span(), msg);
+        } else if let Some(other) = keys.get(k) {
+            cx.error(
+                v.span(),
+                format!(
+                    "heartbeat \"{other}\" has this ping key too: each heartbeat needs its own"
+                ),
+            );
+        } else if let Some(n) = &raw.name {
+            keys.insert(k.clone(), n.get_ref().clone());
+        }
     }
     let bounded = |cx: &mut Cx<'_>, key: &str, v: &Option<Spanned<Dur>>, min: Duration| {
         v.as_ref()

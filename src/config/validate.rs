@@ -129,7 +129,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
 
     let daemon = daemon::validate(&mut cx, daemon);
     let self_check = selfcheck::validate(&mut cx, self_check);
-    let cluster = cluster::validate(&mut cx, cluster);
+    let cluster = cluster::validate(&mut cx, cluster, &daemon);
     let vantages = cluster.vantages();
     let channel_names: Vec<String> = channels
         .iter()
@@ -188,6 +188,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             sites.push(Arc::new(site));
         }
     }
+    let mut ping_keys = HashMap::new();
     for (i, (span, raw)) in heartbeats_raw.iter().enumerate() {
         if let Some(hb) = heartbeat::validate(
             &mut cx,
@@ -196,6 +197,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             &defaults_raw,
             &channel_names,
             &vantages,
+            &mut ping_keys,
         ) && !duplicate.1[i]
         {
             sites.push(Arc::new(hb));
