@@ -97,6 +97,7 @@ fn main() {
                         cause,
                         ms,
                         unverified: false,
+                        maintenance: false,
                     };
                     history.record(site, sample, state, None);
                 }

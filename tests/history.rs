@@ -47,6 +47,7 @@ fn sample(secs: u64, status: Status, cause: Option<Cause>, ms: f64) -> Sample {
         cause,
         ms,
         unverified: false,
+        maintenance: false,
     }
 }
 
@@ -182,6 +183,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
             cause,
             ms: 1.0,
             unverified: false,
+            maintenance: false,
         };
         h.record(&sites[0], sample, next, tr.map(|tr| change(tr, detail)));
         s = next;
@@ -245,6 +247,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
         cause: None,
         ms: 1.0,
         unverified: false,
+        maintenance: false,
     };
     h.record(&sites[0], sample, next, Some(change(tr, "up again")));
     assert!(h.sync(Duration::from_secs(30)));

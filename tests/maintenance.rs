@@ -157,12 +157,16 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_if_still_down_
     );
     let (_, j) = get_json(&format!("{api}/status/web")).await;
     assert!(j.get("maintenance").is_none(), "{j}");
+    // Maintenance time is reported apart from the uptime and the unknown.
+    let share = j["uptime"]["maintenance"]["24h"].as_f64().unwrap_or(0.0);
+    assert!(share > 0.0, "{j}");
+    assert_eq!(j["uptime"]["unverified"]["24h"].as_f64(), Some(0.0), "{j}");
     assert_eq!(incidents(&api).await, 1);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(events(&hook.requests(), "down").len(), 1, "one alert");
     kill9(child).await;
 
-    // Uptime leaves the window out: its probes are stored as unknown.
+    // Uptime leaves the window out: its probes are stored as maintenance.
     let conn = rusqlite::Connection::open(dir.path().join("state/sitewatch.db")).unwrap();
     let count = |status: i64| -> i64 {
         conn.query_row(
@@ -172,7 +176,8 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_if_still_down_
         )
         .unwrap()
     };
-    assert!(count(3) >= 5, "probes under maintenance: {}", count(3));
+    assert!(count(4) >= 5, "probes under maintenance: {}", count(4));
+    assert_eq!(count(3), 0, "none unknown");
     assert!(count(2) >= 2, "failed probes after it: {}", count(2));
 }
 

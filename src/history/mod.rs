@@ -62,6 +62,9 @@ pub struct Uptime {
     /// window, because this monitor's own network was down; left out of
     /// the uptime above.
     pub unverified: Unverified,
+    /// The share of probes (percent) made under a maintenance window with
+    /// `uptime = "exclude"`, in each window; left out of the uptime above.
+    pub maintenance: Unverified,
 }
 
 /// Percent of probes that could not be believed, per window.
@@ -148,6 +151,9 @@ pub struct Sample {
     /// It could not be believed (this monitor's network was down): kept as
     /// unknown, out of the uptime.
     pub unverified: bool,
+    /// Made under a maintenance window that leaves it out of uptime:
+    /// counted as maintenance time.
+    pub maintenance: bool,
 }
 
 /// A change of this monitor's own network, with the alert it makes due.
@@ -455,6 +461,7 @@ impl History {
             cause: sample.cause,
             ms: sample.ms,
             unverified: sample.unverified,
+            maintenance: sample.maintenance,
             state,
             change: change.map(|c| {
                 Box::new(Change {

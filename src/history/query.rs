@@ -60,7 +60,10 @@ pub enum HistoryPoint {
         /// Probes that could not be believed (this monitor's network was
         /// down): left out of `uptime`.
         unknown: i64,
-        /// Percentage of the believed probes that did not find it down.
+        /// Probes made under a maintenance window that leaves them out of
+        /// `uptime`.
+        maintenance: i64,
+        /// Percentage of the counted probes that did not find it down.
         uptime: f64,
         /// Median probe time.
         p50_ms: f64,
@@ -124,6 +127,7 @@ fn status_word(code: i64) -> &'static str {
         0 => "up",
         1 => "degraded",
         3 => "unknown",
+        4 => "maintenance",
         _ => "down",
     }
 }
@@ -161,7 +165,7 @@ pub(super) fn history(
         Resolution::Hour => {
             let mut stmt = conn
                 .prepare(
-                    "SELECT h.hour, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms, h.unknown FROM hourly h
+                    "SELECT h.hour, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms, h.unknown, h.maintenance FROM hourly h
                      JOIN site s ON s.id = h.site_id
                      WHERE s.name = ?1 AND h.hour >= ?2 AND h.hour < ?3 ORDER BY h.hour LIMIT ?4",
                 )
@@ -177,13 +181,15 @@ pub(super) fn history(
                     let probes: i64 = r.get(1)?;
                     let failures: i64 = r.get(2)?;
                     let unknown: i64 = r.get(7)?;
-                    let believed = probes - unknown;
+                    let maintenance: i64 = r.get(8)?;
+                    let believed = probes - unknown - maintenance;
                     Ok(HistoryPoint::Hour {
                         at: from_ms(r.get::<_, i64>(0)? * 3_600_000),
                         probes,
                         failures,
                         degraded: r.get(3)?,
                         unknown,
+                        maintenance,
                         uptime: if believed > 0 {
                             100.0 * (believed - failures) as f64 / believed as f64
                         } else {

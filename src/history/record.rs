@@ -38,6 +38,7 @@ pub(crate) enum Record {
         cause: Option<Cause>,
         ms: f64,
         unverified: bool,
+        maintenance: bool,
         state: SiteState,
         change: Option<Box<Change>>,
     },

@@ -20,6 +20,8 @@ pub(super) struct Counts {
     pub(super) failures: u64,
     /// Probes that could not be believed (the monitor's network was down).
     pub(super) unknown: u64,
+    /// Probes made under a maintenance window that leaves them out.
+    pub(super) maintenance: u64,
 }
 
 #[derive(Default)]
@@ -32,23 +34,29 @@ pub(super) struct SiteCounts {
 
 impl Counts {
     /// Counts one probe result.
-    pub(super) fn add(&mut self, status: Status, unverified: bool) {
+    pub(super) fn add(&mut self, status: Status, unverified: bool, maintenance: bool) {
         self.probes += 1;
-        if unverified {
+        if maintenance {
+            self.maintenance += 1;
+        } else if unverified {
             self.unknown += 1;
         } else if status == Status::Down {
             self.failures += 1;
         }
     }
 
-    /// The uptime percentage of the probes that could be believed, and the
-    /// share that could not (both `None` without probes).
-    pub(super) fn shares(self) -> (Option<f64>, Option<f64>) {
-        let believed = self.probes.saturating_sub(self.unknown);
-        let up = (believed > 0)
-            .then(|| 100.0 * believed.saturating_sub(self.failures) as f64 / believed as f64);
-        let unknown = (self.probes > 0).then(|| 100.0 * self.unknown as f64 / self.probes as f64);
-        (up, unknown)
+    /// The uptime percentage of the probes that count, and the shares that
+    /// could not be believed and that were under maintenance (all `None`
+    /// without probes).
+    pub(super) fn shares(self) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let counted = self
+            .probes
+            .saturating_sub(self.unknown)
+            .saturating_sub(self.maintenance);
+        let up = (counted > 0)
+            .then(|| 100.0 * counted.saturating_sub(self.failures) as f64 / counted as f64);
+        let share = |n: u64| (self.probes > 0).then(|| 100.0 * n as f64 / self.probes as f64);
+        (up, share(self.unknown), share(self.maintenance))
     }
 
     fn plus(self, o: Counts) -> Counts {
@@ -56,6 +64,7 @@ impl Counts {
             probes: self.probes + o.probes,
             failures: self.failures + o.failures,
             unknown: self.unknown + o.unknown,
+            maintenance: self.maintenance + o.maintenance,
         }
     }
 }
@@ -63,10 +72,10 @@ impl Counts {
 /// The uptime figures of a site from its counts.
 pub(super) fn uptime(c: &SiteCounts) -> super::Uptime {
     let w = |i: usize| c.windows[i].plus(c.current).shares();
-    let (d1, u1) = w(0);
-    let (d7, u7) = w(1);
-    let (d30, u30) = w(2);
-    let (d90, u90) = w(3);
+    let (d1, u1, m1) = w(0);
+    let (d7, u7, m7) = w(1);
+    let (d30, u30, m30) = w(2);
+    let (d90, u90, m90) = w(3);
     super::Uptime {
         d1,
         d7,
@@ -77,6 +86,12 @@ pub(super) fn uptime(c: &SiteCounts) -> super::Uptime {
             d7: u7,
             d30: u30,
             d90: u90,
+        },
+        maintenance: super::Unverified {
+            d1: m1,
+            d7: m7,
+            d30: m30,
+            d90: m90,
         },
     }
 }
@@ -136,10 +151,10 @@ pub(super) fn counts(
         |r: &rusqlite::Row<'_>, i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
     let mut stmt = conn.prepare_cached(
         "SELECT s.name,
-                SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END), SUM(CASE WHEN h.hour >= ?1 THEN h.unknown END),
-                SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END), SUM(CASE WHEN h.hour >= ?2 THEN h.unknown END),
-                SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END), SUM(CASE WHEN h.hour >= ?3 THEN h.unknown END),
-                SUM(h.probes), SUM(h.failures), SUM(h.unknown)
+                SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END), SUM(CASE WHEN h.hour >= ?1 THEN h.unknown END), SUM(CASE WHEN h.hour >= ?1 THEN h.maintenance END),
+                SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END), SUM(CASE WHEN h.hour >= ?2 THEN h.unknown END), SUM(CASE WHEN h.hour >= ?2 THEN h.maintenance END),
+                SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END), SUM(CASE WHEN h.hour >= ?3 THEN h.unknown END), SUM(CASE WHEN h.hour >= ?3 THEN h.maintenance END),
+                SUM(h.probes), SUM(h.failures), SUM(h.unknown), SUM(h.maintenance)
          FROM hourly h JOIN site s ON s.id = h.site_id
          WHERE h.hour >= ?4 AND h.hour < ?5 GROUP BY s.name",
     )?;
@@ -154,9 +169,10 @@ pub(super) fn counts(
         let mut windows = [Counts::default(); 4];
         for (w, c) in windows.iter_mut().enumerate() {
             *c = Counts {
-                probes: num(r, 1 + 3 * w)?,
-                failures: num(r, 2 + 3 * w)?,
-                unknown: num(r, 3 + 3 * w)?,
+                probes: num(r, 1 + 4 * w)?,
+                failures: num(r, 2 + 4 * w)?,
+                unknown: num(r, 3 + 4 * w)?,
+                maintenance: num(r, 4 + 4 * w)?,
             };
         }
         Ok((r.get::<_, String>(0)?, windows))
@@ -166,7 +182,7 @@ pub(super) fn counts(
         fresh.entry(name).or_default().windows = windows;
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name, COUNT(*), SUM(x.status = 2), SUM(x.status = 3) FROM site s CROSS JOIN sample x
+        "SELECT s.name, COUNT(*), SUM(x.status = 2), SUM(x.status = 3), SUM(x.status = 4) FROM site s CROSS JOIN sample x
          WHERE x.site_id = s.id AND x.at_ms >= ?1 GROUP BY s.name",
     )?;
     let rows = stmt.query_map([hour * 3_600_000], |r| {
@@ -176,6 +192,7 @@ pub(super) fn counts(
                 probes: num(r, 1)?,
                 failures: num(r, 2)?,
                 unknown: num(r, 3)?,
+                maintenance: num(r, 4)?,
             },
         ))
     })?;
@@ -189,15 +206,16 @@ pub(super) fn counts(
             status,
             at,
             unverified,
+            maintenance,
             ..
         } = r
             && hour_of(*at) == hour
         {
-            fresh
-                .entry(site.name.clone())
-                .or_default()
-                .current
-                .add(*status, *unverified);
+            fresh.entry(site.name.clone()).or_default().current.add(
+                *status,
+                *unverified,
+                *maintenance,
+            );
         }
     }
     Ok(fresh)
@@ -221,8 +239,8 @@ pub(super) fn aggregate_hour(
         ))
     })?;
     let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO hourly(site_id, hour, probes, failures, degraded, unknown, p50_ms, p95_ms, max_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO hourly(site_id, hour, probes, failures, degraded, unknown, p50_ms, p95_ms, max_ms, maintenance)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     /// One site's hour so far; `ms` leaves out results that were not
     /// believed (their timings are the monitor's, not the site's).
@@ -232,6 +250,7 @@ pub(super) fn aggregate_hour(
         failures: i64,
         degraded: i64,
         unknown: i64,
+        maintenance: i64,
         ms: Vec<f64>,
     }
     let mut emit = |site: i64, h: &mut Hour| -> Result<(), rusqlite::Error> {
@@ -253,7 +272,8 @@ pub(super) fn aggregate_hour(
             h.unknown,
             at(0.5),
             at(0.95),
-            h.ms.last().copied().unwrap_or(0.0)
+            h.ms.last().copied().unwrap_or(0.0),
+            h.maintenance
         ])?;
         *h = Hour::default();
         Ok(())
@@ -273,6 +293,7 @@ pub(super) fn aggregate_hour(
             1 => acc.degraded += 1,
             2 => acc.failures += 1,
             3 => acc.unknown += 1,
+            4 => acc.maintenance += 1,
             _ => {}
         }
         if status != 3 {

@@ -154,6 +154,11 @@ const MIGRATIONS: &[&str] = &[
         ends_ms INTEGER NOT NULL
     ) STRICT;
     ",
+    // 6 → 7: probes made under a maintenance window that leaves them out
+    // of uptime (samples with status 4), counted apart from the unknown.
+    "
+    ALTER TABLE hourly ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this sitewatch writes.

@@ -376,6 +376,7 @@ fn handle(
                 cause: None,
                 ms: 0.0,
                 unverified: true,
+                maintenance: false,
             };
             sinks.history.record(spec, sample, slot.state, None);
             sinks.store.record_pending(done.idx, detail);
@@ -527,7 +528,7 @@ fn commit(
     });
     slot.state = next;
     let excluded = window.as_ref().is_some_and(|w| w.exclude_uptime);
-    let sample = sample_of(&report, excluded);
+    let sample = sample_in(&report, false, excluded);
     sinks.history.record(spec, sample, next, change);
     sinks.store.record(idx, next, report, transition);
 }
@@ -558,12 +559,19 @@ fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) 
 /// What the history keeps of a probe; `unverified` while this monitor's
 /// own network is down.
 fn sample_of(report: &crate::probe::ProbeReport, unverified: bool) -> Sample {
+    sample_in(report, unverified, false)
+}
+
+/// [`sample_of`], made under a maintenance window that leaves it out of
+/// uptime when `maintenance`.
+fn sample_in(report: &crate::probe::ProbeReport, unverified: bool, maintenance: bool) -> Sample {
     Sample {
         at: report.started_at,
         status: report.status,
         cause: report.cause,
         ms: report.ms,
         unverified,
+        maintenance,
     }
 }
 

@@ -120,6 +120,7 @@ fn hours(hourly: &[HistoryPoint], raw: &[HistoryPoint]) -> BTreeMap<i64, HourFig
             failures,
             degraded,
             unknown,
+            maintenance,
             p50_ms,
             ..
         } = p
@@ -130,7 +131,8 @@ fn hours(hourly: &[HistoryPoint], raw: &[HistoryPoint]) -> BTreeMap<i64, HourFig
                     probes: *probes,
                     failures: *failures,
                     degraded: *degraded,
-                    unknown: *unknown,
+                    // The bars draw maintenance time grey, as unknown.
+                    unknown: *unknown + *maintenance,
                     p50_ms: (*probes > 0).then_some(*p50_ms),
                 },
             );
@@ -147,8 +149,9 @@ fn hours(hourly: &[HistoryPoint], raw: &[HistoryPoint]) -> BTreeMap<i64, HourFig
             f.probes += 1;
             f.failures += i64::from(*status == "down");
             f.degraded += i64::from(*status == "degraded");
-            f.unknown += i64::from(*status == "unknown");
-            if *status != "unknown" {
+            let unknown = *status == "unknown" || *status == "maintenance";
+            f.unknown += i64::from(unknown);
+            if !unknown {
                 times.push(*ms);
             }
         }
@@ -420,6 +423,7 @@ mod tests {
             failures,
             degraded: 0,
             unknown: 0,
+            maintenance: 0,
             uptime: 0.0,
             p50_ms: p50,
             p95_ms: p50,

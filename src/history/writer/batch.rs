@@ -4,7 +4,7 @@
 
 use super::super::rollup::hour_of;
 use super::super::{Record, journal, kept, unix_ms};
-use super::{Committed, STATE_EVERY, UNVERIFIED, status_code};
+use super::{Committed, MAINTENANCE, STATE_EVERY, UNVERIFIED, status_code};
 use crate::config::SiteSpec;
 use crate::state::SiteState;
 use rusqlite::{Connection, params};
@@ -62,6 +62,7 @@ pub(super) fn write_records<'a>(
                 cause,
                 ms,
                 unverified,
+                maintenance,
                 state,
                 change,
             } => {
@@ -76,7 +77,9 @@ pub(super) fn write_records<'a>(
                 .execute(params![
                     id,
                     unix_ms(*at),
-                    if *unverified {
+                    if *maintenance {
+                        MAINTENANCE
+                    } else if *unverified {
                         UNVERIFIED
                     } else {
                         status_code(*status)

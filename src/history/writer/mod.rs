@@ -60,6 +60,9 @@ pub(super) struct Writer {
 
 /// The sample status of a result that could not be believed.
 const UNVERIFIED: i64 = 3;
+/// The status of a sample made under a maintenance window that leaves it
+/// out of uptime.
+const MAINTENANCE: i64 = 4;
 
 fn status_code(s: Status) -> i64 {
     match s {
@@ -286,6 +289,7 @@ impl Writer {
             status,
             at,
             unverified,
+            maintenance,
             ..
         } = &r
             && Some(hour_of(*at)) == self.maintained_hour
@@ -294,7 +298,7 @@ impl Writer {
                 Some(c) => c,
                 None => self.counts.entry(site.name.clone()).or_default(),
             };
-            c.current.add(*status, *unverified);
+            c.current.add(*status, *unverified, *maintenance);
         }
         self.pending.push_back(r);
         if self.pending.len() > MAX_PENDING {
