@@ -148,6 +148,19 @@ where
     invocation.map_err(|e| e.format(&mut cmd))
 }
 
+/// The address a local client reaches a daemon listening on `addr` at:
+/// an unspecified address (`0.0.0.0`, `::`) becomes loopback.
+pub fn reachable(mut addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
+}
+
 /// `--config PATH`.
 #[derive(Args, Debug)]
 pub struct ConfigArg {

@@ -52,14 +52,7 @@ fn url_from_config(args: &PingArgs, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("\"{name}\" is a site, not a heartbeat"))?;
     let key = crate::alert::channel::resolve(&hb.key)
         .map_err(|e| format!("heartbeat {name}: ping key: {e}"))?;
-    let mut addr = config.daemon.ping_listen.unwrap_or(config.daemon.listen);
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
+    let addr = super::reachable(config.daemon.ping_listen.unwrap_or(config.daemon.listen));
     Ok(format!("http://{addr}/ping/{}", key.expose()))
 }
 
@@ -69,20 +62,6 @@ fn shown(url: &str) -> String {
         Some(i) => format!("{}/ping/***", &url[..i]),
         None => "the ping URL".to_string(),
     }
-}
-
-/// A run id: unique enough to pair this run's start and end.
-fn run_id() -> String {
-    let mut bytes = [0u8; 8];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if random.is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        bytes = (nanos as u64 ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn send(client: &reqwest::Client, url: &str, body: String) -> Result<(), String> {
@@ -203,7 +182,8 @@ pub fn run(args: &PingArgs) -> i32 {
         }
         _ => None,
     };
-    let rid = run_id();
+    // Unique enough to pair this run's start and end.
+    let rid = crate::silence::new_id();
     let ping = |what: &str, path: String, body: String| {
         if let Some((runtime, client, url)) = &pinger
             && let Err(e) = runtime.block_on(send(client, &format!("{url}{path}"), body))

@@ -97,14 +97,7 @@ fn target(args: &SilenceArgs) -> Result<(String, Option<String>), String> {
     }
     .path();
     let config = crate::config::load(&path).map_err(|e| e.to_string())?;
-    let mut addr = config.daemon.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
+    let addr = super::reachable(config.daemon.listen);
     let token = match (&config.daemon.api_token_file, token_env) {
         (_, Some(t)) => Some(t),
         (Some(file), None) => Some(

@@ -74,25 +74,41 @@ pub(super) fn save_heartbeat(
     Ok(())
 }
 
-/// Every heartbeat's saved record; an unreadable one is logged and skipped.
-pub(super) fn heartbeats(
+/// Rows of (key, JSON) read with `sql` and `params`, each decoded; an
+/// unreadable one is logged (naming `what`) and skipped.
+fn decoded<T: serde::de::DeserializeOwned>(
     conn: &Connection,
-) -> Result<std::collections::HashMap<String, crate::heartbeat::ledger::Record>, rusqlite::Error> {
-    let mut stmt = conn.prepare("SELECT name, record FROM heartbeat")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = std::collections::HashMap::new();
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+) -> Result<Vec<(String, T)>, rusqlite::Error> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
     for row in rows {
-        let (name, json) = row?;
+        let (key, json) = row?;
         match serde_json::from_str(&json) {
-            Ok(rec) => {
-                out.insert(name, rec);
-            }
-            Err(e) => {
-                tracing::error!(heartbeat = %name, error = %e, "unreadable heartbeat record, starting it afresh")
-            }
+            Ok(v) => out.push((key, v)),
+            Err(e) => tracing::error!(%key, error = %e, "unreadable saved {what}, skipped"),
         }
     }
     Ok(out)
+}
+
+/// Every heartbeat's saved record (an unreadable one starts afresh).
+pub(super) fn heartbeats(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<String, crate::heartbeat::ledger::Record>, rusqlite::Error> {
+    Ok(decoded(
+        conn,
+        "SELECT name, record FROM heartbeat",
+        [],
+        "heartbeat record",
+    )?
+    .into_iter()
+    .collect())
 }
 
 /// Saves a silence (JSON), replacing the one with its id, and forgets
@@ -117,7 +133,7 @@ pub(super) fn save_silence(
 }
 
 /// The silences that ended less than [`crate::silence::KEEP_EXPIRED`] ago
-/// (or not yet); an unreadable one is logged and skipped.
+/// (or not yet).
 pub(super) fn silences(
     conn: &Connection,
     now: SystemTime,
@@ -125,17 +141,13 @@ pub(super) fn silences(
     let keep = now
         .checked_sub(crate::silence::KEEP_EXPIRED)
         .unwrap_or(std::time::UNIX_EPOCH);
-    let mut stmt = conn.prepare("SELECT id, body FROM silence WHERE ends_ms >= ?1")?;
-    let rows = stmt.query_map([unix_ms(keep)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, json) = row?;
-        match serde_json::from_str(&json) {
-            Ok(s) => out.push(s),
-            Err(e) => tracing::error!(silence = %id, error = %e, "unreadable silence, skipped"),
-        }
-    }
-    Ok(out)
+    Ok(decoded(
+        conn,
+        "SELECT id, body FROM silence WHERE ends_ms >= ?1",
+        [unix_ms(keep)],
+        "silence",
+    )?
+    .into_iter()
+    .map(|(_, s)| s)
+    .collect())
 }
