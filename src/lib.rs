@@ -32,6 +32,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod diagnosis;
+pub mod domain;
 pub mod heartbeat;
 pub mod history;
 pub mod maintenance;
