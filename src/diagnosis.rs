@@ -64,6 +64,10 @@ pub enum Layer {
     Vantage,
     /// The pings of a job (cron, backup, timer) that must report on schedule.
     Heartbeat,
+    /// The site's recent probes taken together (failures too scattered to confirm).
+    Site,
+    /// The domain's registration (RDAP).
+    Domain,
 }
 
 impl Layer {
@@ -76,6 +80,8 @@ impl Layer {
             Layer::Http => "http",
             Layer::Heartbeat => "heartbeat",
             Layer::Vantage => "vantage",
+            Layer::Site => "site",
+            Layer::Domain => "domain",
         }
     }
 }
@@ -168,6 +174,86 @@ causes! {
     HeartbeatOverrun = "heartbeat.overrun", Down, Heartbeat, "the job started and did not finish";
     HeartbeatTooFast = "heartbeat.too_fast", Degraded, Heartbeat, "the job finished suspiciously fast";
     HeartbeatLate = "heartbeat.late", Degraded, Heartbeat, "the job is late";
+    HttpOriginDown = "http.origin_down", Down, Http, "the CDN cannot reach the origin";
+    HttpOriginTls = "http.origin_tls", Down, Http, "TLS between the CDN and the origin fails";
+    HttpMaintenance = "http.maintenance", Down, Http, "the site is in maintenance mode";
+    HttpPhpSource = "http.php_source", Down, Http, "PHP source code is served";
+    HttpInsecureRedirect = "http.insecure_redirect", Degraded, Http, "redirects from https to plain http";
+    HttpOffsiteRedirect = "http.offsite_redirect", Degraded, Http, "redirects to another domain";
+    SiteIntermittent = "site.intermittent", Degraded, Site, "fails now and then";
+    DomainExpiring = "domain.expiring", Degraded, Domain, "the domain registration expires soon";
+    DomainExpired = "domain.expired", Down, Domain, "the domain registration has expired";
+}
+
+/// Which face of a cause a probe found, when a cause has several and each
+/// calls for a different first check (the application error a page shows,
+/// a response whose body stalled after its head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sign {
+    /// WordPress: "Error establishing a database connection".
+    WpDatabase,
+    /// WordPress: "There has been a critical error on this website".
+    WpCritical,
+    /// A PHP fatal error printed into the page.
+    PhpFatal,
+    /// A PHP parse error printed into the page.
+    PhpParse,
+    /// An HTML response with nothing in its body (a white screen).
+    BlankPage,
+    /// A redirect to WordPress's installer: it cannot find its tables.
+    WpInstall,
+    /// The web server's own default page instead of the site.
+    DefaultPage,
+    /// WordPress's "Briefly unavailable for scheduled maintenance" page (a
+    /// `.maintenance` file left by an update).
+    WpMaintenance,
+    /// The response head came, then its body stopped coming.
+    BodyStalled,
+}
+
+impl Sign {
+    /// Every sign, in order.
+    pub const ALL: &'static [Sign] = &[
+        Sign::WpDatabase,
+        Sign::WpCritical,
+        Sign::PhpFatal,
+        Sign::PhpParse,
+        Sign::BlankPage,
+        Sign::WpInstall,
+        Sign::DefaultPage,
+        Sign::WpMaintenance,
+        Sign::BodyStalled,
+    ];
+
+    /// A short stable name, e.g. `wp_install`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sign::WpDatabase => "wp_database",
+            Sign::WpCritical => "wp_critical",
+            Sign::PhpFatal => "php_fatal",
+            Sign::PhpParse => "php_parse",
+            Sign::BlankPage => "blank_page",
+            Sign::WpInstall => "wp_install",
+            Sign::DefaultPage => "default_page",
+            Sign::WpMaintenance => "wp_maintenance",
+            Sign::BodyStalled => "body_stalled",
+        }
+    }
+
+    /// The cause this is a face of.
+    pub fn cause(self) -> Cause {
+        match self {
+            Sign::WpDatabase
+            | Sign::WpCritical
+            | Sign::PhpFatal
+            | Sign::PhpParse
+            | Sign::BlankPage
+            | Sign::WpInstall
+            | Sign::DefaultPage => Cause::HttpAppError,
+            Sign::WpMaintenance => Cause::HttpMaintenance,
+            Sign::BodyStalled => Cause::HttpTimeout,
+        }
+    }
 }
 
 impl fmt::Display for Cause {
@@ -191,6 +277,8 @@ pub struct HintFacts<'a> {
     /// This monitor's own address towards the site, when known (the one a
     /// firewall there would block).
     pub source: Option<std::net::IpAddr>,
+    /// The face of the cause found, when it has several (see [`Sign`]).
+    pub sign: Option<Sign>,
 }
 
 impl HintFacts<'_> {
@@ -207,6 +295,9 @@ pub fn hint(cause: Cause, facts: &HintFacts<'_>) -> String {
     let host = facts.host;
     let port = facts.port;
     let target = facts.target();
+    if let Some(sign) = facts.sign.filter(|s| s.cause() == cause) {
+        return sign_hint(sign, facts);
+    }
     match cause {
         Cause::DnsNxdomain => format!(
             "the name {host} does not exist in DNS: check the record at your DNS provider and that the domain has not expired (`dig {host}`)"
@@ -327,6 +418,68 @@ pub fn hint(cause: Cause, facts: &HintFacts<'_>) -> String {
         Cause::HeartbeatLate => format!(
             "the job behind {host} has not pinged at its expected time but is still inside its grace: it may have started late or be running long; check that it runs"
         ),
+        Cause::HttpOriginDown => format!(
+            "the CDN or proxy in front of {host} answers, but it cannot reach the origin server behind it: check that the web server on the origin runs and listens (`systemctl status nginx`), and that the origin's firewall lets the CDN's addresses in; then ask the origin directly (`curl -v --resolve {host}:{port}:ORIGIN_IP {scheme}://{host}/`)",
+            scheme = if port == 80 { "http" } else { "https" }
+        ),
+        Cause::HttpOriginTls => format!(
+            "the CDN in front of {host} cannot make a valid TLS connection to the origin: check the origin's certificate (expired, self-signed or without {host}) and that the origin serves TLS on 443 (`openssl s_client -connect ORIGIN_IP:443 -servername {host}`); in a strict mode the origin needs a valid or CDN-issued origin certificate"
+        ),
+        Cause::HttpMaintenance => format!(
+            "{host} declares maintenance: if nobody is working on it, an update or deploy stopped half-way; check the application's maintenance mode (a plugin, a flag file, `wp maintenance-mode status`) and finish or undo the update"
+        ),
+        Cause::HttpPhpSource => format!(
+            "{host} serves PHP source code instead of running it: PHP is not wired into the web server for this site (the PHP-FPM handler or socket is missing from its configuration), so anyone can download wp-config.php and other files with passwords; fix the handler now, and change the database password if the file was exposed"
+        ),
+        Cause::HttpInsecureRedirect => format!(
+            "{host} sends visitors from https to plain http: they lose encryption and browsers warn; fix the redirect rule in the web server or the application's own URL setting (WordPress: `home` and `siteurl` must start with https://)"
+        ),
+        Cause::HttpOffsiteRedirect => format!(
+            "{host} sends visitors to another domain: if nobody meant it, the domain may have lapsed to a parking page or the site was hacked (look for injected redirects in .htaccess, the web server's rules and the database); if it is intended, add the destination to `allow_redirects_to`"
+        ),
+        Cause::SiteIntermittent => format!(
+            "{host} fails now and then without staying down: visitors see errors some of the time; look at the causes counted in the detail, then at the server's error log, load and memory (a crashing worker, an exhausted PHP-FPM pool, one bad backend behind a balancer)"
+        ),
+        Cause::DomainExpiring => format!(
+            "the registration of the domain of {host} expires soon: renew it at the registrar and check that auto-renewal and the payment method work"
+        ),
+        Cause::DomainExpired => format!(
+            "the registration of the domain of {host} has expired: renew it at the registrar at once, before the grace period ends and the name can be lost; DNS may stop answering at any time"
+        ),
+    }
+}
+
+/// The hint of one face of a cause.
+fn sign_hint(sign: Sign, facts: &HintFacts<'_>) -> String {
+    let host = facts.host;
+    match sign {
+        Sign::WpDatabase => format!(
+            "WordPress on {host} cannot reach its database: check that the database server runs (`systemctl status mariadb` or `mysql`), that its disk is not full, and the credentials in wp-config.php"
+        ),
+        Sign::WpCritical => format!(
+            "WordPress on {host} hit a fatal error (its critical-error page): read the PHP error log and the recovery-mode email WordPress sent the admin; a plugin or theme update is the usual cause"
+        ),
+        Sign::PhpFatal => format!(
+            "a PHP fatal error on {host}: the detail names the file and line; read the PHP error log, and suspect the last plugin, theme or PHP version update; turn `display_errors` off in production"
+        ),
+        Sign::PhpParse => format!(
+            "PHP cannot parse a file on {host}: a half-uploaded or hand-edited file, or code written for a newer PHP; fix or restore the file the detail names"
+        ),
+        Sign::BlankPage => format!(
+            "{host} answers an empty page (a white screen): PHP most likely crashed with its errors hidden; read the PHP error log (or turn on WP_DEBUG_LOG) and suspect the last update"
+        ),
+        Sign::WpInstall => format!(
+            "WordPress on {host} shows its installer: it cannot find its tables (the database was emptied or restored wrong, or `$table_prefix` in wp-config.php is wrong), and anyone who opens the installer can take the site over; restore the database or fix the prefix now"
+        ),
+        Sign::DefaultPage => format!(
+            "{host} shows the web server's default page, not the site: its virtual host is not served (disabled, or its server_name/ServerName does not match), or the name points at a new server; check `nginx -T` or `apachectl -S` and the DNS record"
+        ),
+        Sign::WpMaintenance => format!(
+            "WordPress on {host} is stuck in maintenance mode: an update was interrupted and left its `.maintenance` file; delete `.maintenance` in the WordPress root (beside wp-config.php), then check that the update finished (`wp core verify-checksums`)"
+        ),
+        Sign::BodyStalled => format!(
+            "{host} sent the head of its response, then the body stopped coming: the application is stuck or very slow while producing the page (a slow query, a locked session, a full PHP-FPM pool) or a proxy is buffering; check the application's slow and error logs"
+        ),
     }
 }
 
@@ -336,7 +489,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_serde_and_from_code() {
-        assert_eq!(Cause::ALL.len(), 36);
+        assert_eq!(Cause::ALL.len(), 45);
         for &cause in Cause::ALL {
             let json = serde_json::to_string(&cause).unwrap();
             assert_eq!(json, format!("\"{}\"", cause.as_str()));
@@ -370,7 +523,11 @@ mod tests {
                 "http.slow",
                 "vantage.partial",
                 "heartbeat.too_fast",
-                "heartbeat.late"
+                "heartbeat.late",
+                "http.insecure_redirect",
+                "http.offsite_redirect",
+                "site.intermittent",
+                "domain.expiring"
             ]
         );
     }
@@ -383,6 +540,7 @@ mod tests {
             addr: Some("203.0.113.7:443".parse().unwrap()),
             http_status: Some(429),
             source: None,
+            sign: None,
         };
         assert_eq!(
             hint(Cause::TcpRefused, &facts),

@@ -2,7 +2,7 @@
 //! exactly (code, status, layer), and every hint is pinned word for word by
 //! tests/fixtures/hints.txt.
 
-use sitewatch::diagnosis::{Cause, HintFacts, hint};
+use sitewatch::diagnosis::{Cause, HintFacts, Sign, hint};
 use std::path::Path;
 
 fn facts() -> HintFacts<'static> {
@@ -12,6 +12,7 @@ fn facts() -> HintFacts<'static> {
         addr: Some("203.0.113.7:443".parse().unwrap()),
         http_status: Some(403),
         source: None,
+        sign: None,
     }
 }
 
@@ -24,10 +25,37 @@ fn every_hint_is_pinned() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| l.split_once('\t').expect("code<TAB>hint"))
         .collect();
-    assert_eq!(pinned.len(), Cause::ALL.len(), "one pinned hint per cause");
-    for (code, want) in pinned {
+    assert_eq!(
+        pinned.len(),
+        Cause::ALL.len() + Sign::ALL.len(),
+        "one pinned hint per cause and one per face of a cause"
+    );
+    for (key, want) in pinned {
+        let (code, sign) = match key.split_once('+') {
+            Some((code, sign)) => (
+                code,
+                Some(
+                    *Sign::ALL
+                        .iter()
+                        .find(|s| s.as_str() == sign)
+                        .unwrap_or_else(|| panic!("unknown sign {sign}")),
+                ),
+            ),
+            None => (key, None),
+        };
         let cause = Cause::from_code(code).unwrap_or_else(|| panic!("unknown code {code}"));
-        assert_eq!(hint(cause, &facts()), want, "{code}");
+        if let Some(sign) = sign {
+            assert_eq!(sign.cause(), cause, "{key}: the sign is of another cause");
+        }
+        let facts = HintFacts { sign, ..facts() };
+        assert_eq!(hint(cause, &facts), want, "{key}");
+        if sign.is_some() {
+            assert_ne!(
+                hint(cause, &facts),
+                hint(cause, &self::facts()),
+                "{key}: a face of a cause must say more than the cause"
+            );
+        }
     }
 }
 

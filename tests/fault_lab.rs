@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use common::dns::{Answer, TestDns};
 use common::netns::NetNs;
 use common::tls::{After, CertKind, TestCa, TlsServer, garbage_server, silent_server};
@@ -29,6 +29,10 @@ const WP_CRITICAL: &str = "<!DOCTYPE html><html><body><div class=\"wp-die-messag
 const PHP_FATAL: &str = "<br />\n<b>Fatal error</b>:  Uncaught Error: Call to undefined function wp_head() in /var/www/html/wp-content/themes/x/header.php:12\n";
 const PHP_PARSE: &str =
     "PHP Parse error:  syntax error, unexpected '}' in /var/www/html/index.php on line 7\n";
+const WP_MAINTENANCE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Maintenance</title></head><body><h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1></body></html>";
+const WP_CONFIG_SOURCE: &str = "<?php\n/**\n * The base configuration for WordPress\n */\ndefine( 'DB_NAME', 'wordpress' );\ndefine( 'DB_PASSWORD', 'hunter2' );\n";
+const NGINX_DEFAULT: &str = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1><p>If you see this page, the nginx web server is successfully installed and working.</p></body></html>";
+const CLOUDFRONT_502: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"><HTML><HEAD><TITLE>ERROR: The request could not be satisfied</TITLE></HEAD><BODY><H1>502 ERROR</H1><H2>The request could not be satisfied.</H2><HR noshade size=\"1px\">CloudFront wasn't able to connect to the origin.</BODY></HTML>";
 const SPA: &str = "<!DOCTYPE html><html><head><script src=\"/app.js\"></script></head><body><div id=\"root\"></div></body></html>";
 
 fn html(status: u16, body: &'static str) -> Response {
@@ -82,6 +86,101 @@ fn app() -> Router {
             }),
         )
         .route("/spa", get(|| async { html(200, SPA) }))
+        // WordPress and the web server, broken in the ways they break.
+        .route(
+            "/wp-maintenance",
+            get(|| async {
+                let mut r = html(503, WP_MAINTENANCE);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, "600".parse().unwrap());
+                r
+            }),
+        )
+        .route(
+            "/maintenance-plugin",
+            get(|| async {
+                html(
+                    503,
+                    "<html><body><h1>This site is under maintenance</h1></body></html>",
+                )
+            }),
+        )
+        .route(
+            "/busy",
+            get(|| async {
+                let mut r = html(503, "<html><body>busy</body></html>");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, "30".parse().unwrap());
+                r
+            }),
+        )
+        .route(
+            "/wp-config.php",
+            get(|| async {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/x-httpd-php")],
+                    WP_CONFIG_SOURCE,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/wp-emptied",
+            get(|| async { redirect("/wp-admin/install.php".into()) }),
+        )
+        .route("/nginx-default", get(|| async { html(200, NGINX_DEFAULT) }))
+        .route(
+            "/apache-default",
+            get(|| async { html(200, "<html><body><h1>It works!</h1></body></html>") }),
+        )
+        .route(
+            "/cdn-502",
+            get(|| async {
+                let mut r = html(502, CLOUDFRONT_502);
+                r.headers_mut().insert(
+                    "via",
+                    "1.1 3f2a.cloudfront.net (CloudFront)".parse().unwrap(),
+                );
+                r.headers_mut()
+                    .insert("x-amz-cf-pop", "FRA56-P1".parse().unwrap());
+                r
+            }),
+        )
+        .route(
+            "/stall",
+            get(|| async {
+                use futures_util::StreamExt;
+                let first = futures_util::stream::once(async {
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'a'; 212]))
+                });
+                let body =
+                    axum::body::Body::from_stream(first.chain(futures_util::stream::pending()));
+                (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], body).into_response()
+            }),
+        )
+        .route(
+            "/no-head",
+            any(|method: axum::http::Method| async move {
+                if method == axum::http::Method::HEAD {
+                    StatusCode::METHOD_NOT_ALLOWED.into_response()
+                } else {
+                    html(200, "<html><body>GET only</body></html>")
+                }
+            }),
+        )
+        .route(
+            "/to-other",
+            get(|headers: HeaderMap| async move {
+                let port = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.rsplit(':').next())
+                    .unwrap_or("80")
+                    .to_string();
+                redirect(format!("http://www.other.test:{port}/ok"))
+            }),
+        )
         .route(
             "/hops/{n}",
             get(|Path(n): Path<u32>| async move {
@@ -126,6 +225,76 @@ fn app() -> Router {
                     .into_response()
             }),
         )
+}
+
+/// What the lab's CDN edge stands in front of.
+#[derive(Clone)]
+enum Origin {
+    /// A plain HTTP origin at this address.
+    Tcp(SocketAddr),
+    /// An HTTPS origin, verified against the lab's CA as www.lab.test.
+    Tls(SocketAddr, std::sync::Arc<rustls::ClientConfig>),
+}
+
+/// A page the way Cloudflare's edge answers for an origin it cannot use.
+fn cloudflare(status: u16, title: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html><head><title>www.lab.test | {status}: {title}</title></head><body><h1>{title}</h1><span>Error code {status}</span><p>Cloudflare Ray ID: 8c1f2a3b4c5d6e7f</p></body></html>"
+    );
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [
+            (header::CONTENT_TYPE, "text/html; charset=UTF-8"),
+            (header::SERVER, "cloudflare"),
+            (
+                header::HeaderName::from_static("cf-ray"),
+                "8c1f2a3b4c5d6e7f-AMS",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The edge's answer: it really connects to the origin (and, for HTTPS,
+/// really verifies its certificate), as a CDN does.
+async fn through_edge(origin: Origin) -> Response {
+    let wait = Duration::from_millis(500);
+    let addr = match &origin {
+        Origin::Tcp(a) | Origin::Tls(a, _) => *a,
+    };
+    let tcp = match tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await {
+        Err(_) => return cloudflare(522, "Connection timed out"),
+        Ok(Err(_)) => return cloudflare(521, "Web server is down"),
+        Ok(Ok(tcp)) => tcp,
+    };
+    if let Origin::Tls(_, config) = origin {
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let name = rustls::pki_types::ServerName::try_from("www.lab.test").unwrap();
+        match tokio::time::timeout(wait, connector.connect(name, tcp)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e))
+                if common::tls::rustls_error(&e)
+                    .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_))) =>
+            {
+                return cloudflare(526, "Invalid SSL certificate");
+            }
+            _ => return cloudflare(525, "SSL handshake failed"),
+        }
+    }
+    let mut ok = html(200, "<html><body>served through the edge</body></html>");
+    ok.headers_mut()
+        .insert(header::SERVER, "cloudflare".parse().unwrap());
+    ok
+}
+
+/// The lab's CDN edge: one path per state of the origin behind it.
+fn edge(origins: Vec<(&'static str, Origin)>) -> Router {
+    let mut router = Router::new();
+    for (path, origin) in origins {
+        router = router.route(path, get(move || through_edge(origin.clone())));
+    }
+    router
 }
 
 /// A TCP server that runs `behave` on every connection.
@@ -196,6 +365,7 @@ struct Lab {
     smtp_refusing: SocketAddr,
     tls_garbage: SocketAddr,
     tls_silent: SocketAddr,
+    edge: u16,
 }
 
 impl Lab {
@@ -209,6 +379,7 @@ async fn start_lab(dir: std::path::PathBuf) -> (Lab, Box<dyn std::any::Any>) {
     let lo =
         |s: &str| -> Vec<std::net::IpAddr> { s.split(',').map(|a| a.parse().unwrap()).collect() };
     dns.set("www.lab.test", Answer::Addrs(lo("127.0.0.1")));
+    dns.set("www.other.test", Answer::Addrs(lo("127.0.0.1")));
     dns.set("alias.lab.test", Answer::Cname("www.lab.test".into()));
     dns.set(
         "dangling.lab.test",
@@ -259,8 +430,16 @@ async fn start_lab(dir: std::path::PathBuf) -> (Lab, Box<dyn std::any::Any>) {
         ("self-signed", CertKind::SelfSigned, &names[..]),
         ("no-intermediate", CertKind::MissingIntermediate, &names[..]),
         ("expiring", CertKind::ExpiresInDays(5), &names[..]),
+        ("to-plain-http", CertKind::Valid, &names[..]),
     ] {
-        let server = TlsServer::start(&ca.leaf(kind, names), ok.clone()).await;
+        let after = if label == "to-plain-http" {
+            After::Redirect {
+                location: format!("http://www.lab.test:{web}/ok"),
+            }
+        } else {
+            ok.clone()
+        };
+        let server = TlsServer::start(&ca.leaf(kind, names), after).await;
         tls.push((label, server.port()));
         tls_servers.push(server);
     }
@@ -271,6 +450,33 @@ async fn start_lab(dir: std::path::PathBuf) -> (Lab, Box<dyn std::any::Any>) {
     let (ssh, h3) = raw("127.0.0.1:0", speak_ssh).await;
     let (smtp, h4) = raw("127.0.0.1:0", smtp_ok).await;
     let (smtp_refusing, h5) = raw("127.0.0.1:0", smtp_refusing).await;
+    let tls_port = |name: &str| tls.iter().find(|(n, _)| *n == name).unwrap().1;
+    let verified = std::sync::Arc::new(ca.client_config());
+    let origins = vec![
+        ("/up", Origin::Tcp(SocketAddr::from(([127, 0, 0, 1], web)))),
+        ("/stopped", Origin::Tcp("127.0.0.1:1".parse().unwrap())),
+        ("/dropped", Origin::Tcp("127.0.0.3:80".parse().unwrap())),
+        (
+            "/tls-valid",
+            Origin::Tls(
+                SocketAddr::from(([127, 0, 0, 1], tls_port("valid"))),
+                verified.clone(),
+            ),
+        ),
+        (
+            "/tls-expired",
+            Origin::Tls(
+                SocketAddr::from(([127, 0, 0, 1], tls_port("expired"))),
+                verified.clone(),
+            ),
+        ),
+        ("/tls-garbage", Origin::Tls(tls_garbage, verified)),
+    ];
+    let edge_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let edge_port = edge_listener.local_addr().unwrap().port();
+    let edge_task = tokio::spawn(async move {
+        let _ = axum::serve(edge_listener, edge(origins)).await;
+    });
     let lab = Lab {
         dns: dns.addr,
         web,
@@ -283,10 +489,24 @@ async fn start_lab(dir: std::path::PathBuf) -> (Lab, Box<dyn std::any::Any>) {
         smtp_refusing,
         tls_garbage,
         tls_silent,
+        edge: edge_port,
     };
     (
         lab,
-        Box::new((dns, web_task, tls_servers, g, s, h1, h2, h3, h4, h5, ca)),
+        Box::new((
+            dns,
+            web_task,
+            tls_servers,
+            g,
+            s,
+            h1,
+            h2,
+            h3,
+            h4,
+            h5,
+            ca,
+            edge_task,
+        )),
     )
 }
 
@@ -320,6 +540,7 @@ fn scenarios(lab: &Lab) -> Vec<Case> {
     let w = lab.web;
     let web = |path: &str| format!("http://www.lab.test:{w}{path}");
     let tls = |name: &str| format!("https://www.lab.test:{}/", lab.tls_port(name));
+    let edge = |path: &str| format!("http://www.lab.test:{}{path}", lab.edge);
     vec![
         // DNS
         case("a name that resolves", web("/ok"), &[], None, "HTTP 200"),
@@ -739,6 +960,150 @@ fn scenarios(lab: &Lab) -> Vec<Case> {
             None,
             "",
         ),
+        // A CDN in front of an origin.
+        case(
+            "the edge reaches the origin",
+            edge("/up"),
+            &[],
+            None,
+            "HTTP 200",
+        ),
+        case(
+            "the origin refuses the edge",
+            edge("/stopped"),
+            &[],
+            Some(HttpOriginDown),
+            "Cloudflare (CF-Ray 8c1f2a3b4c5d6e7f-AMS) says the origin refused the connection",
+        ),
+        case(
+            "the origin drops the edge's packets",
+            edge("/dropped"),
+            &[],
+            Some(HttpOriginDown),
+            "the connection to the origin timed out (522)",
+        ),
+        case(
+            "the origin's certificate has expired",
+            edge("/tls-expired"),
+            &[],
+            Some(HttpOriginTls),
+            "the origin's certificate is not valid (526)",
+        ),
+        case(
+            "the origin does not speak TLS",
+            edge("/tls-garbage"),
+            &[],
+            Some(HttpOriginTls),
+            "the TLS handshake with the origin failed (525)",
+        ),
+        case(
+            "the edge reaches a valid HTTPS origin",
+            edge("/tls-valid"),
+            &[],
+            None,
+            "",
+        ),
+        case(
+            "a CDN page that says it cannot reach the origin",
+            web("/cdn-502"),
+            &[],
+            Some(HttpOriginDown),
+            "CloudFront (FRA56-P1) cannot reach the origin",
+        ),
+        // The application says it is down while answering.
+        case(
+            "WordPress stuck in maintenance",
+            web("/wp-maintenance"),
+            &[],
+            Some(HttpMaintenance),
+            "Retry-After: 600 s (10 min)",
+        ),
+        case(
+            "a maintenance page",
+            web("/maintenance-plugin"),
+            &[],
+            Some(HttpMaintenance),
+            "under maintenance",
+        ),
+        case(
+            "a 503 names its Retry-After",
+            web("/busy"),
+            &[],
+            Some(HttpUnavailable),
+            "Retry-After: 30 s",
+        ),
+        case(
+            "PHP source served as text",
+            web("/wp-config.php"),
+            &[],
+            Some(HttpPhpSource),
+            "PHP source code",
+        ),
+        case(
+            "WordPress sends visitors to its installer",
+            web("/wp-emptied"),
+            &[],
+            Some(HttpAppError),
+            "WordPress's installer",
+        ),
+        case(
+            "nginx's default page",
+            web("/nginx-default"),
+            &[],
+            Some(HttpAppError),
+            "Welcome to nginx!",
+        ),
+        case(
+            "Apache's default page",
+            web("/apache-default"),
+            &[],
+            Some(HttpAppError),
+            "It works!",
+        ),
+        // Redirects that lead somewhere else.
+        case(
+            "https redirects to plain http",
+            tls("to-plain-http"),
+            &["--ca-file", &lab.ca_file],
+            Some(HttpInsecureRedirect),
+            "leaves https",
+        ),
+        case(
+            "a redirect to another domain",
+            web("/to-other"),
+            &[],
+            Some(HttpOffsiteRedirect),
+            "another domain: www.lab.test → www.other.test",
+        ),
+        case(
+            "a redirect to an allowed domain",
+            web("/to-other"),
+            &["--allow-redirect-to", "www.other.test"],
+            None,
+            "after 1 redirect",
+        ),
+        case(
+            "a redirect to an allowed wildcard",
+            web("/to-other"),
+            &["--allow-redirect-to", "*.other.test"],
+            None,
+            "after 1 redirect",
+        ),
+        // Words that match what happened.
+        case(
+            "the body stalls after the head",
+            web("/stall"),
+            &["--timeout", "1s"],
+            Some(HttpTimeout),
+            "then the body stalled after 212 bytes",
+        ),
+        case(
+            "HEAD refused, GET works",
+            web("/no-head"),
+            &["--method", "HEAD"],
+            None,
+            "HEAD was refused (405), so GET was used",
+        ),
     ]
 }
 
@@ -797,10 +1162,17 @@ fn every_cause_end_to_end() {
     // A vantage-layer cause comes from a vote between several daemons, not
     // from one probe: tests/vantages.rs covers it end to end. Heartbeat
     // causes come from a job's pings, not from a probe: tests/heartbeats.rs
-    // covers each of them end to end.
+    // covers each of them end to end. A site-layer cause comes from many
+    // probes of a running daemon (tests/intermittent.rs), and a domain-layer
+    // cause from the registry (tests/domain_expiry.rs).
     let all: BTreeSet<&str> = Cause::ALL
         .iter()
-        .filter(|c| c.layer() != Layer::Vantage && c.layer() != Layer::Heartbeat)
+        .filter(|c| {
+            !matches!(
+                c.layer(),
+                Layer::Vantage | Layer::Heartbeat | Layer::Site | Layer::Domain
+            )
+        })
         .map(|c| c.as_str())
         .collect();
     let missing: Vec<_> = all.difference(&covered).collect();
@@ -919,4 +1291,51 @@ fn evidence_timings_and_certificate_facts() {
             && j["hint"].as_str().unwrap().contains("127.0.0.1"),
         "{j}"
     );
+}
+
+#[test]
+fn each_face_of_a_cause_has_its_own_first_check() {
+    let Some(ns) = lab_namespace("each_face_of_a_cause_has_its_own_first_check") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let served = ns.serve(move || start_lab(dir_path));
+    let lab = &served.info;
+    let web = |path: &str| format!("http://www.lab.test:{}{path}", lab.web);
+    let table: &[(&str, &[&str], &str)] = &[
+        ("/wp-maintenance", &[], "delete `.maintenance`"),
+        ("/wp-emptied", &[], "anyone who opens the installer"),
+        ("/nginx-default", &[], "virtual host is not served"),
+        ("/wp-db", &[], "cannot reach its database"),
+        ("/php-fatal", &[], "file and line"),
+        ("/blank", &[], "white screen"),
+        ("/stall", &["--timeout", "1s"], "the body stopped coming"),
+        ("/wp-config.php", &[], "wp-config.php"),
+    ];
+    let mut wrong = Vec::new();
+    for (path, args, want) in table {
+        let (_, j) = run_check(&ns, lab, &case("sign", web(path), args, None, ""));
+        let hint = j["hint"].as_str().unwrap_or_default();
+        if !hint.contains(want) {
+            wrong.push(format!("{path}: hint lacks {want:?}: {hint}"));
+        }
+    }
+    // A plain timeout keeps the words of a server that sent nothing.
+    let (_, j) = run_check(
+        &ns,
+        lab,
+        &case(
+            "hang",
+            format!("http://{}/", lab.hang),
+            &["--timeout", "1s"],
+            None,
+            "",
+        ),
+    );
+    let hint = j["hint"].as_str().unwrap_or_default();
+    if !hint.contains("sent no response in time") {
+        wrong.push(format!("a server that hangs: {hint}"));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

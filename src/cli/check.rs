@@ -54,6 +54,10 @@ pub struct CheckArgs {
     /// Do not treat success pages that show an application error as down
     #[arg(long)]
     pub no_app_errors: bool,
+    /// A host a redirect may end on although it is on another domain
+    /// (`example.org`, or `*.example.net` for every name under it; repeatable)
+    #[arg(long = "allow-redirect-to", value_name = "HOST")]
+    pub allow_redirects_to: Vec<String>,
     /// Response time above which the result is degraded
     #[arg(long, value_parser = config::parse_duration, value_name = "DUR")]
     pub slow: Option<Duration>,
@@ -229,12 +233,18 @@ impl CheckArgs {
                 ca_file: self.ca_file.clone(),
                 addresses: self.addresses,
                 banner: self.expect_banner.clone(),
+                domain_warn_days: 0,
             },
             http: HttpOptions {
                 method: self.method,
                 headers: self.headers.clone(),
                 max_redirects: self.max_redirects,
                 app_errors: !self.no_app_errors,
+                allow_redirects_to: self
+                    .allow_redirects_to
+                    .iter()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                    .collect(),
             },
             notify: Vec::new(),
             remind_every: None,
@@ -242,6 +252,7 @@ impl CheckArgs {
             vantages: Vec::new(),
             quorum: crate::config::Quorum::Majority,
             tags: Vec::new(),
+            intermittent: None,
             heartbeat: None,
         })
     }
@@ -358,6 +369,8 @@ pub fn nagios_line(site: &SiteSpec, report: &ProbeReport) -> String {
             crate::diagnosis::Layer::Http => "ttfb",
             crate::diagnosis::Layer::Vantage => "vantages",
             crate::diagnosis::Layer::Heartbeat => "heartbeat",
+            crate::diagnosis::Layer::Site => "site",
+            crate::diagnosis::Layer::Domain => "domain",
         };
         if perf.contains(&format!(" {label}=")) {
             continue;

@@ -223,6 +223,7 @@ fn build(
                 addr: None,
                 http_status: None,
                 source: None,
+                sign: None,
             },
         ),
         vantages,

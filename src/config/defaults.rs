@@ -68,6 +68,17 @@ pub const MAX_PING_KEY_CHARS: usize = 128;
 pub const MAX_CONFIRM: u32 = 100;
 /// The most redirects a site may allow.
 pub const MAX_REDIRECTS_LIMIT: u32 = 20;
+/// Failures among the last `intermittent_window` probes that make a site
+/// degraded (`site.intermittent`) when none was confirmed.
+pub const INTERMITTENT_FAILURES: u8 = 3;
+/// How many recent probes `intermittent_failures` counts among.
+pub const INTERMITTENT_WINDOW: u8 = 20;
+/// The largest `intermittent_window`.
+pub const MAX_INTERMITTENT_WINDOW: u8 = 32;
+/// Days before a domain's registration expires that make its sites degraded.
+pub const DOMAIN_WARN_DAYS: u32 = 30;
+/// The largest `domain_warn_days`: a year.
+pub const MAX_DOMAIN_WARN_DAYS: u32 = 365;
 /// The largest `cert_warn_days`: a year.
 pub const MAX_CERT_WARN_DAYS: u32 = 365;
 /// The largest `max_concurrent_probes` (each probe in flight holds a socket).

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 /// The most characters of a source line shown under a message; a longer
 /// line is cut around the caret, with "…" on the cut sides.
 pub(super) const SHOWN_LINE_CHARS: usize = 120;
-/// The most characters of one message; the rest is cut with "…".
-const MESSAGE_CHARS: usize = 400;
+/// The most characters of one message (room for every key of a table in
+/// "unknown field" messages); the rest is cut with "…".
+pub(super) const MESSAGE_CHARS: usize = 1000;
 /// What a masked secret is shown as.
 pub(super) const MASK: &str = "***";
 

@@ -19,7 +19,8 @@
 //! [`SiteSpec`] is destructured without `..` below: a new setting does not
 //! compile until it is sorted into one of the three kinds.
 
-use super::model::{Config, Expect, HttpOptions, SiteSpec};
+use super::model::{Config, Expect, SiteSpec};
+use super::request::HttpOptions;
 
 /// The kinds of change to one site, as flags (a reload may change several).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,6 +62,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         vantages,
         quorum,
         tags,
+        intermittent,
         heartbeat,
     } = old;
     let Expect {
@@ -70,6 +72,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         ips,
         slow,
         cert_warn_days,
+        domain_warn_days,
         resolvers,
         ca_file,
         addresses,
@@ -80,6 +83,7 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         headers,
         max_redirects,
         app_errors,
+        allow_redirects_to,
     } = http;
     let probe = *target != new.target
         || *interval != new.interval
@@ -103,7 +107,10 @@ pub fn site(old: &SiteSpec, new: &SiteSpec) -> SiteChange {
         || *quorum != new.quorum
         || *heartbeat != new.heartbeat
         || *slow != new.expect.slow
-        || *cert_warn_days != new.expect.cert_warn_days;
+        || *cert_warn_days != new.expect.cert_warn_days
+        || *domain_warn_days != new.expect.domain_warn_days
+        || *allow_redirects_to != new.http.allow_redirects_to
+        || *intermittent != new.intermittent;
     let routing = *notify != new.notify || *remind_every != new.remind_every || *tags != new.tags;
     SiteChange {
         probe,

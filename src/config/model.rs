@@ -4,6 +4,7 @@
 //! value here has passed its checks and carries its inherited default, so
 //! consumers never re-check or re-default.
 
+use super::request::HttpOptions;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -219,9 +220,21 @@ pub struct SiteSpec {
     pub quorum: Quorum,
     /// Labels for maintenance windows and silences (`tags`).
     pub tags: Vec<String>,
+    /// When scattered failures make it degraded (`None`: never).
+    pub intermittent: Option<Intermittent>,
     /// Set for a `[[heartbeat]]`: a job that pings sitewatch, judged from
     /// its pings instead of probed (its target is `heartbeat:NAME`).
     pub heartbeat: Option<Arc<HeartbeatSpec>>,
+}
+
+/// `intermittent_failures` of the last `intermittent_window` probes failed
+/// without a confirmed outage: the site is degraded (`site.intermittent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Intermittent {
+    /// Failures that make it degraded.
+    pub failures: u8,
+    /// Among this many recent probes (at most 32).
+    pub window: u8,
 }
 
 /// A `[[heartbeat]]`: a job (cron, timer, backup) that must ping on time.
@@ -288,6 +301,7 @@ impl SiteSpec {
                 ips: Vec::new(),
                 slow: None,
                 cert_warn_days: 0,
+                domain_warn_days: 0,
                 resolvers: Vec::new(),
                 ca_file: None,
                 addresses: AddressMode::Any,
@@ -300,42 +314,10 @@ impl SiteSpec {
             vantages: Vec::new(),
             quorum: Quorum::Majority,
             tags: Vec::new(),
+            intermittent: None,
             heartbeat: None,
         }
     }
-}
-
-/// How the HTTP layer makes its request.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HttpOptions {
-    /// GET (default) or HEAD.
-    pub method: Method,
-    /// Extra request headers, in file order.
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// Redirects followed (each hop probed layer by layer); 0 = judge the 3xx itself.
-    pub max_redirects: u32,
-    /// Whether a success page that is really an application error is down (`http.app_error`).
-    pub app_errors: bool,
-}
-
-impl Default for HttpOptions {
-    fn default() -> Self {
-        HttpOptions {
-            method: Method::Get,
-            headers: Vec::new(),
-            max_redirects: super::defaults::MAX_REDIRECTS,
-            app_errors: true,
-        }
-    }
-}
-
-/// The request method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// Fetch the page.
-    Get,
-    /// Fetch the head only (no body checks possible).
-    Head,
 }
 
 /// Expectations a probe checks, layer by layer.
@@ -353,6 +335,9 @@ pub struct Expect {
     pub slow: Option<Duration>,
     /// Days before certificate expiry that make the site degraded.
     pub cert_warn_days: u32,
+    /// Days before the domain's registration expires that make the site
+    /// degraded (0: the registry is not asked).
+    pub domain_warn_days: u32,
     /// DNS servers to ask instead of the system's.
     pub resolvers: Vec<SocketAddr>,
     /// Extra trusted roots for TLS.

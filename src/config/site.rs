@@ -4,6 +4,7 @@
 use super::context::{Cx, Dur, check_name, duration_in, int_in, list_len, pick, text_len};
 use super::defaults;
 use super::diagnostic::quote;
+use super::judgement;
 use super::model::*;
 use super::request;
 use super::target::{StatusItem, parse_address_mode, parse_resolver, parse_target};
@@ -36,6 +37,10 @@ pub(super) struct RawSite {
     headers: Option<Spanned<request::Headers>>,
     max_redirects: Option<Spanned<i64>>,
     app_errors: Option<Spanned<bool>>,
+    pub(super) allow_redirects_to: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) intermittent_failures: Option<Spanned<i64>>,
+    pub(super) intermittent_window: Option<Spanned<i64>>,
+    pub(super) domain_warn_days: Option<Spanned<i64>>,
     pub(super) notify: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) remind_every: Option<Spanned<Dur>>,
     network: Option<Spanned<String>>,
@@ -91,7 +96,8 @@ pub(super) fn validate(
     };
     let timing = timing(cx, &span, raw, d);
     let expect = expect(cx, raw, d, timing.timeout);
-    let http = request::options(
+    let judged = judgement::Keys::of(raw, d);
+    let mut http = request::options(
         cx,
         &request::Keys {
             method: pick(&raw.method, &d.method),
@@ -101,6 +107,10 @@ pub(super) fn validate(
             body_check: raw.expect_body.as_ref().or(raw.forbid_body.as_ref()),
         },
     );
+    http.allow_redirects_to = judgement::allow_redirects_to(cx, judged.allow_redirects_to);
+    let intermittent =
+        judgement::intermittent(cx, judged.intermittent_failures, judged.intermittent_window);
+    let domain_warn_days = judgement::domain_warn_days(cx, judged.domain_warn_days);
     let notify = notify(cx, pick(&raw.notify, &d.notify), channels);
     let tags = tags(cx, pick(&raw.tags, &d.tags));
     let (vantages, quorum) = votes(cx, raw, d, known_vantages);
@@ -145,6 +155,7 @@ pub(super) fn validate(
             forbid_body: expect.forbid_body.filter(|_| uses_http),
             ca_file: expect.ca_file.filter(|_| uses_tls),
             banner: expect.banner.filter(|_| !uses_http),
+            domain_warn_days,
             ..expect
         },
         http,
@@ -154,6 +165,7 @@ pub(super) fn validate(
         vantages,
         quorum,
         tags,
+        intermittent,
         heartbeat: None,
     })
 }
@@ -448,6 +460,7 @@ fn expect(cx: &mut Cx<'_>, raw: &RawSite, d: &RawSite, timeout: Duration) -> Exp
         ips,
         slow,
         cert_warn_days,
+        domain_warn_days: 0,
         resolvers,
         ca_file: pick(&raw.ca_file, &d.ca_file).map(|p| cx.relative(p.get_ref())),
         addresses,
@@ -511,6 +524,10 @@ fn applicable(cx: &mut Cx<'_>, raw: &RawSite, scheme: Scheme) {
             raw.max_redirects.as_ref().map(|v| v.span()),
         ),
         ("app_errors", raw.app_errors.as_ref().map(|v| v.span())),
+        (
+            "allow_redirects_to",
+            raw.allow_redirects_to.as_ref().map(|v| v.span()),
+        ),
     ];
     if !scheme.uses_http() {
         for (key, span) in http_only {

@@ -33,6 +33,7 @@ pub fn report(
                 addr: None,
                 http_status: None,
                 source: None,
+                sign: None,
             },
         )
     });

@@ -5,12 +5,13 @@
 //! expected.
 
 use super::body::{self, Checks, Scan};
-use super::http::{self, Ask, MAX_BODY};
+use super::edge;
+use super::http::{self, Ask, MAX_BODY, Read};
 use super::ms;
 use super::text::{MAX_SHOWN, MAX_URL, cap};
 use super::walk::{Hop, Walk};
 use crate::config::{Method, Target};
-use crate::diagnosis::{Cause, Layer};
+use crate::diagnosis::{Cause, Layer, Sign};
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::time::Instant;
@@ -40,15 +41,17 @@ where
     let opts = &site.http;
     let url = cap(&target.url, MAX_URL);
     let follows = opts.max_redirects > 0;
+    let method = walk.method;
     // The body is searched only when a check will read the verdict: a GET
     // answered with an accepted status that is not a redirect to follow.
-    let scan = |status: u16, content_type: Option<&str>| {
+    // A server error's page is read a little, to explain its status.
+    let read = |status: u16, content_type: Option<&str>| {
         let redirect = follows && (300..400).contains(&status);
-        if opts.method != Method::Get
-            || redirect
-            || http::classify_status(status, &site.expect.status).is_some()
-        {
+        if method != Method::Get || redirect {
             return None;
+        }
+        if http::classify_status(status, &site.expect.status).is_some() {
+            return (status >= 500).then_some(Read::Peek);
         }
         let checks = Checks {
             expect: site.expect.body.as_deref(),
@@ -57,11 +60,11 @@ where
             html: body::is_html(content_type),
         };
         let wanted = checks.expect.is_some() || checks.forbid.is_some() || checks.app_errors;
-        wanted.then(|| Scan::new(checks, MAX_BODY))
+        wanted.then(|| Read::Scan(Scan::new(checks, MAX_BODY)))
     };
     let ask = Ask {
         target,
-        method: opts.method,
+        method,
         headers: if walk.on_origin {
             &opts.headers[..]
         } else {
@@ -75,21 +78,50 @@ where
         ", without the configured headers (another origin than the site's)"
     };
     let t = Instant::now();
-    let resp = match http::request(io, ask, scan, deadline).await {
+    let resp = match http::request(io, ask, read, deadline).await {
         Err(f) => {
             walk.layer(Layer::Http, false, t.elapsed(), f.what.clone());
+            walk.sign = f.sign;
             return Hop::Done(Some(f.cause), format!("{url} from {addr}: {}", f.what));
         }
         Ok(resp) => resp,
     };
     let took = t.elapsed();
     walk.http_status = Some(resp.status);
+    let via = resp
+        .edge
+        .as_deref()
+        .map_or_else(String::new, |e| format!(" via {e}"));
     let head = format!(
-        "HTTP {} in {} ms (first byte after {} ms){withheld}",
+        "HTTP {} in {} ms (first byte after {} ms){via}{withheld}",
         resp.status,
         ms(took),
         ms(resp.ttfb)
     );
+    if method == Method::Head
+        && matches!(resp.status, 405 | 501)
+        && !site.expect.status.contains(resp.status)
+        && walk.head_refused.is_none()
+    {
+        walk.layer(Layer::Http, false, took, format!("{head}: HEAD refused"));
+        walk.head_refused = Some(resp.status);
+        return Hop::AgainWithGet;
+    }
+    if (300..400).contains(&resp.status)
+        && let Some(location) = &resp.location
+        && wordpress_installer(location)
+    {
+        walk.layer(Layer::Http, false, took, head);
+        walk.sign = Some(Sign::WpInstall);
+        return Hop::Done(
+            Some(Cause::HttpAppError),
+            format!(
+                "{url} redirects ({}) to {}: WordPress's installer (it cannot find its tables)",
+                resp.status,
+                cap(location, MAX_URL)
+            ),
+        );
+    }
     if follows
         && (300..400).contains(&resp.status)
         && let Some(location) = &resp.location
@@ -115,13 +147,26 @@ where
     }
     if let Some(cause) = http::classify_status(resp.status, &site.expect.status) {
         walk.layer(Layer::Http, false, took, head);
-        return Hop::Done(
-            Some(cause),
-            format!(
-                "{url} answered {} from {addr}; accepted: {}",
-                resp.status, site.expect.status
-            ),
+        let mut detail = format!(
+            "{url} answered {} from {addr}{via}; accepted: {}",
+            resp.status, site.expect.status
         );
+        let finding = edge::explain(
+            resp.status,
+            cause,
+            resp.edge.as_deref(),
+            resp.retry_after.as_deref(),
+            resp.page.as_deref().unwrap_or_default(),
+        );
+        let cause = match finding {
+            Some(f) => {
+                detail = format!("{detail}; {}", f.what);
+                walk.sign = f.sign;
+                f.cause
+            }
+            None => cause,
+        };
+        return Hop::Done(Some(cause), detail);
     }
     if let Some(verdict) = &resp.body {
         let size = verdict.size();
@@ -145,11 +190,15 @@ where
             ))
         } else {
             verdict.app_error.map(|error| {
+                walk.sign = error.sign;
+                let what = if error.cause == Cause::HttpAppError {
+                    "the page is an application error"
+                } else {
+                    "the body is"
+                };
                 (
-                    Cause::HttpAppError,
-                    format!(
-                        "{url} answered {status} but the page is an application error: {error}"
-                    ),
+                    error.cause,
+                    format!("{url} answered {status} but {what}: {}", error.name),
                 )
             })
         };
@@ -177,6 +226,13 @@ where
         None,
         format!("HTTP {} from {addr} in {} ms", resp.status, ms(total)),
     )
+}
+
+/// Whether a redirect leads to WordPress's installer (`/wp-admin/install.php`,
+/// relative or absolute, with any query).
+fn wordpress_installer(location: &str) -> bool {
+    let path = location.split(['?', '#']).next().unwrap_or_default();
+    path.to_ascii_lowercase().ends_with("/wp-admin/install.php")
 }
 
 /// Reads the server's first line and checks it holds `expected`.

@@ -1,6 +1,7 @@
 //! Searching a response body while it streams: the site's `expect_body` and
-//! `forbid_body`, and the signatures of application-error pages
-//! (`http.app_error`). The body is never held whole: each needle is
+//! `forbid_body`, and the signatures of broken pages: application errors
+//! (`http.app_error`, each with its [`Sign`]) and PHP source served as text
+//! (`http.php_source`). The body is never held whole: each needle is
 //! searched with [`memchr::memmem::Finder`] over the new bytes plus an
 //! overlap of (longest pending needle − 1) bytes, the PHP error lines are
 //! recognised by a small state machine, and the blank-page check keeps only
@@ -8,6 +9,7 @@
 //!
 //! Pure: it sees bytes, not sockets; [`super::http`] feeds it.
 
+use crate::diagnosis::{Cause, Sign};
 use memchr::memmem::Finder;
 
 /// The most of a body kept for the blank-page check. A page longer than
@@ -36,28 +38,85 @@ pub fn is_html(content_type: Option<&str>) -> bool {
     })
 }
 
-const FATAL: &str = "PHP fatal error";
-const PARSE: &str = "PHP parse error";
-const BLANK: &str = "blank page (an HTML response with nothing in its body)";
+/// A broken page a body showed: what it is called in the detail, its
+/// cause and, for an application error, which one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageError {
+    /// The words of the detail.
+    pub name: &'static str,
+    /// `http.app_error` or `http.php_source`.
+    pub cause: Cause,
+    /// Which application error (none for PHP source).
+    pub sign: Option<Sign>,
+}
 
-/// Texts that give an application error away wherever they appear, in
-/// order of precedence, with the name reported.
-const SIGNATURES: &[(&str, &str)] = &[
+const fn app(name: &'static str, sign: Sign) -> PageError {
+    PageError {
+        name,
+        cause: Cause::HttpAppError,
+        sign: Some(sign),
+    }
+}
+
+const PHP_SOURCE: PageError = PageError {
+    name: "PHP source code (\"<?php\" in the body): PHP is not being run",
+    cause: Cause::HttpPhpSource,
+    sign: None,
+};
+const FATAL: PageError = app("PHP fatal error", Sign::PhpFatal);
+const PARSE: PageError = app("PHP parse error", Sign::PhpParse);
+const BLANK: PageError = app(
+    "blank page (an HTML response with nothing in its body)",
+    Sign::BlankPage,
+);
+const NGINX: PageError = app(
+    "nginx's default page (\"Welcome to nginx!\")",
+    Sign::DefaultPage,
+);
+const APACHE: PageError = app("Apache's default page", Sign::DefaultPage);
+const APACHE_WORKS: PageError = app("Apache's default page (\"It works!\")", Sign::DefaultPage);
+const IIS: PageError = app("IIS's default page", Sign::DefaultPage);
+
+/// Texts that give a broken page away wherever they appear, in order of
+/// precedence. PHP source comes first: it may expose passwords. The
+/// web servers' default pages come after the PHP error lines (see
+/// [`FIRST_DEFAULT_PAGE`]).
+const SIGNATURES: &[(&str, PageError)] = &[
+    ("<?php ", PHP_SOURCE),
+    ("<?php\n", PHP_SOURCE),
+    ("<?php\r", PHP_SOURCE),
     (
         "Error establishing a database connection",
-        "WordPress cannot reach its database (\"Error establishing a database connection\")",
+        app(
+            "WordPress cannot reach its database (\"Error establishing a database connection\")",
+            Sign::WpDatabase,
+        ),
     ),
     (
         "There has been a critical error on this website",
-        "WordPress critical error (\"There has been a critical error on this website\")",
+        app(
+            "WordPress critical error (\"There has been a critical error on this website\")",
+            Sign::WpCritical,
+        ),
     ),
     ("<b>Fatal error</b>:", FATAL),
     ("<b>Parse error</b>:", PARSE),
+    ("<title>Welcome to nginx!</title>", NGINX),
+    ("Apache2 Debian Default Page", APACHE),
+    ("Apache2 Ubuntu Default Page", APACHE),
+    ("Test Page for the Apache HTTP Server", APACHE),
+    ("<title>HTTP Server Test Page", APACHE),
+    ("<h1>It works!</h1>", APACHE_WORKS),
+    ("<title>IIS Windows Server</title>", IIS),
 ];
+
+/// Index in [`SIGNATURES`] of the first web server default page: they
+/// rank below the PHP error lines that [`Lines`] finds.
+const FIRST_DEFAULT_PAGE: usize = 7;
 
 /// How PHP without HTML error formatting starts an error line (after any
 /// `<br />` and whitespace).
-const LINE_STARTS: &[(&[u8], &str)] = &[
+const LINE_STARTS: &[(&[u8], PageError)] = &[
     (b"Fatal error: ", FATAL),
     (b"PHP Fatal error:", FATAL),
     (b"Parse error: ", PARSE),
@@ -112,8 +171,8 @@ pub struct Verdict {
     pub lacks_expected: bool,
     /// `forbid_body` is set and was found.
     pub holds_forbidden: bool,
-    /// The application error the page shows, if any (when asked for).
-    pub app_error: Option<&'static str>,
+    /// The broken page it shows, if any (when asked for).
+    pub app_error: Option<PageError>,
 }
 
 impl Verdict {
@@ -230,19 +289,22 @@ impl<'a> Scan<'a> {
         let found = |role| self.needles.iter().any(|n| n.role == role && n.found);
         let has = |role| self.needles.iter().any(|n| n.role == role);
         let app_error = if self.app_errors {
-            let signature = SIGNATURES
-                .iter()
-                .enumerate()
-                .find(|(i, _)| found(Role::Signature(*i)))
-                .map(|(_, (_, name))| *name);
+            let signature = |range: std::ops::Range<usize>| {
+                SIGNATURES[range.clone()]
+                    .iter()
+                    .zip(range)
+                    .find(|(_, i)| found(Role::Signature(*i)))
+                    .map(|((_, error), _)| *error)
+            };
             let blank = match (&self.blank, end) {
                 (Blank::Prefix(p), End::Complete) => {
                     blank_html(&String::from_utf8_lossy(p)).then_some(BLANK)
                 }
                 _ => None,
             };
-            signature
+            signature(0..FIRST_DEFAULT_PAGE)
                 .or(self.lines.as_ref().and_then(|l| l.found))
+                .or_else(|| signature(FIRST_DEFAULT_PAGE..SIGNATURES.len()))
                 .or(blank)
         } else {
             None
@@ -284,8 +346,9 @@ impl<'a> Scan<'a> {
 
     /// Every check is decided: reading on cannot change what is reported.
     /// A missing `expect_body` outranks everything and is known only at
-    /// the end; then a found `forbid_body` decides; then the application
-    /// error, decided only by its first signature.
+    /// the end; then a found `forbid_body` decides; then the broken page,
+    /// decided by a signature found when none that ranks above it can
+    /// still be.
     fn decided(&self) -> bool {
         let find = |role| self.needles.iter().find(|n| n.role == role);
         if find(Role::Expect).is_some_and(|n| !n.found) {
@@ -299,12 +362,36 @@ impl<'a> Scan<'a> {
                 return false;
             }
         }
-        !self.app_errors || find(Role::Signature(0)).is_some_and(|n| n.found)
+        if !self.app_errors {
+            return true;
+        }
+        for needle in &self.needles {
+            if let Role::Signature(i) = needle.role {
+                if i >= FIRST_DEFAULT_PAGE {
+                    // Below the PHP error lines, which end only with the body.
+                    return false;
+                }
+                // Needles of one error (the forms of "<?php") rank alike.
+                let same_found = || {
+                    self.needles.iter().any(|n| {
+                        n.found
+                            && matches!(n.role, Role::Signature(j) if SIGNATURES[j].1 == SIGNATURES[i].1)
+                    })
+                };
+                if needle.found || (needle.pending() && same_found()) {
+                    return true;
+                }
+                if needle.pending() {
+                    return false;
+                }
+            }
+        }
+        false
     }
 }
 
-/// The application error `body` shows, searched as a stream would be.
-pub fn app_error(body: &[u8], content_type: Option<&str>) -> Option<&'static str> {
+/// The broken page `body` shows, searched as a stream would be.
+pub fn app_error(body: &[u8], content_type: Option<&str>) -> Option<PageError> {
     let checks = Checks {
         app_errors: true,
         html: is_html(content_type),
@@ -321,7 +408,7 @@ pub fn app_error(body: &[u8], content_type: Option<&str>) -> Option<&'static str
 #[derive(Default)]
 struct Lines {
     state: LineState,
-    found: Option<&'static str>,
+    found: Option<PageError>,
 }
 
 #[derive(Clone, Copy)]
@@ -384,8 +471,8 @@ impl Lines {
     /// The line so far starts with `buf[..len]`: found, still possible, or not.
     fn start(&mut self, buf: [u8; LONGEST_LINE_START], len: usize) -> LineState {
         let seen = &buf[..len];
-        if let Some((_, name)) = LINE_STARTS.iter().find(|(p, _)| seen.starts_with(p)) {
-            self.found = Some(name);
+        if let Some((_, error)) = LINE_STARTS.iter().find(|(p, _)| seen.starts_with(p)) {
+            self.found = Some(*error);
             return LineState::Skip;
         }
         if LINE_STARTS.iter().any(|(p, _)| p.starts_with(seen)) {

@@ -6,9 +6,10 @@
 //! in-memory duplex in unit tests.
 
 use super::body::{End, Scan, Verdict};
+use super::edge;
 use super::text::{MAX_SHOWN, cap};
 use crate::config::{Host, Method, StatusSet, Target};
-use crate::diagnosis::Cause;
+use crate::diagnosis::{Cause, Sign};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Empty};
@@ -17,6 +18,7 @@ use hyper::body::Body;
 use hyper::header::{ACCEPT, CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -47,6 +49,21 @@ pub struct Response {
     pub location: Option<String>,
     /// The `Content-Type` header, capped at [`MAX_SHOWN`] bytes.
     pub content_type: Option<String>,
+    /// The `Retry-After` header, as read by [`edge::retry_after`].
+    pub retry_after: Option<String>,
+    /// The CDN or proxy that sent the response, when its headers say.
+    pub edge: Option<String>,
+    /// The first bytes of an error page, when [`Read::Peek`] asked for them.
+    pub page: Option<Vec<u8>>,
+}
+
+/// What to read of a body once the head is known.
+pub enum Read<'a> {
+    /// Search it for the site's checks.
+    Scan(Scan<'a>),
+    /// Keep its first [`edge::PAGE_PEEK`] bytes (an error page, to explain
+    /// its status), waiting at most [`edge::PEEK_WAIT`] for them.
+    Peek,
 }
 
 /// Why no usable response came back.
@@ -54,6 +71,8 @@ pub struct Response {
 pub struct Failure {
     /// The cause code.
     pub cause: Cause,
+    /// Which face of the cause, when it has several.
+    pub sign: Option<Sign>,
     /// What happened, for `detail`.
     pub what: String,
 }
@@ -95,6 +114,7 @@ pub fn request_headers(
 ) -> Result<HeaderMap, Failure> {
     let host = HeaderValue::from_str(&host_header(target)).map_err(|e| Failure {
         cause: Cause::HttpProtocol,
+        sign: None,
         what: format!("cannot build the request: {e}"),
     })?;
     let mut headers = HeaderMap::with_capacity(4 + configured.len());
@@ -114,20 +134,31 @@ pub fn request_headers(
     Ok(headers)
 }
 
+/// How far a response had come, for the words of a timeout.
+#[derive(Default)]
+struct Progress {
+    /// Microseconds from the request to the end of the head (0: no head).
+    head_us: AtomicU64,
+    status: AtomicU32,
+    body: AtomicUsize,
+}
+
 /// Sends one request over `io` and reads the response head; then, if
-/// `scan(status, content_type)` gives a search, streams the body through
-/// it until every check is decided or [`MAX_BODY`] is read. Gives up at
-/// `deadline` with `http.timeout`.
+/// `read(status, content_type)` asks, streams the body through a search
+/// until every check is decided or [`MAX_BODY`] is read, or keeps the
+/// first bytes of an error page. Gives up at `deadline` with
+/// `http.timeout`, saying how far the response had come.
 pub async fn request<'a, S>(
     io: S,
     ask: Ask<'_>,
-    scan: impl FnOnce(u16, Option<&str>) -> Option<Scan<'a>>,
+    read: impl FnOnce(u16, Option<&str>) -> Option<Read<'a>>,
     deadline: Instant,
 ) -> Result<Response, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let started = Instant::now();
+    let progress = &Progress::default();
     let exchange = async {
         let mut builder = hyper::client::conn::http1::Builder::new();
         builder.max_headers(MAX_HEADERS).max_header_size(MAX_HEAD);
@@ -145,6 +176,7 @@ where
             .body(Empty::new())
             .map_err(|e| Failure {
                 cause: Cause::HttpProtocol,
+                sign: None,
                 what: format!(
                     "cannot build the request for a path of {} bytes: {e}",
                     ask.target.path.len()
@@ -155,6 +187,9 @@ where
             let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
             let ttfb = started.elapsed();
             let status = resp.status().as_u16();
+            let head_us = u64::try_from(ttfb.as_micros()).unwrap_or(u64::MAX).max(1);
+            progress.head_us.store(head_us, Ordering::Relaxed);
+            progress.status.store(status.into(), Ordering::Relaxed);
             let header = |name| {
                 resp.headers()
                     .get(name)
@@ -163,9 +198,17 @@ where
             };
             let location = header(LOCATION);
             let content_type = header(CONTENT_TYPE).map(|c| cap(&c, MAX_SHOWN));
-            let body = match scan(status, content_type.as_deref()) {
-                Some(scan) => Some(read_body(resp.into_body(), scan).await?),
-                None => None,
+            let retry_after = edge::retry_after(resp.headers());
+            let edge = edge::edge(resp.headers());
+            let (body, page) = match read(status, content_type.as_deref()) {
+                Some(Read::Scan(scan)) => {
+                    let verdict = read_body(resp.into_body(), scan, progress)
+                        .await
+                        .map_err(|f| cut(f, progress))?;
+                    (Some(verdict), None)
+                }
+                Some(Read::Peek) => (None, Some(peek(resp.into_body()).await)),
+                None => (None, None),
             };
             Ok(Response {
                 status,
@@ -173,6 +216,9 @@ where
                 body,
                 location,
                 content_type,
+                retry_after,
+                edge,
+                page,
             })
         };
         let mut conn = std::pin::pin!(conn);
@@ -185,14 +231,64 @@ where
     };
     match tokio::time::timeout_at(deadline, exchange).await {
         Ok(r) => r,
-        Err(_) => Err(Failure {
-            cause: Cause::HttpTimeout,
-            what: format!(
-                "no complete response within {} ms",
-                started.elapsed().as_millis()
-            ),
-        }),
+        Err(_) => Err(timed_out(progress, started.elapsed())),
     }
+}
+
+/// The words of a timeout: no response at all, or a head whose body
+/// stalled (a different thing to look for).
+fn timed_out(progress: &Progress, elapsed: Duration) -> Failure {
+    let head_us = progress.head_us.load(Ordering::Relaxed);
+    if head_us == 0 {
+        return Failure {
+            cause: Cause::HttpTimeout,
+            sign: None,
+            what: format!("no complete response within {} ms", elapsed.as_millis()),
+        };
+    }
+    Failure {
+        cause: Cause::HttpTimeout,
+        sign: Some(Sign::BodyStalled),
+        what: format!(
+            "HTTP {} head in {} ms, then the body stalled after {} bytes (nothing more within {} ms)",
+            progress.status.load(Ordering::Relaxed),
+            head_us.div_ceil(1000),
+            progress.body.load(Ordering::Relaxed),
+            elapsed.as_millis()
+        ),
+    }
+}
+
+/// A body cut short after its head came: says so, keeping the cause.
+fn cut(mut f: Failure, progress: &Progress) -> Failure {
+    f.what = format!(
+        "HTTP {} head in {} ms, then the body was cut after {} bytes: {}",
+        progress.status.load(Ordering::Relaxed),
+        progress.head_us.load(Ordering::Relaxed).div_ceil(1000),
+        progress.body.load(Ordering::Relaxed),
+        f.what
+    );
+    f
+}
+
+/// The first [`edge::PAGE_PEEK`] bytes of an error page, whatever came
+/// within [`edge::PEEK_WAIT`]: its status is known already, so a page
+/// that fails or stalls is judged on what arrived.
+async fn peek(mut body: hyper::body::Incoming) -> Vec<u8> {
+    let mut page = Vec::new();
+    let _ = tokio::time::timeout(edge::PEEK_WAIT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                let room = edge::PAGE_PEEK - page.len();
+                page.extend_from_slice(&data[..data.len().min(room)]);
+                if page.len() >= edge::PAGE_PEEK {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    page
 }
 
 /// Streams at most [`MAX_BODY`] bytes through `scan`, stopping as soon as
@@ -200,6 +296,7 @@ where
 async fn read_body(
     mut body: hyper::body::Incoming,
     mut scan: Scan<'_>,
+    progress: &Progress,
 ) -> Result<Verdict, Failure> {
     let mut room = MAX_BODY;
     while let Some(frame) = body.frame().await {
@@ -207,6 +304,7 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        progress.body.fetch_add(data.len(), Ordering::Relaxed);
         if data.len() >= room {
             scan.feed(&data[..room]);
             return Ok(scan.finish(End::Budget));
@@ -251,7 +349,11 @@ pub fn classify(err: &hyper::Error) -> Failure {
         // Closed, reset or cut short before a complete response.
         Cause::HttpEmpty
     };
-    Failure { cause, what }
+    Failure {
+        cause,
+        sign: None,
+        what,
+    }
 }
 
 /// Maps a status outside the accepted set to a cause; `None` if accepted.
@@ -355,7 +457,7 @@ mod tests {
         request(
             client,
             ask(&site),
-            move |_, _| Some(Scan::new(checks, MAX_BODY)),
+            move |_, _| Some(Read::Scan(Scan::new(checks, MAX_BODY))),
             deadline,
         )
         .await

@@ -16,6 +16,7 @@
 mod answer;
 pub mod body;
 pub mod dns;
+pub mod edge;
 pub mod http;
 mod redirect;
 pub mod tcp;

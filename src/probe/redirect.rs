@@ -10,7 +10,7 @@
 use super::text::{self, MAX_URL, cap};
 use super::walk::{self, Hop, Walk};
 use super::{ProbeDeps, ProbeError, ProbeReport};
-use crate::config::{SiteSpec, Target};
+use crate::config::{Host, Method, SiteSpec, Target};
 use crate::diagnosis::{Cause, Status};
 use std::borrow::Cow;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -71,6 +71,10 @@ pub(super) async fn walk(
         let (next, status) = match walk::hop(&mut walk, &target, deps, deadline).await? {
             Hop::Done(cause, detail) => break (cause, detail),
             Hop::Redirect(next, status) => (next, status),
+            Hop::AgainWithGet => {
+                walk.method = Method::Get;
+                continue;
+            }
         };
         chain.push(&target.url);
         if chain.holds(&next) {
@@ -94,6 +98,13 @@ pub(super) async fn walk(
                 if !same_origin(&site.target, &t) {
                     walk.on_origin = false;
                 }
+                if target.scheme.uses_tls() && !t.scheme.uses_tls() && walk.insecure.is_none() {
+                    walk.insecure = Some(format!(
+                        "{} → {}",
+                        cap(&target.url, MAX_URL),
+                        cap(&t.url, MAX_URL)
+                    ));
+                }
                 target = Cow::Owned(t);
                 walk.hop += 1;
             }
@@ -112,8 +123,43 @@ pub(super) async fn walk(
     Ok(report(walk, &target, &chain, cause, detail))
 }
 
+/// Whether `host` is one `allowed` accepts: a name written as is, or any
+/// name under `*.domain`.
+fn allowed(host: &str, allowed: &[String]) -> bool {
+    allowed
+        .iter()
+        .any(|pattern| match pattern.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == pattern,
+        })
+}
+
+/// Where a chain that left the site's registrable domain ended, as
+/// "from → to" (`None` when it stayed, or when the site is an address:
+/// then no domain is the site's own).
+fn offsite(site: &SiteSpec, last: &Target) -> Option<String> {
+    if !matches!(site.target.host, Host::Name(_)) {
+        return None;
+    }
+    let home = crate::domain::registrable(&site.target.host_str)?;
+    let host = last.host_str.trim_end_matches('.').to_ascii_lowercase();
+    if crate::domain::registrable(&host).as_deref() == Some(home.as_str())
+        || allowed(&host, &site.http.allow_redirects_to)
+    {
+        return None;
+    }
+    Some(format!(
+        "{} → {}",
+        cap(&site.target.host_str, MAX_URL),
+        cap(&host, MAX_URL)
+    ))
+}
+
 /// The report of a finished walk: a down cause explains more than any
-/// degraded finding on the way; otherwise a degraded finding, or up.
+/// degraded finding on the way; of those, where the chain led (another
+/// domain, plain http) comes first; otherwise the hop's own finding, or up.
 fn report(
     mut walk: Walk<'_>,
     target: &Target,
@@ -121,8 +167,31 @@ fn report(
     cause: Option<Cause>,
     detail: String,
 ) -> ProbeReport {
+    let away = if chain.len() == 0 {
+        None
+    } else {
+        offsite(walk.site, target)
+    };
     let (cause, mut detail) = if cause.is_some_and(|c| c.status() == Status::Down) {
         (cause, detail)
+    } else if let Some(away) = away {
+        (
+            Some(Cause::HttpOffsiteRedirect),
+            format!(
+                "{detail} after {} ({}); but it ends on another domain: {away}",
+                redirects(chain.len()),
+                chain.path_to(&target.url)
+            ),
+        )
+    } else if let Some(insecure) = walk.insecure.take() {
+        (
+            Some(Cause::HttpInsecureRedirect),
+            format!(
+                "{detail} after {} ({}); but it leaves https: {insecure}",
+                redirects(chain.len()),
+                chain.path_to(&target.url)
+            ),
+        )
     } else if let Some(partial) = walk.partial.take() {
         (Some(Cause::TcpPartial), format!("{detail}; but {partial}"))
     } else if let Some(expiring) = walk.expiring.take() {
@@ -133,12 +202,11 @@ fn report(
     } else if chain.len() == 0 {
         (cause, detail)
     } else {
-        let n = chain.len();
         (
             cause,
             format!(
-                "{detail} after {n} redirect{} ({})",
-                if n == 1 { "" } else { "s" },
+                "{detail} after {} ({})",
+                redirects(chain.len()),
                 chain.path_to(&target.url)
             ),
         )
@@ -146,12 +214,35 @@ fn report(
     if let Some(untried) = walk.untried.take() {
         detail = format!("{detail}; {untried}");
     }
+    if let Some(status) = walk.head_refused {
+        detail = format!("{detail}; HEAD was refused ({status}), so GET was used");
+    }
     walk.finish(target, cause, detail)
+}
+
+fn redirects(n: usize) -> String {
+    format!("{n} redirect{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_destinations_are_names_or_wildcards() {
+        let list = ["example.org".to_string(), "*.example.net".to_string()];
+        for (host, ok) in [
+            ("example.org", true),
+            ("www.example.org", false),
+            ("a.example.net", true),
+            ("a.b.example.net", true),
+            ("example.net", false),
+            ("badexample.net", false),
+            ("example.com", false),
+        ] {
+            assert_eq!(allowed(host, &list), ok, "{host}");
+        }
+    }
 
     #[test]
     fn origins_are_scheme_host_and_port() {

@@ -9,8 +9,8 @@
 
 use super::text::{self, MAX_DETAIL, MAX_LAYER_DETAIL, MAX_SHOWN, MAX_URL, cap, cap_owned};
 use super::{ProbeDeps, ProbeError, ProbeReport, answer, dns, ms, tcp, tls};
-use crate::config::{AddressMode, Host, Scheme, SiteSpec, Target};
-use crate::diagnosis::{Cause, HintFacts, Layer, Status, hint};
+use crate::config::{AddressMode, Host, Method, Scheme, SiteSpec, Target};
+use crate::diagnosis::{Cause, HintFacts, Layer, Sign, Status, hint};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -39,6 +39,14 @@ pub(super) struct Walk<'a> {
     pub(super) expiring: Option<String>,
     /// Addresses of a name that were not connected to, said in `detail`.
     pub(super) untried: Option<String>,
+    /// The face of the cause found, for its hint.
+    pub(super) sign: Option<Sign>,
+    /// The method asked with: the site's, until a HEAD is refused.
+    pub(super) method: Method,
+    /// The status a HEAD was refused with (405, 501): asked again with GET.
+    pub(super) head_refused: Option<u16>,
+    /// The first redirect from https to plain http, as "from → to".
+    pub(super) insecure: Option<String>,
 }
 
 /// How one hop ended.
@@ -47,6 +55,8 @@ pub(super) enum Hop {
     Done(Option<Cause>, String),
     /// The server redirects: follow `location` (already absolute).
     Redirect(String, u16),
+    /// The server refused HEAD: ask the same URL again with GET.
+    AgainWithGet,
 }
 
 impl<'a> Walk<'a> {
@@ -65,6 +75,10 @@ impl<'a> Walk<'a> {
             partial: None,
             expiring: None,
             untried: None,
+            sign: None,
+            method: site.http.method,
+            head_refused: None,
+            insecure: None,
         }
     }
 
@@ -101,6 +115,7 @@ impl<'a> Walk<'a> {
                     addr: self.addr,
                     http_status: self.http_status,
                     source: None,
+                    sign: self.sign,
                 },
             );
             if c == Cause::HttpBlocked

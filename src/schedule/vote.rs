@@ -209,6 +209,7 @@ pub(super) fn settle(
                     addr: report.addr,
                     http_status: report.http_status,
                     source: report.addr.and_then(source_towards),
+                    sign: None,
                 },
             ));
             let (next, t) = state::judge(

@@ -117,6 +117,8 @@ fn phase(layer: Layer) -> &'static str {
         Layer::Http => "processing",
         Layer::Vantage => "vantages",
         Layer::Heartbeat => "heartbeat",
+        Layer::Site => "site",
+        Layer::Domain => "domain",
     }
 }
 

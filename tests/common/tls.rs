@@ -305,6 +305,9 @@ pub enum After {
     /// status and body (`Content-Length`, `Connection: close`), send
     /// close_notify and close.
     Http { status: u16, body: String },
+    /// Read the request head and answer `301 Moved Permanently` to this
+    /// `Location`, then close as `Http` does.
+    Redirect { location: String },
     /// Close the TCP connection right after the handshake *without* sending a
     /// TLS close_notify (an abrupt close, like a crashing backend).
     Close,
@@ -462,7 +465,7 @@ async fn serve_tls(
             let _ = tls.shutdown().await; // close_notify + FIN
             drain(&mut tls).await;
         }
-        After::Http { status, body } => {
+        After::Http { .. } | After::Redirect { .. } => {
             let Some(head) = read_head(&mut tls).await else {
                 return;
             };
@@ -470,11 +473,17 @@ async fn serve_tls(
                 .lock()
                 .expect("requests lock")
                 .push(String::from_utf8_lossy(&head).into_owned());
-            let response = format!(
-                "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                reason_phrase(*status),
-                body.len(),
-            );
+            let response = match behaviour {
+                After::Http { status, body } => format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    reason_phrase(*status),
+                    body.len(),
+                ),
+                After::Redirect { location } => format!(
+                    "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+                After::Close | After::CloseNotify => unreachable!("handled above"),
+            };
             if tls.write_all(response.as_bytes()).await.is_err() {
                 return;
             }

@@ -2,11 +2,11 @@ use super::*;
 
 /// The search as it was done on a whole body held in memory: the reference
 /// the streaming search must agree with.
-fn reference(body: &[u8], content_type: Option<&str>) -> Option<&'static str> {
+fn reference(body: &[u8], content_type: Option<&str>) -> Option<PageError> {
     let text = String::from_utf8_lossy(body);
-    for (needle, name) in SIGNATURES {
+    for (needle, error) in &SIGNATURES[..FIRST_DEFAULT_PAGE] {
         if text.contains(needle) {
-            return Some(name);
+            return Some(*error);
         }
     }
     for line in text.lines() {
@@ -16,6 +16,11 @@ fn reference(body: &[u8], content_type: Option<&str>) -> Option<&'static str> {
         }
         if line.starts_with("Parse error: ") || line.starts_with("PHP Parse error:") {
             return Some(PARSE);
+        }
+    }
+    for (needle, error) in &SIGNATURES[FIRST_DEFAULT_PAGE..] {
+        if text.contains(needle) {
+            return Some(*error);
         }
     }
     let html = content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"));
@@ -70,6 +75,24 @@ const PAGES: &[(&str, Option<&str>, bool)] = &[
         false,
     ),
     ("<html><body>Welcome</body></html>", HTML, false),
+    (
+        "<?php\ndefine('DB_PASSWORD', 'x');",
+        Some("text/plain"),
+        true,
+    ),
+    ("<html><body><?php echo 1; ?></body></html>", HTML, true),
+    ("<p>&lt;?php echo 1; ?&gt;</p>", HTML, false),
+    (
+        "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>",
+        HTML,
+        true,
+    ),
+    ("<html><body><h1>It works!</h1></body></html>", HTML, true),
+    (
+        "<title>Apache2 Debian Default Page: It works</title>",
+        HTML,
+        true,
+    ),
 ];
 
 /// Inputs at the edges of the line rules, for the agreement test.
@@ -88,13 +111,17 @@ const EDGES: &[&str] = &[
     "PHP Fatal error",
     "x\nPHP Parse error:\nFatal error: later",
     "Parse error: first\n<b>Fatal error</b>: wins",
+    "<title>Welcome to nginx!</title>\nFatal error: the line wins",
+    "Fatal error: x\n<?php echo 1;",
+    "<?phpinfo",
+    "<h1>It works!</h1><br />",
     "<h1>Error establishing a database connection</h1>There has been a critical error on this website",
     "<HTML><BODY>\n</BODY></HTML>",
     "<html><body",
     "   \n\t ",
 ];
 
-fn streamed(body: &[u8], content_type: Option<&str>, piece: usize) -> Option<&'static str> {
+fn streamed(body: &[u8], content_type: Option<&str>, piece: usize) -> Option<PageError> {
     let checks = Checks {
         app_errors: true,
         html: is_html(content_type),
@@ -259,16 +286,24 @@ fn reading_stops_once_every_check_is_decided() {
     assert!(!scan.feed(b"Maintenance"));
     assert!(scan.feed(b" welcome"));
 
-    // Application errors are decided by the first signature only.
+    // A broken page is decided once nothing that ranks above what was
+    // found can still be: PHP source at once; a database error only at
+    // the end, as PHP source could still follow.
     let app = Checks {
         app_errors: true,
         ..Checks::default()
     };
     let mut scan = Scan::new(app, 1 << 20);
     assert!(!scan.feed(b"<b>Fatal error</b>: x"));
-    assert!(scan.feed(b"Error establishing a database connection"));
+    assert!(!scan.feed(b"Error establishing a database connection"));
+    let v = scan.finish(End::Complete);
+    assert_eq!(v.app_error, Some(SIGNATURES[3].1));
+    assert_eq!(v.app_error.unwrap().sign, Some(Sign::WpDatabase));
+    let mut scan = Scan::new(app, 1 << 20);
+    assert!(!scan.feed(b"<html><body>Error establishing a database connection"));
+    assert!(scan.feed(b"<?php\ndefine('DB_PASSWORD', 'secret'); // and the rest of wp-config.php"));
     let v = scan.finish(End::Decided);
-    assert_eq!(v.app_error, Some(SIGNATURES[0].1));
+    assert_eq!(v.app_error, Some(PHP_SOURCE));
 
     // Expected text alone: decided when found.
     let mut scan = Scan::new(expecting("ok"), 1 << 20);
