@@ -3,6 +3,7 @@
 //! the site, and for asking the registry when the registration expires.
 //!
 //! Pure but for what [`rdap`] asks over the network.
+pub mod rdap;
 
 /// The registrable domain of `host` ("eTLD+1": `blog.example.co.uk` →
 /// `example.co.uk`), lowercased and without a trailing dot; `None` for an
