@@ -166,6 +166,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
     let th = Thresholds {
         confirm_down: 1,
         confirm_up: 1,
+        intermittent: None,
     };
     let t0 = SystemTime::now() - Duration::from_secs(600);
     let (h, writer, _) = History::open(dir.path(), &sites, None);

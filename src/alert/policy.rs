@@ -76,6 +76,17 @@ impl FlapGuard {
     pub fn flapping(&self) -> bool {
         self.flapping
     }
+
+    /// Whether the site is flapping as of `now`: it was, and has not yet
+    /// been quiet for [`FLAP_SETTLE`] (what [`FlapGuard::settled`] will
+    /// find, without changing anything).
+    pub fn flapping_at(&self, now: Instant) -> bool {
+        self.flapping
+            && self
+                .changes
+                .back()
+                .is_some_and(|t| now.saturating_duration_since(*t) < FLAP_SETTLE)
+    }
 }
 
 /// The key a storm is grouped by: the cause, or the address when the

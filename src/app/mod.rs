@@ -387,6 +387,16 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         ))),
         _ => None,
     };
+    let domains = config
+        .daemon
+        .rdap_bootstrap
+        .as_deref()
+        .and_then(|bootstrap| {
+            crate::domain::watch::DomainWatch::new(bootstrap)
+                .map_err(|e| tracing::warn!(error = %e, "domain expiry is not watched"))
+                .ok()
+                .map(Arc::new)
+        });
     let scheduler = tokio::spawn(schedule::run(
         config.sites.clone(),
         resumed.states,
@@ -399,6 +409,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
             voting,
             pings: Some(Arc::clone(&pings)),
             windows: windows.clone(),
+            domains,
         },
         config.daemon.max_concurrent_probes,
         control_rx,

@@ -20,6 +20,7 @@ pub(super) struct RawDaemon {
     api_token_file: Option<Spanned<String>>,
     public_page: Option<Spanned<bool>>,
     ping_listen: Option<Spanned<String>>,
+    rdap_bootstrap: Option<Spanned<String>>,
 }
 
 /// [`defaults::MAX_CONCURRENT_PROBES_LIMIT`] as the integer TOML reads.
@@ -36,6 +37,7 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         api_token_file: None,
         public_page: false,
         ping_listen: None,
+        rdap_bootstrap: Some(crate::domain::rdap::IANA_BOOTSTRAP.to_string()),
     };
     let Some(raw) = raw else { return daemon };
     if let Some(listen) = &raw.listen {
@@ -106,6 +108,27 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
                 ),
             ),
         }
+    }
+    if let Some(b) = &raw.rdap_bootstrap
+        && text_len(cx, "rdap_bootstrap", b, defaults::MAX_URL_BYTES)
+    {
+        let v = b.get_ref();
+        daemon.rdap_bootstrap = if v == "off" {
+            None
+        } else if v.starts_with("http://") || v.starts_with("https://") {
+            if url::Url::parse(v).is_err() {
+                cx.error(
+                    b.span(),
+                    format!(
+                        "`rdap_bootstrap` must be \"off\", an http(s) URL or a file, not \"{}\"",
+                        shown_url(v)
+                    ),
+                );
+            }
+            Some(v.clone())
+        } else {
+            Some(cx.relative(v).to_string_lossy().into_owned())
+        };
     }
     if let Some(p) = &raw.public_page {
         daemon.public_page = *p.get_ref();

@@ -186,6 +186,9 @@ pub struct Daemon {
     /// A second listener that serves only heartbeat pings, so that jobs on
     /// other hosts can reach them while the API stays on loopback.
     pub ping_listen: Option<SocketAddr>,
+    /// Where the RDAP bootstrap registry is read from (IANA's by default, or
+    /// a file); `None` (`"off"`) asks no registry.
+    pub rdap_bootstrap: Option<String>,
 }
 
 /// One monitored site with every default applied.

@@ -4,6 +4,7 @@
 //!
 //! Pure but for what [`rdap`] asks over the network.
 pub mod rdap;
+pub mod watch;
 
 /// The registrable domain of `host` ("eTLD+1": `blog.example.co.uk` →
 /// `example.co.uk`), lowercased and without a trailing dot; `None` for an

@@ -53,5 +53,6 @@ pub fn report(
         addr: None,
         http_status: None,
         cert: None,
+        domain: None,
     }
 }

@@ -68,6 +68,10 @@ pub struct ProbeReport {
     pub http_status: Option<u16>,
     /// The leaf certificate presented last, if any.
     pub cert: Option<tls::CertFacts>,
+    /// What the registry says of the site's domain, when the daemon asked
+    /// (see [`crate::domain::watch`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<crate::domain::watch::DomainFacts>,
 }
 
 /// sitewatch could not probe at all: its own failure, not the site's.

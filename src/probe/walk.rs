@@ -136,6 +136,7 @@ impl<'a> Walk<'a> {
             addr: self.addr,
             http_status: self.http_status,
             cert: self.cert,
+            domain: None,
         }
     }
 }

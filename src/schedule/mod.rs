@@ -12,11 +12,13 @@
 mod burst;
 mod planned;
 mod reconfigure;
+mod record;
 mod task;
 mod vote;
 
 use burst::{Burst, network_class};
 use planned::{after_window, heartbeat_index, judge_heartbeat};
+use record::{log_transition, sample_in, sample_of};
 use task::{Done, Outcome, lag_stats, spawn_probe};
 
 use reconfigure::{Failing, reconfigure};
@@ -109,6 +111,8 @@ pub struct Sinks {
     pub pings: Option<Arc<crate::heartbeat::hub::Hub>>,
     /// The maintenance windows in force.
     pub windows: crate::maintenance::Windows,
+    /// What the registries say of the sites' domains (`None`: not asked).
+    pub domains: Option<Arc<crate::domain::watch::DomainWatch>>,
 }
 
 /// What the scheduler can be told while it runs.
@@ -359,7 +363,7 @@ fn handle(
     // Held apart from the slot: the slot itself may start over below.
     let spec_held = Arc::clone(&slot.spec);
     let spec = &spec_held;
-    let report = match done.outcome {
+    let mut report = match done.outcome {
         Outcome::Report(report) => *report,
         Outcome::Cancelled => return,
         Outcome::Error(error) => {
@@ -384,6 +388,9 @@ fn handle(
         }
     };
     stats.probes += 1;
+    if let Some(domains) = &sinks.domains {
+        domains.apply(spec, &mut report, SystemTime::now());
+    }
     tracing::debug!(
         site = %spec.name,
         status = %report.status,
@@ -394,6 +401,7 @@ fn handle(
     let th = Thresholds {
         confirm_down: spec.confirm_down,
         confirm_up: spec.confirm_up,
+        intermittent: spec.intermittent,
     };
     let obs = Observation::new(report.status, report.cause);
     let now = Instant::now();
@@ -486,6 +494,7 @@ fn commit(
         let mut alert = alert::from_transition(spec, &t, &report, wall);
         if let Some(a) = alert.as_mut() {
             a.seen = seen;
+            record::scattered(spec, &next, a);
         }
         match &window {
             Some(w) => {
@@ -531,48 +540,6 @@ fn commit(
     let sample = sample_in(&report, false, excluded);
     sinks.history.record(spec, sample, next, change);
     sinks.store.record(idx, next, report, transition);
-}
-
-fn log_transition(spec: &SiteSpec, t: &state::Transition, report: &ProbeReport) {
-    let cause = t.to.cause().map(|c| c.as_str());
-    match t.kind {
-        state::Kind::Recovered { outage } => tracing::info!(
-            site = %spec.name,
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            outage = %humantime::format_duration(Duration::from_secs(outage.as_secs())),
-            "site recovered"
-        ),
-        kind => tracing::info!(
-            site = %spec.name,
-            change = kind.as_str(),
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            cause,
-            detail = %report.detail,
-            "site is {}",
-            t.to.as_str()
-        ),
-    }
-}
-
-/// What the history keeps of a probe; `unverified` while this monitor's
-/// own network is down.
-fn sample_of(report: &crate::probe::ProbeReport, unverified: bool) -> Sample {
-    sample_in(report, unverified, false)
-}
-
-/// [`sample_of`], made under a maintenance window that leaves it out of
-/// uptime when `maintenance`.
-fn sample_in(report: &crate::probe::ProbeReport, unverified: bool, maintenance: bool) -> Sample {
-    Sample {
-        at: report.started_at,
-        status: report.status,
-        cause: report.cause,
-        ms: report.ms,
-        unverified,
-        maintenance,
-    }
 }
 
 #[cfg(test)]

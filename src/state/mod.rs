@@ -5,9 +5,13 @@
 //! place that decides an alert is due ([`Kind::alerts`]). No I/O, no clock:
 //! `now` is passed in.
 
+use crate::config::Intermittent;
 use crate::diagnosis::{Cause, Status};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
+
+pub mod recent;
+pub use recent::Recent;
 
 /// What sitewatch believes about a site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +130,8 @@ pub struct Thresholds {
     pub confirm_down: u32,
     /// Consecutive successes before up again.
     pub confirm_up: u32,
+    /// When scattered failures make the site degraded (`None`: never).
+    pub intermittent: Option<Intermittent>,
 }
 
 /// A run of consecutive observations and when it began.
@@ -177,6 +183,10 @@ pub struct SiteState {
     /// sets it.
     #[serde(default)]
     pub unannounced: bool,
+    /// The outcomes of the latest probes since the last confirmed outage
+    /// (see [`recent`]).
+    #[serde(default)]
+    pub recent: Recent,
 }
 
 impl SiteState {
@@ -192,6 +202,7 @@ impl SiteState {
             class_run: None,
             same_run: None,
             unannounced: false,
+            recent: Recent::default(),
         }
     }
 }
@@ -267,6 +278,10 @@ pub fn step(
         now,
     ));
     s.last = Some(obs);
+    s.recent.push(match obs {
+        Observation::Down(c) => Some(c),
+        Observation::Up | Observation::Degraded(_) => None,
+    });
     let is_down = matches!(obs, Observation::Down(_));
     if is_down {
         s.fails = Some(Run::extend(prev.fails, now));
@@ -311,9 +326,17 @@ pub fn step(
             .then(|| (Kind::Resolved, Health::Up, since(s.class_run))),
     };
 
+    let change = match th.intermittent {
+        Some(policy) => scattered(prev, &s, obs, change, policy, now),
+        None => change,
+    };
     let Some((kind, to, began)) = change else {
         return (s, None);
     };
+    if matches!(kind, Kind::Down | Kind::Recovered { .. }) {
+        // The failures of a confirmed outage are not scattered ones.
+        s.recent.clear();
+    }
     s.health = to;
     s.cause_since = began;
     if kind != Kind::CauseChanged {
@@ -326,6 +349,49 @@ pub fn step(
         since: began,
     };
     (s, Some(t))
+}
+
+/// Scattered failures (`policy.failures` of the last `policy.window`
+/// probes, none confirmed) make a working site degraded with
+/// `site.intermittent`, at once and once; it stays so until a whole window
+/// of probes works, then takes what the probe shows. A confirmed outage
+/// goes as usual. Returns the change to make instead of `change`.
+fn scattered(
+    prev: &SiteState,
+    s: &SiteState,
+    obs: Observation,
+    change: Option<(Kind, Health, SystemTime)>,
+    policy: Intermittent,
+    now: SystemTime,
+) -> Option<(Kind, Health, SystemTime)> {
+    const SCATTERED: Health = Health::Degraded(Cause::SiteIntermittent);
+    if matches!(
+        change,
+        Some((
+            Kind::Down | Kind::CauseChanged | Kind::Recovered { .. },
+            _,
+            _
+        ))
+    ) || matches!(prev.health, Health::Down(_) | Health::Unknown)
+    {
+        return change;
+    }
+    let failed = s.recent.failures(policy.window);
+    if prev.health != SCATTERED {
+        return if failed >= policy.failures {
+            Some((Kind::Degraded, SCATTERED, now))
+        } else {
+            change
+        };
+    }
+    if failed > 0 {
+        return None;
+    }
+    match obs {
+        Observation::Up => Some((Kind::Resolved, Health::Up, now)),
+        Observation::Degraded(c) => Some((Kind::Degraded, Health::Degraded(c), now)),
+        Observation::Down(_) => change,
+    }
 }
 
 /// A verdict the vote of several vantages reached about a failure this

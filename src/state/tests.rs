@@ -51,6 +51,7 @@ fn run(
 const TH: Thresholds = Thresholds {
     confirm_down: 2,
     confirm_up: 2,
+    intermittent: None,
 };
 
 #[test]
@@ -118,6 +119,7 @@ fn table_of_edges() {
             Thresholds {
                 confirm_down: 1,
                 confirm_up: 1,
+                intermittent: None,
             },
             Some(Up),
             vec![O::Down(REFUSED), O::Up],
@@ -230,6 +232,7 @@ fn table_of_edges() {
             Thresholds {
                 confirm_down: 2,
                 confirm_up: 3,
+                intermittent: None,
             },
             Some(Down(REFUSED)),
             vec![O::Up, O::Up, O::Up],
@@ -297,4 +300,82 @@ fn observation_reads_status_and_cause() {
     assert_eq!(O::new(Status::Up, None), O::Up);
     assert_eq!(O::new(Status::Down, Some(REFUSED)), O::Down(REFUSED));
     assert_eq!(O::new(Status::Degraded, Some(SLOW)), O::Degraded(SLOW));
+}
+
+const SCATTERED: Thresholds = Thresholds {
+    confirm_down: 2,
+    confirm_up: 2,
+    intermittent: Some(Intermittent {
+        failures: 3,
+        window: 20,
+    }),
+};
+
+/// One failure in four, never two in a row: never confirmed down.
+fn one_in_four(probes: usize) -> Vec<O> {
+    (0..probes)
+        .map(|i| if i % 4 == 3 { O::Down(TIMEOUT) } else { O::Up })
+        .collect()
+}
+
+#[test]
+fn scattered_failures_degrade_once_and_never_page_down() {
+    let intermittent = Health::Degraded(Cause::SiteIntermittent);
+    let (healths, kinds, s) = run(SCATTERED, Some(Health::Up), &one_in_four(40));
+    // The third failure (probe 12) makes it degraded; nothing else changes.
+    let changes: Vec<(usize, &str)> = kinds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.map(|k| (i, k)))
+        .collect();
+    assert_eq!(changes, [(11, "degraded")]);
+    assert!(healths[11..].iter().all(|h| *h == intermittent));
+    assert!(!healths.iter().any(|h| matches!(h, Health::Down(_))));
+    assert_eq!(s.recent.failures(20), 5);
+    assert_eq!(s.recent.causes(20), [(TIMEOUT, 5)]);
+
+    // Once it stops, a whole window of working probes brings it back up.
+    let mut s = s;
+    let mut back = None;
+    for i in 0..25 {
+        let (next, tr) = step(&s, O::Up, t(1000 + i), SCATTERED);
+        if let Some(tr) = tr {
+            assert_eq!(tr.kind, Kind::Resolved);
+            back = Some(i);
+        }
+        s = next;
+    }
+    // The last failure was the 40th probe; 20 working ones push it out.
+    assert_eq!(back, Some(19));
+    assert_eq!(s.health, Health::Up);
+}
+
+#[test]
+fn a_confirmed_outage_is_not_scattered() {
+    let mut obs = vec![O::Down(REFUSED), O::Down(REFUSED), O::Down(REFUSED)];
+    obs.extend([O::Up; 3]);
+    let (_, kinds, s) = run(SCATTERED, Some(Health::Up), &obs);
+    let changes: Vec<&str> = kinds.iter().flatten().copied().collect();
+    assert_eq!(changes, ["down", "recovered"]);
+    // The outage's failures were forgotten: one more failure is one, not four.
+    assert_eq!(s.recent.failures(20), 0);
+    let (next, tr) = step(&s, O::Down(TIMEOUT), t(5000), SCATTERED);
+    assert_eq!((next.health, tr), (Health::Up, None));
+
+    // A real outage while scattered failures are counted goes down as usual.
+    let mut obs = one_in_four(12);
+    obs.extend([O::Down(REFUSED), O::Down(REFUSED)]);
+    let (healths, kinds, _) = run(SCATTERED, Some(Health::Up), &obs);
+    assert_eq!(
+        kinds.iter().flatten().copied().collect::<Vec<_>>(),
+        ["degraded", "down"]
+    );
+    assert_eq!(*healths.last().unwrap(), Health::Down(REFUSED));
+}
+
+#[test]
+fn without_the_policy_scattered_failures_are_noise() {
+    let (healths, kinds, _) = run(TH, Some(Health::Up), &one_in_four(40));
+    assert!(kinds.iter().all(Option::is_none));
+    assert!(healths.iter().all(|h| *h == Health::Up));
 }

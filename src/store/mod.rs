@@ -73,6 +73,8 @@ struct Entry {
     transitions: u64,
     /// The last vote of the vantages on this site, and when.
     votes: Option<(SystemTime, Vec<crate::alert::Seen>)>,
+    /// Its confirmed changes, judged as the alert policy judges them.
+    flaps: crate::alert::policy::FlapGuard,
 }
 
 /// What one vantage saw of a site at the last vote, as `/status` shows it.
@@ -175,6 +177,36 @@ pub struct SiteView {
     pub scope: Option<&'static str>,
     /// With peers: what each vantage saw at the last vote.
     pub vantages: Vec<VantageView>,
+    /// How its latest probes went (failures since the last confirmed outage).
+    pub recent: RecentView,
+    /// Whether it changes state so often that alerts are held back
+    /// (5 changes within 20 minutes; settled after 15 quiet minutes).
+    pub flapping: bool,
+    /// What the registry says of its domain, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<crate::domain::watch::DomainFacts>,
+}
+
+/// A site's latest probes, as `/status` shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecentView {
+    /// Probes counted (the site's `intermittent_window`, fewer at first).
+    pub probes: u8,
+    /// How many of them failed.
+    pub failed: u8,
+    /// `failed / probes` (0 with no probe yet).
+    pub failure_rate: f64,
+    /// The failures' causes with their counts, most frequent first.
+    pub causes: Vec<CauseCount>,
+}
+
+/// One cause and how often it was seen.
+#[derive(Clone, Debug, Serialize)]
+pub struct CauseCount {
+    /// The cause.
+    pub cause: Cause,
+    /// How many times.
+    pub count: u8,
 }
 
 /// A confirmed change as the API shows it.
@@ -271,6 +303,7 @@ impl StatusStore {
                 last_transition: None,
                 transitions: 0,
                 votes: None,
+                flaps: Default::default(),
             })
             .collect();
         let index = sites
@@ -332,6 +365,7 @@ impl StatusStore {
                     last_transition: None,
                     transitions: 0,
                     votes: None,
+                    flaps: Default::default(),
                 },
             });
         }
@@ -397,6 +431,7 @@ impl StatusStore {
             e.pending = None;
             if transition.is_some() {
                 e.transitions += 1;
+                e.flaps.on_change(tokio::time::Instant::now());
             }
             if transition.is_some() {
                 e.last_transition = transition;

@@ -1,6 +1,6 @@
 //! A site's entry as the API, the page and the metrics see it.
 
-use super::{ChangeView, Entry, Shared, SiteView, VantageView};
+use super::{CauseCount, ChangeView, Entry, RecentView, Shared, SiteView, VantageView};
 use crate::diagnosis::Cause;
 use std::time::SystemTime;
 
@@ -48,6 +48,9 @@ pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
             .and(ledger)
             .and_then(|l| l.get(&e.spec.name))
             .map(|r| crate::heartbeat::ledger::HeartbeatView::of(&r)),
+        recent: recent(e),
+        flapping: e.flaps.flapping_at(tokio::time::Instant::now()),
+        domain: r.and_then(|r| r.domain.clone()),
         scope: e.votes.as_ref().map(|(_, seen)| scope(seen)),
         vantages: e
             .votes
@@ -68,6 +71,31 @@ pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+/// The latest probes over the site's `intermittent_window` (the default
+/// window when it does not watch for scattered failures).
+fn recent(e: &Entry) -> RecentView {
+    let window = e
+        .spec
+        .intermittent
+        .map_or(crate::config::INTERMITTENT_WINDOW, |p| p.window);
+    let recent = &e.state.recent;
+    let (probes, failed) = (recent.probes(window), recent.failures(window));
+    RecentView {
+        probes,
+        failed,
+        failure_rate: if probes == 0 {
+            0.0
+        } else {
+            f64::from(failed) / f64::from(probes)
+        },
+        causes: recent
+            .causes(window)
+            .into_iter()
+            .map(|(cause, count)| CauseCount { cause, count })
+            .collect(),
     }
 }
 

@@ -91,6 +91,9 @@ pub struct Row {
     pinged: Option<String>,
     /// The maintenance window covering it now, in words.
     maintenance: Option<String>,
+    /// Its recent failures and whether it flaps, when there is anything to
+    /// say (`3 of the last 20 probes failed (15 %) · flapping`).
+    recent: Option<String>,
 }
 
 /// An incident as the page shows it.
@@ -210,6 +213,7 @@ fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) 
         spark_text,
         seen: seen_from(&s.vantages),
         pinged: s.heartbeat.as_ref().map(|h| pinged(h, now)),
+        recent: recent(&s.recent, s.flapping),
         maintenance: s.maintenance.as_ref().map(|m| {
             format!(
                 "{}, until {}",
@@ -218,6 +222,24 @@ fn row(s: SiteView, graphs: Option<Arc<Graphs>>, public: bool, now: SystemTime) 
             )
         }),
         name: s.name,
+    }
+}
+
+/// Recent failures and flapping, in words; `None` when all is quiet.
+fn recent(r: &crate::store::RecentView, flapping: bool) -> Option<String> {
+    let failures = (r.failed > 0).then(|| {
+        format!(
+            "{} of the last {} probes failed ({:.0} %)",
+            r.failed,
+            r.probes,
+            r.failure_rate * 100.0
+        )
+    });
+    match (failures, flapping) {
+        (Some(f), true) => Some(format!("{f} · flapping")),
+        (Some(f), false) => Some(f),
+        (None, true) => Some("flapping".to_string()),
+        (None, false) => None,
     }
 }
 

@@ -190,6 +190,10 @@ fn worth_saving(
         || prev.since != state.since
         || prev.cause_since != state.cause_since
         || prev.last != state.last
+        || prev.recent.failures(crate::state::recent::MAX_WINDOW as u8)
+            != state
+                .recent
+                .failures(crate::state::recent::MAX_WINDOW as u8)
         || count(state.fails)
             .max(count(state.oks))
             .max(count(state.same_run))
