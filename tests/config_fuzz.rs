@@ -195,7 +195,7 @@ fn check_diagnostics(bytes: &[u8], diags: &[Diagnostic]) -> Result<(), TestCaseE
         );
         prop_assert!(!d.message.is_empty());
         prop_assert!(
-            d.message.chars().count() <= 401,
+            d.message.chars().count() <= 1001,
             "message of {} chars",
             d.message.chars().count()
         );

@@ -20,7 +20,7 @@
 //! compile until it is sorted into one of the three kinds.
 
 use super::model::{Config, Expect, SiteSpec};
-use super::request::HttpOptions;
+use super::options::HttpOptions;
 
 /// The kinds of change to one site, as flags (a reload may change several).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! domain's registration (`domain_warn_days`) and the other domains a
 //! redirect may end on (`allow_redirects_to`).
 
-use super::context::{Cx, int_in, list_len, pick};
+use super::context::{Cx, int_in, list_len};
 use super::defaults;
 use super::diagnostic::quote;
 use super::model::Intermittent;
@@ -76,8 +76,14 @@ pub(super) fn intermittent(
         return None;
     }
     if failures > window_value {
-        // Said where the operator wrote the number that does not fit.
-        if let Some(span) = window_key.or(failures_key).map(|v| v.span()) {
+        // Said at the later of the two keys: the one a site set over
+        // what it inherits from `[defaults]`.
+        let span = [failures_key, window_key]
+            .into_iter()
+            .flatten()
+            .map(|v| v.span())
+            .max_by_key(|span| span.start);
+        if let Some(span) = span {
             cx.error(
                 span,
                 format!(
@@ -114,15 +120,4 @@ pub(super) struct Keys<'a> {
     pub(super) intermittent_failures: Option<&'a Spanned<i64>>,
     pub(super) intermittent_window: Option<&'a Spanned<i64>>,
     pub(super) domain_warn_days: Option<&'a Spanned<i64>>,
-}
-
-impl<'a> Keys<'a> {
-    pub(super) fn of(raw: &'a super::site::RawSite, d: &'a super::site::RawSite) -> Keys<'a> {
-        Keys {
-            allow_redirects_to: pick(&raw.allow_redirects_to, &d.allow_redirects_to),
-            intermittent_failures: pick(&raw.intermittent_failures, &d.intermittent_failures),
-            intermittent_window: pick(&raw.intermittent_window, &d.intermittent_window),
-            domain_warn_days: pick(&raw.domain_warn_days, &d.domain_warn_days),
-        }
-    }
 }

@@ -4,7 +4,7 @@
 //! value here has passed its checks and carries its inherited default, so
 //! consumers never re-check or re-default.
 
-use super::request::HttpOptions;
+use super::options::HttpOptions;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;

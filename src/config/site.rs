@@ -37,10 +37,10 @@ pub(super) struct RawSite {
     headers: Option<Spanned<request::Headers>>,
     max_redirects: Option<Spanned<i64>>,
     app_errors: Option<Spanned<bool>>,
-    pub(super) allow_redirects_to: Option<Spanned<Vec<Spanned<String>>>>,
-    pub(super) intermittent_failures: Option<Spanned<i64>>,
-    pub(super) intermittent_window: Option<Spanned<i64>>,
-    pub(super) domain_warn_days: Option<Spanned<i64>>,
+    allow_redirects_to: Option<Spanned<Vec<Spanned<String>>>>,
+    intermittent_failures: Option<Spanned<i64>>,
+    intermittent_window: Option<Spanned<i64>>,
+    domain_warn_days: Option<Spanned<i64>>,
     pub(super) notify: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) remind_every: Option<Spanned<Dur>>,
     network: Option<Spanned<String>>,
@@ -96,7 +96,12 @@ pub(super) fn validate(
     };
     let timing = timing(cx, &span, raw, d);
     let expect = expect(cx, raw, d, timing.timeout);
-    let judged = judgement::Keys::of(raw, d);
+    let judged = judgement::Keys {
+        allow_redirects_to: pick(&raw.allow_redirects_to, &d.allow_redirects_to),
+        intermittent_failures: pick(&raw.intermittent_failures, &d.intermittent_failures),
+        intermittent_window: pick(&raw.intermittent_window, &d.intermittent_window),
+        domain_warn_days: pick(&raw.domain_warn_days, &d.domain_warn_days),
+    };
     let mut http = request::options(
         cx,
         &request::Keys {

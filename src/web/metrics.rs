@@ -232,6 +232,40 @@ impl Collector for StoreCollector {
 
         family(
             &mut enc,
+            "sitewatch_recent_failure_ratio",
+            "Share of the site's latest probes that failed (its intermittent_window, since the last confirmed outage)",
+            MetricType::Gauge,
+            sites
+                .iter()
+                .map(|s| ([("site", s.name.clone())], gauge(s.recent.failure_rate))),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_site_flapping",
+            "Whether the site changes state so often that its alerts are held back (1) or not (0)",
+            MetricType::Gauge,
+            sites.iter().map(|s| {
+                (
+                    [("site", s.name.clone())],
+                    gauge(if s.flapping { 1.0 } else { 0.0 }),
+                )
+            }),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_domain_expiry_timestamp_seconds",
+            "When the registration of the site's domain expires (RDAP), in Unix seconds; absent while unknown",
+            MetricType::Gauge,
+            sites.iter().filter_map(|s| {
+                let d = s.domain.as_ref()?;
+                Some((
+                    [("site", s.name.clone()), ("domain", d.name.clone())],
+                    gauge(super::unix_secs(d.expires?)),
+                ))
+            }),
+        )?;
+        family(
+            &mut enc,
             "sitewatch_maintenance_active",
             "Whether a maintenance window covers the site now (1) or not (0)",
             MetricType::Gauge,
