@@ -23,6 +23,10 @@ struct StatusBody {
     #[serde(with = "crate::timefmt")]
     generated_at: SystemTime,
     sites: Vec<SiteView>,
+    /// Sites matching the filter, in all pages.
+    total: usize,
+    /// Where the next page starts, `null` on the last.
+    next_cursor: Option<String>,
     alerts: Option<crate::alert::AlertStats>,
     config: crate::store::ConfigStatus,
     network: Option<crate::selfcheck::NetView>,
@@ -177,15 +181,89 @@ async fn uptime_badge(
     }
 }
 
-async fn status(State(store): State<StatusStore>) -> Json<StatusBody> {
+/// Query of `GET /status`: which sites, and which page.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    /// Comma-separated statuses: unknown, up, degraded, down.
+    status: Option<String>,
+    /// Comma-separated tags (any of them).
+    tag: Option<String>,
+    /// Text the name or URL contains (any case).
+    q: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Reads a `GET /status` query into a filter, or says what is wrong.
+fn filter(query: &StatusQuery) -> Result<crate::store::Filter, String> {
+    use crate::state::Level;
+    let list = |v: &Option<String>| -> Vec<String> {
+        v.as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut statuses = Vec::new();
+    for word in list(&query.status) {
+        statuses.push(match word.as_str() {
+            "unknown" => Level::Unknown,
+            "up" => Level::Up,
+            "degraded" => Level::Degraded,
+            "down" => Level::Down,
+            other => {
+                return Err(format!(
+                    "`status` lists \"{other}\": use unknown, up, degraded or down, comma-separated"
+                ));
+            }
+        });
+    }
+    Ok(crate::store::Filter {
+        statuses,
+        tags: list(&query.tag),
+        text: query.q.as_deref().unwrap_or_default().trim().to_lowercase(),
+    })
+}
+
+async fn status(
+    State(store): State<StatusStore>,
+    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the query takes status, tag, q, limit and cursor".to_string(),
+        );
+    };
+    let limit = query.limit.unwrap_or(crate::store::page::DEFAULT_LIMIT);
+    if !(1..=crate::store::page::MAX_LIMIT).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`limit` must be between 1 and {}",
+                crate::store::page::MAX_LIMIT
+            ),
+        );
+    }
+    let filter = match filter(&query) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let page = store.page(&filter, query.cursor.as_deref(), limit);
     Json(StatusBody {
         generated_at: SystemTime::now(),
-        sites: store.sites(),
+        sites: page.sites,
+        total: page.total,
+        next_cursor: page.next_cursor,
         alerts: store.alerts(),
         config: store.health().config,
         network: store.network(),
         peers: store.peers(),
     })
+    .into_response()
 }
 
 async fn site(State(store): State<StatusStore>, Path(name): Path<String>) -> Response {

@@ -6,6 +6,7 @@
 //! (mini-redis `Db`). It holds no I/O and decides nothing: the scheduler
 //! hands it states the state machine already computed.
 
+pub mod page;
 mod view;
 
 use crate::config::SiteSpec;
@@ -13,6 +14,7 @@ use crate::diagnosis::Cause;
 use crate::history::{HistoryReader, Uptime};
 use crate::probe::{LayerReport, ProbeReport};
 use crate::state::{Health, Level, SiteState, Transition};
+pub use page::{Filter, Page};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,0 +1,88 @@
+//! `GET /status` for a fleet: the sites that match a filter (status, tag,
+//! text), a page at a time, in configuration order, with a cursor to the
+//! next page. Only the sites returned are rendered into views.
+
+use super::{Entry, SiteView, StatusStore, view};
+use crate::state::Level;
+use serde::Serialize;
+
+/// The most sites one page may hold.
+pub const MAX_LIMIT: usize = 10_000;
+/// Sites per page when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 1000;
+
+/// Which sites a page lists.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    /// Any of these statuses (empty: every status).
+    pub statuses: Vec<Level>,
+    /// Any of these tags (empty: every site).
+    pub tags: Vec<String>,
+    /// Text the name or URL contains, lowercase (empty: every site).
+    pub text: String,
+}
+
+impl Filter {
+    fn admits(&self, e: &Entry) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&e.state.health.level()))
+            && (self.tags.is_empty() || e.spec.tags.iter().any(|t| self.tags.contains(t)))
+            && (self.text.is_empty()
+                || e.spec.name.to_ascii_lowercase().contains(&self.text)
+                || e.spec.target.url.to_ascii_lowercase().contains(&self.text))
+    }
+}
+
+/// One page of sites.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page {
+    /// The sites of this page, in configuration order.
+    pub sites: Vec<SiteView>,
+    /// How many sites match the filter in all.
+    pub total: usize,
+    /// Where the next page starts (`cursor=`), `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl StatusStore {
+    /// Up to `limit` sites matching `filter`, starting at `cursor` (from
+    /// a previous page's `next_cursor`). A cursor names the site it starts
+    /// at and its place, so a page after a reload still starts at that
+    /// site (or, if it was removed, at its old place).
+    pub fn page(&self, filter: &Filter, cursor: Option<&str>, limit: usize) -> Page {
+        let shared = self.lock();
+        let start = cursor.map_or(0, |c| {
+            let (at, name) = c.split_once('.').unwrap_or((c, ""));
+            shared
+                .index
+                .get(name)
+                .and_then(|slot| shared.order.iter().position(|i| i == slot))
+                .or_else(|| at.parse().ok())
+                .unwrap_or(0)
+        });
+        let mut sites = Vec::new();
+        let mut total = 0;
+        let mut next_cursor = None;
+        for (pos, &slot) in shared.order.iter().enumerate() {
+            let Some(e) = shared.sites.get(slot).and_then(Option::as_ref) else {
+                continue;
+            };
+            if !filter.admits(e) {
+                continue;
+            }
+            total += 1;
+            if pos < start {
+                continue;
+            }
+            if sites.len() < limit {
+                sites.push(view(e, &shared));
+            } else if next_cursor.is_none() {
+                next_cursor = Some(format!("{pos}.{}", e.spec.name));
+            }
+        }
+        Page {
+            sites,
+            total,
+            next_cursor,
+        }
+    }
+}
