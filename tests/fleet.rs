@@ -137,6 +137,49 @@ async fn a_fleet_filters_and_pages_every_site_once() {
     assert_eq!(seen.len(), SITES, "every site once");
     assert_eq!(seen, expected, "in file order, none twice");
 
+    // The page: problems first, at most 500 drawn, a summary per tag,
+    // and search.
+    let page = reqwest::get(format!("{api}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let articles: Vec<&str> = page.split("<article class=\"site ").skip(1).collect();
+    assert_eq!(articles.len(), 500, "at most 500 sites are drawn");
+    assert!(
+        articles.iter().all(|a| a.starts_with("down")),
+        "problems first"
+    );
+    assert!(
+        page.contains(&format!("Showing 500 of {SITES} sites, problems first")),
+        "the page says what it left out"
+    );
+    let refused = format!(
+        "<a href=\"/?tag=refused\">refused</a> <span class=\"status down\">{} down</span>",
+        want.len()
+    );
+    assert!(page.contains(&refused), "the summary per tag");
+    let one = reqwest::get(format!("{api}/?q=site-000042"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(one.matches("<article class=\"site ").count(), 1);
+    assert!(one.contains("id=\"site-site-000042\""));
+    assert!(
+        one.contains("value=\"site-000042\""),
+        "the search box keeps the query"
+    );
+    let tagged = reqwest::get(format!("{api}/?tag=refused"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(tagged.matches("<article class=\"site down").count() == 500);
+
     // A bad query is refused with a reason.
     for q in ["status=sideways", "limit=0", "limit=10001", "colour=red"] {
         let resp = reqwest::get(format!("{api}/status?{q}")).await.unwrap();

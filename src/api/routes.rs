@@ -127,8 +127,41 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn page(State(state): State<AppState>) -> Response {
-    match crate::web::page::render(&state.store, &state.graphs, state.access.public_page).await {
+/// Query of the page: the same filters as `GET /status`, from its search
+/// box and tag links. Other keys are ignored (a browser may add some).
+#[derive(serde::Deserialize, Default)]
+struct PageQuery {
+    status: Option<String>,
+    tag: Option<String>,
+    q: Option<String>,
+}
+
+async fn page(
+    State(state): State<AppState>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let as_status = StatusQuery {
+        status: q.status,
+        tag: q.tag,
+        q: q.q.clone(),
+        limit: None,
+        cursor: None,
+    };
+    let filter = match filter(&as_status) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let typed = q.q.unwrap_or_default();
+    match crate::web::page::render(
+        &state.store,
+        &state.graphs,
+        state.access.public_page,
+        &filter,
+        &typed,
+    )
+    .await
+    {
         Ok(html) => ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

@@ -14,7 +14,7 @@ use crate::diagnosis::Cause;
 use crate::history::{HistoryReader, Uptime};
 use crate::probe::{LayerReport, ProbeReport};
 use crate::state::{Health, Level, SiteState, Transition};
-pub use page::{Filter, Page};
+pub use page::{Board, Filter, Page, TagCount};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -530,6 +530,11 @@ impl StatusStore {
             .filter_map(|&i| shared.sites[i].as_ref())
             .map(|e| view(e, &shared))
             .collect()
+    }
+
+    /// Whether a site of this name is configured.
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().index.contains_key(name)
     }
 
     /// One site by name.

@@ -86,3 +86,109 @@ impl StatusStore {
         }
     }
 }
+
+/// How many sites of each status carry one tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TagCount {
+    /// The tag (`""` for sites without one).
+    pub tag: String,
+    /// Up.
+    pub up: usize,
+    /// Degraded.
+    pub degraded: usize,
+    /// Down.
+    pub down: usize,
+    /// Not known yet.
+    pub unknown: usize,
+}
+
+impl TagCount {
+    /// Sites with problems (down or degraded).
+    pub fn problems(&self) -> usize {
+        self.down + self.degraded
+    }
+
+    /// Every site with the tag.
+    pub fn total(&self) -> usize {
+        self.up + self.degraded + self.down + self.unknown
+    }
+}
+
+/// What the status page shows of a fleet.
+#[derive(Clone, Debug)]
+pub struct Board {
+    /// The first sites matching the filter, problems first (down, then
+    /// degraded, unknown, up), each group in configuration order.
+    pub sites: Vec<SiteView>,
+    /// How many sites match the filter.
+    pub total: usize,
+    /// Every tag with its counts per status (of all sites, not only those
+    /// matching), problems first, then by name.
+    pub tags: Vec<TagCount>,
+}
+
+/// The tag of sites without one, in the page's summary.
+static UNTAGGED: [String; 1] = [String::new()];
+
+impl StatusStore {
+    /// The status page's sites: at most `limit` matching `filter`,
+    /// problems first, and the counts per tag. Only the sites shown are
+    /// rendered into views.
+    pub fn board(&self, filter: &Filter, limit: usize) -> Board {
+        let shared = self.lock();
+        // Down, degraded, unknown, up: each kept to `limit`.
+        let mut groups: [Vec<usize>; 4] = Default::default();
+        let mut total = 0;
+        let mut tags: std::collections::HashMap<&str, TagCount> = std::collections::HashMap::new();
+        for &slot in &shared.order {
+            let Some(e) = shared.sites.get(slot).and_then(Option::as_ref) else {
+                continue;
+            };
+            let level = e.state.health.level();
+            let names = if e.spec.tags.is_empty() {
+                &UNTAGGED[..]
+            } else {
+                &e.spec.tags[..]
+            };
+            for tag in names {
+                let c = tags.entry(tag.as_str()).or_insert_with(|| TagCount {
+                    tag: tag.clone(),
+                    ..TagCount::default()
+                });
+                match level {
+                    Level::Up => c.up += 1,
+                    Level::Degraded => c.degraded += 1,
+                    Level::Down => c.down += 1,
+                    Level::Unknown => c.unknown += 1,
+                }
+            }
+            if !filter.admits(e) {
+                continue;
+            }
+            total += 1;
+            let group = match level {
+                Level::Down => 0,
+                Level::Degraded => 1,
+                Level::Unknown => 2,
+                Level::Up => 3,
+            };
+            if groups[group].len() < limit {
+                groups[group].push(slot);
+            }
+        }
+        let sites = groups
+            .iter()
+            .flatten()
+            .take(limit)
+            .filter_map(|&slot| shared.sites[slot].as_ref())
+            .map(|e| view(e, &shared))
+            .collect();
+        let mut tags: Vec<TagCount> = tags.into_values().collect();
+        tags.sort_by(|a, b| {
+            b.problems()
+                .cmp(&a.problems())
+                .then_with(|| a.tag.cmp(&b.tag))
+        });
+        Board { sites, total, tags }
+    }
+}

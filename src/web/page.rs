@@ -14,12 +14,14 @@ use crate::history::Incident;
 use crate::state::Level;
 use crate::store::{SiteView, StatusStore};
 use askama::Template;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Incidents listed at the bottom of the page.
 pub const INCIDENTS: usize = 10;
+/// The most sites drawn on the page (problems first); a larger fleet is
+/// searched or narrowed by tag.
+pub const PAGE_ROWS: usize = GRAPH_LIMIT;
 
 /// A time shown on the page: machine-readable and for people.
 #[derive(Clone, Debug)]
@@ -107,6 +109,17 @@ pub struct IncidentRow {
     first_error: Option<String>,
 }
 
+/// One tag of the summary: its name and counts, and the link that shows
+/// its sites.
+pub struct TagRow {
+    name: String,
+    href: String,
+    up: usize,
+    degraded: usize,
+    down: usize,
+    unknown: usize,
+}
+
 /// The counts at the top.
 pub struct Counts {
     total: usize,
@@ -123,6 +136,12 @@ struct PageTemplate {
     generated: Stamp,
     counts: Counts,
     sites: Vec<Row>,
+    /// The search as typed (`q`), for the search box.
+    query: String,
+    /// Whether a filter is in force (a link clears it).
+    filtered: bool,
+    /// Tags with their counts, problems first.
+    tags: Vec<TagRow>,
     incidents: Vec<IncidentRow>,
     notes: Vec<String>,
     public: bool,
@@ -307,9 +326,12 @@ pub async fn render(
     store: &StatusStore,
     cache: &GraphCache,
     public: bool,
+    filter: &crate::store::Filter,
+    query: &str,
 ) -> Result<String, String> {
     let now = SystemTime::now();
-    let sites = store.sites();
+    let board = store.board(filter, PAGE_ROWS);
+    let sites = board.sites;
     let health = store.health();
     let reader = store.history();
     let names: Vec<String> = sites
@@ -319,7 +341,6 @@ pub async fn render(
         .collect();
     let (graphs, graph_error) = cache.get(reader.clone(), names, now).await;
 
-    let configured: HashSet<String> = sites.iter().map(|s| s.name.clone()).collect();
     let (incidents, incident_error) = match reader {
         None => (Vec::new(), None),
         Some(reader) => {
@@ -333,16 +354,17 @@ pub async fn render(
     let incidents: Vec<IncidentRow> = incidents
         .into_iter()
         // Sites removed from the configuration are not on the page.
-        .filter(|i| configured.contains(&i.site))
+        .filter(|i| store.contains(&i.site))
         .take(INCIDENTS)
         .map(|i| incident_row(i, public))
         .collect();
 
     let mut notes = Vec::new();
-    if sites.len() > GRAPH_LIMIT {
+    if board.total > sites.len() {
         notes.push(format!(
-            "Uptime bars and latency graphs are drawn for the first {GRAPH_LIMIT} of {} sites; the others show their status only.",
-            sites.len()
+            "Showing {} of {} sites, problems first: search, or pick a tag, to see the others.",
+            sites.len(),
+            board.total
         ));
     }
     if let Some(e) = graph_error.or(incident_error).or(health.storage_error) {
@@ -379,11 +401,28 @@ pub async fn render(
             row(s, g, public, now)
         })
         .collect();
+    let filtered = *filter != crate::store::Filter::default();
+    let tags = board
+        .tags
+        .into_iter()
+        .filter(|t| !t.tag.is_empty())
+        .map(|t| TagRow {
+            href: format!("/?tag={}", t.tag),
+            name: t.tag,
+            up: t.up,
+            degraded: t.degraded,
+            down: t.down,
+            unknown: t.unknown,
+        })
+        .collect();
     PageTemplate {
         title,
         generated: stamp(now),
         counts,
         sites: rows,
+        query: query.to_string(),
+        filtered,
+        tags,
         incidents,
         notes,
         public,
