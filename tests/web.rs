@@ -600,8 +600,9 @@ scrape_configs:
     assert!(!probes.is_empty());
     // Both channels fail (127.0.0.1:9 refuses): their failed deliveries count.
     for channel in ["chat", "hook"] {
-        let q =
-            format!(r#"sitewatch_notifications_total{{channel="{channel}",result="failed"}} > 0"#);
+        let q = format!(
+            r#"sitewatch_alert_deliveries_total{{channel="{channel}",result="failed"}} > 0"#
+        );
         wait_for(&q, Duration::from_secs(30), || {
             let q = q.clone();
             let prom = &prom;

@@ -97,6 +97,8 @@ pub struct Channel {
     pub name: String,
     /// How long a down alert waits while a storm is forming (`storm_hold`).
     pub storm_hold: Duration,
+    /// The events it takes (empty: all).
+    events: Vec<String>,
     kind: Ready,
     /// Every secret value of this channel, to scrub from error texts.
     secrets: Vec<Secret>,
@@ -218,6 +220,7 @@ impl Channel {
         Ok(Channel {
             name: spec.name.clone(),
             storm_hold: spec.storm_hold,
+            events: spec.events.clone(),
             kind,
             secrets,
         })
@@ -293,11 +296,20 @@ impl Channel {
     /// business (`repeat_interval`, `group_by`), and the refresh keeps it
     /// in step with each site's state.
     pub fn takes(&self, kind: AlertKind) -> bool {
-        self.alertmanager().is_none()
-            || !matches!(
-                kind,
-                AlertKind::Reminder | AlertKind::Storm | AlertKind::Flapping | AlertKind::Settled
-            )
+        let listed = |word: &str| self.events.iter().any(|e| e == word);
+        let wanted = self.events.is_empty()
+            || kind == AlertKind::Test
+            || listed(kind.as_str())
+            || (kind == AlertKind::Storm && listed("down"));
+        wanted
+            && (self.alertmanager().is_none()
+                || !matches!(
+                    kind,
+                    AlertKind::Reminder
+                        | AlertKind::Storm
+                        | AlertKind::Flapping
+                        | AlertKind::Settled
+                ))
     }
 
     /// Whether every vantage sends to this channel: its receiver keeps
@@ -519,6 +531,29 @@ mod tests {
             name: "c".into(),
             kind,
             storm_hold: Duration::ZERO,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_channel_takes_the_events_it_lists_and_tests_always() {
+        let mut s = spec(ChannelKind::Slack(crate::config::SlackSpec {
+            url: SecretRef::Value("http://127.0.0.1:9/s".into()),
+        }));
+        s.events = vec!["down".into(), "recovered".into()];
+        let pager = Channel::new(&s, &Cluster::named("fra1")).unwrap();
+        use AlertKind::*;
+        for (kind, takes) in [
+            (Down, true),
+            (Storm, true),
+            (Recovered, true),
+            (Test, true),
+            (Degraded, false),
+            (Resolved, false),
+            (Reminder, false),
+            (Flapping, false),
+        ] {
+            assert_eq!(pager.takes(kind), takes, "{kind:?}");
         }
     }
 

@@ -333,6 +333,12 @@ pub struct ChannelStats {
     pub given_up: u64,
     /// Alerts another vantage sent instead (the site's owner).
     pub delegated: u64,
+    /// Alerts delivered, by event (`down`, `recovered`, …).
+    pub sent_events: std::collections::BTreeMap<String, u64>,
+    /// Failed attempts by reason: `transient` (retried), `permanent`
+    /// (refused for good: a dead letter), `expired` (given up after 24 hours
+    /// of retries).
+    pub failures: std::collections::BTreeMap<String, u64>,
     /// The last failure, scrubbed of secrets.
     pub last_error: Option<String>,
     /// When it happened.

@@ -95,6 +95,7 @@ pub(super) fn routes(
         .route("/status/{name}", get(site))
         .route("/status/{name}/history", get(history))
         .route("/incidents", get(incidents))
+        .route("/api/v1/outbox", get(outbox))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
     let guarded = match extras.silences {
@@ -403,6 +404,59 @@ async fn history(
 struct IncidentQuery {
     site: Option<String>,
     limit: Option<usize>,
+}
+
+/// Query of `GET /api/v1/outbox`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboxQuery {
+    /// `pending` or `failed`; both when absent.
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The deliveries not delivered: pending ones (being retried) and dead
+/// letters, each with its last error.
+async fn outbox(
+    State(store): State<StatusStore>,
+    query: Result<Query<OutboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the query takes state (pending or failed) and limit".to_string(),
+        );
+    };
+    if q.state
+        .as_deref()
+        .is_some_and(|s| s != "pending" && s != "failed")
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`state` is \"pending\" or \"failed\"".to_string(),
+        );
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`limit` must be between 1 and 1000".to_string(),
+        );
+    }
+    let Some(reader) = store.history() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history is not kept".to_string(),
+        );
+    };
+    match tokio::task::spawn_blocking(move || reader.undelivered(q.state.as_deref(), limit)).await {
+        Ok(Ok(list)) => Json(serde_json::json!({ "deliveries": list })).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the outbox: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn incidents(State(store): State<StatusStore>, Query(q): Query<IncidentQuery>) -> Response {

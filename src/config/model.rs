@@ -450,6 +450,9 @@ pub struct ChannelSpec {
     /// How long a down alert waits while a storm is forming, so that many
     /// sites down together reach this channel as one message (0: never).
     pub storm_hold: std::time::Duration,
+    /// The events it takes (`events`; empty: every event). `test` always
+    /// goes; a channel that takes `down` takes `storm` too.
+    pub events: Vec<String>,
 }
 
 /// The kinds of alert channel.

@@ -131,6 +131,16 @@ impl HistoryReader {
         query::history(&self.path, site, from, to, resolution).map_err(Error::Read)
     }
 
+    /// The deliveries still pending or given up on (dead letters), newest
+    /// first; only one `state` when given (blocking).
+    pub fn undelivered(
+        &self,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<query::Undelivered>, Error> {
+        query::undelivered(&self.path, state, limit).map_err(Error::Read)
+    }
+
     /// Recent incidents, newest first, of one site or all (blocking).
     pub fn incidents(&self, site: Option<&str>, limit: usize) -> Result<Vec<Incident>, Error> {
         query::incidents(&self.path, site, limit).map_err(Error::Read)

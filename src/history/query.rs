@@ -263,3 +263,66 @@ pub(super) fn incidents(
         .map_err(e)?;
     Ok(rows)
 }
+
+/// A delivery not (yet) delivered, as `GET /api/v1/outbox` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Undelivered {
+    /// The alert's stable id.
+    pub alert_id: String,
+    /// The channel.
+    pub channel: String,
+    /// The site (or subject) of the alert.
+    pub site: String,
+    /// Its event (`down`, `recovered`, …).
+    pub event: String,
+    /// `pending` (will be retried) or `failed` (dead letter: refused for
+    /// good, or given up after 24 hours).
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last attempt's error, scrubbed of secrets.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    #[serde(with = "crate::timefmt")]
+    pub created_at: SystemTime,
+    /// When it was given up on.
+    #[serde(with = "crate::timefmt::option")]
+    pub done_at: Option<SystemTime>,
+}
+
+/// The pending and dead-lettered deliveries, newest first.
+pub(super) fn undelivered(
+    path: &Path,
+    state: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Undelivered>, String> {
+    let conn = open(path)?;
+    let e = |e: rusqlite::Error| e.to_string();
+    let mut stmt = conn
+        .prepare(
+            "SELECT alert_id, channel, alert, state, attempts, last_error, created_ms, done_ms
+             FROM delivery
+             WHERE state IN ('pending', 'failed') AND (?1 IS NULL OR state = ?1)
+             ORDER BY created_ms DESC LIMIT ?2",
+        )
+        .map_err(e)?;
+    let rows = stmt
+        .query_map(params![state, limit as i64], |r| {
+            let alert: String = r.get(2)?;
+            let alert: serde_json::Value = serde_json::from_str(&alert).unwrap_or_default();
+            let text = |k: &str| alert[k].as_str().unwrap_or_default().to_string();
+            Ok(Undelivered {
+                alert_id: r.get(0)?,
+                channel: r.get(1)?,
+                site: text("site"),
+                event: text("kind"),
+                state: r.get(3)?,
+                attempts: r.get(4)?,
+                last_error: r.get(5)?,
+                created_at: from_ms(r.get(6)?),
+                done_at: r.get::<_, Option<i64>>(7)?.map(from_ms),
+            })
+        })
+        .map_err(e)?;
+    rows.collect::<Result<_, _>>().map_err(e)
+}

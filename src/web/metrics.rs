@@ -331,7 +331,7 @@ impl Collector for StoreCollector {
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         family(
             &mut enc,
-            "sitewatch_notifications",
+            "sitewatch_alert_deliveries",
             "Alert deliveries per channel: sent, failed (attempts, retried or not), given_up, and delegated (sent by another vantage, the site's owner)",
             MetricType::Counter,
             channels.iter().flat_map(|(name, c)| {
@@ -345,6 +345,34 @@ impl Collector for StoreCollector {
                     (
                         [("channel", name.clone()), ("result", result.to_string())],
                         ConstCounter::new(n),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_notifications",
+            "Alerts delivered, per channel and event (down, recovered, ...)",
+            MetricType::Counter,
+            channels.iter().flat_map(|(name, c)| {
+                c.sent_events.iter().map(|(event, n)| {
+                    (
+                        [("channel", name.clone()), ("event", event.clone())],
+                        ConstCounter::new(*n),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "sitewatch_notification_failures",
+            "Failed delivery attempts, per channel and reason: transient (retried), permanent (refused for good), expired (given up after 24 h)",
+            MetricType::Counter,
+            channels.iter().flat_map(|(name, c)| {
+                c.failures.iter().map(|(reason, n)| {
+                    (
+                        [("channel", name.clone()), ("reason", reason.clone())],
+                        ConstCounter::new(*n),
                     )
                 })
             }),

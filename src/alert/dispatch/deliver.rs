@@ -157,8 +157,22 @@ impl Dispatcher {
         {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             let c = stats.channels.entry(d.channel.clone()).or_default();
+            let reason = match (&result, state) {
+                (Ok(()), _) => None,
+                (Err(SendError::Permanent(_)), _) => Some("permanent"),
+                (Err(SendError::Transient { .. }), DeliveryState::Failed) => Some("expired"),
+                (Err(SendError::Transient { .. }), _) => Some("transient"),
+            };
+            if let Some(reason) = reason {
+                *c.failures.entry(reason.to_string()).or_default() += 1;
+            }
             match state {
-                DeliveryState::Sent => c.sent += 1,
+                DeliveryState::Sent => {
+                    c.sent += 1;
+                    *c.sent_events
+                        .entry(d.alert.kind.as_str().to_string())
+                        .or_default() += 1;
+                }
                 DeliveryState::Failed => {
                     c.given_up += 1;
                     c.failed_attempts += 1;
