@@ -24,6 +24,7 @@ mod daemon;
 mod defaults;
 mod diagnostic;
 pub mod diff;
+mod events;
 mod heartbeat;
 mod judgement;
 mod lexer;
