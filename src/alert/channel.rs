@@ -120,6 +120,7 @@ enum Ready {
         client: reqwest::Client,
     },
     Alertmanager(Target),
+    Exec(crate::config::ExecSpec),
 }
 
 /// An HTTP client for alert receivers: ring, the system's roots plus an
@@ -207,6 +208,7 @@ impl Channel {
                 secrets.extend(key.iter().cloned());
                 (Ready::Webhook { url, key, client }, secrets)
             }
+            ChannelKind::Exec(e) => (Ready::Exec(e.clone()), Vec::new()),
             ChannelKind::Alertmanager(a) => {
                 let token = a.bearer_token.as_ref().map(resolve).transpose()?;
                 let client = http_client(a.ca_file.as_deref())?;
@@ -265,6 +267,7 @@ impl Channel {
             Ready::Alertmanager(t) => {
                 return self.post_alerts(&t.shape.for_alert(alert, now)).await;
             }
+            Ready::Exec(spec) => super::exec::run(spec, alert, &self.name).await,
         };
         result.map_err(|e| self.scrub_error(e))
     }

@@ -19,6 +19,7 @@
 pub mod alertmanager;
 pub mod channel;
 mod dispatch;
+pub mod exec;
 pub mod outbox;
 pub mod policy;
 pub mod render;

@@ -53,6 +53,9 @@ pub(super) struct RawChannel {
     bearer_token_env: Option<Spanned<String>>,
     bearer_token_credential: Option<Spanned<String>>,
     labels: Option<Spanned<Labels>>,
+    // exec
+    command: Option<Spanned<Vec<Spanned<String>>>>,
+    timeout: Option<Spanned<Dur>>,
     // every type
     storm_hold: Option<Spanned<Dur>>,
     events: Option<Spanned<Vec<Spanned<String>>>>,
@@ -98,7 +101,7 @@ pub(super) fn validate(
         cx.error(
             at,
             format!(
-                "[alert.{}] needs a `type`: \"email\", \"slack\", \"webhook\" or \"alertmanager\"",
+                "[alert.{}] needs a `type`: \"email\", \"slack\", \"webhook\", \"alertmanager\" or \"exec\"",
                 name.get_ref()
             ),
         );
@@ -191,6 +194,13 @@ pub(super) fn validate(
             }
         }
     };
+    let exec_keys = [
+        ("command", raw.command.as_ref().map(|v| v.span())),
+        ("timeout", raw.timeout.as_ref().map(|v| v.span())),
+    ];
+    if type_word != "exec" {
+        foreign(cx, &exec_keys);
+    }
     let ca_file = raw.ca_file.as_ref().map(|p| cx.relative(p.get_ref()));
     let spec = match type_word {
         "email" => {
@@ -366,11 +376,30 @@ pub(super) fn validate(
             foreign(cx, &webhook_keys);
             ChannelKind::Alertmanager(alertmanager(cx, raw, &at, ca_file))
         }
+        "exec" => {
+            for keys in [
+                &email_keys[..],
+                &slack_keys,
+                &webhook_keys,
+                &alertmanager_keys,
+            ] {
+                foreign(cx, keys);
+            }
+            if let Some(c) = &raw.ca_file {
+                cx.error(c.span(), "`ca_file` does not apply to an exec channel");
+            }
+            ChannelKind::Exec(super::exec::exec(
+                cx,
+                raw.command.as_ref(),
+                raw.timeout.as_ref(),
+                &at,
+            ))
+        }
         other => {
             cx.error(
                 kind.span(),
                 format!(
-                    "unknown channel type \"{}\": use \"email\", \"slack\", \"webhook\" or \"alertmanager\"",
+                    "unknown channel type \"{}\": use \"email\", \"slack\", \"webhook\", \"alertmanager\" or \"exec\"",
                     quote(other)
                 ),
             );

@@ -466,6 +466,8 @@ pub enum ChannelKind {
     Webhook(WebhookSpec),
     /// Every instance of a Prometheus Alertmanager cluster (API v2).
     Alertmanager(AlertmanagerSpec),
+    /// A program run for each alert.
+    Exec(super::exec::ExecSpec),
 }
 
 impl ChannelKind {
@@ -476,6 +478,7 @@ impl ChannelKind {
             ChannelKind::Slack(_) => "slack",
             ChannelKind::Webhook(_) => "webhook",
             ChannelKind::Alertmanager(_) => "alertmanager",
+            ChannelKind::Exec(_) => "exec",
         }
     }
 }
