@@ -126,6 +126,17 @@ enum Ready {
 /// An HTTP client for alert receivers: ring, the system's roots plus an
 /// optional `ca_file`, HTTP/1.1, the attempt timeout.
 pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(ca_file)?)
+        .user_agent(crate::probe::http::USER_AGENT_VALUE)
+        .timeout(ATTEMPT_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The TLS configuration of sitewatch's HTTP clients: the ring provider,
+/// the system's roots plus those of `ca_file`, HTTP/1.1.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
@@ -147,12 +158,7 @@ pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client,
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .user_agent(crate::probe::http::USER_AGENT_VALUE)
-        .timeout(ATTEMPT_TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())
+    Ok(tls)
 }
 
 impl Channel {

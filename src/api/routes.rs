@@ -373,11 +373,9 @@ async fn history(
             }
         },
     };
-    let Some(reader) = store.history() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "history is not kept".to_string(),
-        );
+    let reader = match history_of(&store) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
     };
     let site = name.clone();
     let result =
@@ -404,6 +402,30 @@ async fn history(
 struct IncidentQuery {
     site: Option<String>,
     limit: Option<usize>,
+}
+
+/// The history's reader, or the answer that it is not kept.
+fn history_of(store: &StatusStore) -> Result<crate::history::HistoryReader, Box<Response>> {
+    store.history().ok_or_else(|| {
+        Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history is not kept".to_string(),
+        ))
+    })
+}
+
+/// A list's `limit` (1 to 1000, else `default`), or the answer that it is
+/// out of range.
+fn limit_of(limit: Option<usize>, default: usize) -> Result<usize, Box<Response>> {
+    let limit = limit.unwrap_or(default);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "`limit` must be between 1 and 1000".to_string(),
+        )))
+    }
 }
 
 /// Query of `GET /api/v1/outbox`.
@@ -436,18 +458,13 @@ async fn outbox(
             "`state` is \"pending\" or \"failed\"".to_string(),
         );
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "`limit` must be between 1 and 1000".to_string(),
-        );
-    }
-    let Some(reader) = store.history() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "history is not kept".to_string(),
-        );
+    let limit = match limit_of(q.limit, 100) {
+        Ok(n) => n,
+        Err(resp) => return *resp,
+    };
+    let reader = match history_of(&store) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
     };
     match tokio::task::spawn_blocking(move || reader.undelivered(q.state.as_deref(), limit)).await {
         Ok(Ok(list)) => Json(serde_json::json!({ "deliveries": list })).into_response(),
@@ -465,18 +482,13 @@ async fn incidents(State(store): State<StatusStore>, Query(q): Query<IncidentQue
     {
         return error(StatusCode::NOT_FOUND, format!("no site named \"{site}\""));
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "`limit` must be between 1 and 1000".to_string(),
-        );
-    }
-    let Some(reader) = store.history() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "history is not kept".to_string(),
-        );
+    let limit = match limit_of(q.limit, 50) {
+        Ok(n) => n,
+        Err(resp) => return *resp,
+    };
+    let reader = match history_of(&store) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
     };
     let site = q.site.clone();
     match tokio::task::spawn_blocking(move || reader.incidents(site.as_deref(), limit)).await {

@@ -534,26 +534,7 @@ fn describe(e: &reqwest::Error) -> String {
 /// A client with the ring provider, the system's roots plus `ca_file`,
 /// [`REQUEST_TIMEOUT`] and at most [`MAX_REDIRECTS`] redirects.
 fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = ca_file {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        for cert in CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = crate::alert::channel::tls_config(ca_file)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(crate::probe::http::USER_AGENT_VALUE)
