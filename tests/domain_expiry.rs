@@ -12,7 +12,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use common::daemon::{get_json, wait_for, wait_status, write_config};
+use common::daemon::{get_json, start_in_process, wait_for, wait_status};
 use common::dns::{Answer, TestDns};
 use common::http::Recorder;
 use std::sync::Arc;
@@ -119,11 +119,7 @@ resolvers = ["{dns}"]
             "\n[[site]]\nname = \"{name}\"\nurl = \"http://www.{name}.test:{port}/\"\n"
         ));
     }
-    let path = write_config(dir.path(), &text);
-    let config = sitewatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = sitewatch::app::start(&config, listener).unwrap();
-    let api = format!("http://{}", running.addr);
+    let (running, api) = start_in_process(dir.path(), &text).await;
     let limit = Duration::from_secs(20);
 
     let s = wait_status(&api, "expired", "down", Some("domain.expired"), limit).await;

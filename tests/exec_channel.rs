@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::daemon::{get_json, wait_for, wait_status, write_config};
+use common::daemon::{get_json, start_in_process, wait_for, wait_status};
 use std::path::Path;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -85,11 +85,7 @@ timeout = "1s"
 "#,
         state = d.join("state").display(),
     );
-    let path = write_config(d, &text);
-    let config = sitewatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = sitewatch::app::start(&config, listener).unwrap();
-    let api = format!("http://{}", running.addr);
+    let (running, api) = start_in_process(d, &text).await;
     wait_status(
         &api,
         "web",

@@ -48,6 +48,16 @@ fn redirect(to: String) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
 }
 
+/// A redirect to `/ok` on `host`, at the port the request came to.
+fn to_host(host: &str, headers: &HeaderMap) -> Response {
+    let port = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit(':').next())
+        .unwrap_or("80");
+    redirect(format!("http://{host}:{port}/ok"))
+}
+
 /// The lab's web application: one path per behaviour.
 fn app() -> Router {
     Router::new()
@@ -171,15 +181,7 @@ fn app() -> Router {
         )
         .route(
             "/to-other",
-            get(|headers: HeaderMap| async move {
-                let port = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.rsplit(':').next())
-                    .unwrap_or("80")
-                    .to_string();
-                redirect(format!("http://www.other.test:{port}/ok"))
-            }),
+            get(|headers: HeaderMap| async move { to_host("www.other.test", &headers) }),
         )
         .route(
             "/hops/{n}",
@@ -195,15 +197,7 @@ fn app() -> Router {
         .route("/loop-b", get(|| async { redirect("/loop-a".into()) }))
         .route(
             "/to-www",
-            get(|headers: HeaderMap| async move {
-                let port = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.rsplit(':').next())
-                    .unwrap_or("80")
-                    .to_string();
-                redirect(format!("http://www.lab.test:{port}/ok"))
-            }),
+            get(|headers: HeaderMap| async move { to_host("www.lab.test", &headers) }),
         )
         .route(
             "/ua",

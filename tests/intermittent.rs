@@ -7,13 +7,12 @@
 
 mod common;
 
-use common::daemon::{get_json, wait_status, write_config};
+use common::daemon::{get_json, start_in_process, wait_status};
 use common::http::Recorder;
 use common::receiver::Receiver;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 27\r\nconnection: close\r\n\r\n<html><body>ok</body></html>";
 const BAD: &str = "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -57,11 +56,7 @@ url = "{hook}"
         addr = web.addr,
         hook = hook.url("/hook"),
     );
-    let path = write_config(dir.path(), &text);
-    let config = sitewatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = sitewatch::app::start(&config, listener).unwrap();
-    let api = format!("http://{}", running.addr);
+    let (running, api) = start_in_process(dir.path(), &text).await;
 
     // Failures at probes 4, 8 and 12: the third makes it degraded.
     let s = wait_status(

@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::daemon::{get_json, wait_status, write_config};
+use common::daemon::{get_json, start_in_process, wait_status};
 use common::receiver::{Receiver, Reply};
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 fn events(r: &Receiver) -> Vec<String> {
     r.requests()
@@ -63,11 +62,7 @@ events = ["degraded"]
         chat = chat.url("/chat"),
         dead = dead.url("/dead"),
     );
-    let path = write_config(dir.path(), &text);
-    let config = sitewatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = sitewatch::app::start(&config, listener).unwrap();
-    let api = format!("http://{}", running.addr);
+    let (running, api) = start_in_process(dir.path(), &text).await;
     let limit = Duration::from_secs(20);
 
     // Slow: degraded. The chat hears it, the pager does not.

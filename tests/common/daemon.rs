@@ -18,6 +18,18 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// Starts the daemon in this process on `text` (written as sites.toml in
+/// `dir`), with its API on a free loopback port; returns it and the API's
+/// base URL.
+pub async fn start_in_process(dir: &Path, text: &str) -> (sitewatch::app::Running, String) {
+    let path = write_config(dir, text);
+    let config = sitewatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = sitewatch::app::start(&config, listener).unwrap();
+    let api = format!("http://{}", running.addr);
+    (running, api)
+}
+
 /// GETs `url` and parses JSON; returns the status code too.
 pub async fn get_json(url: &str) -> (u16, Value) {
     // reqwest is built without a default crypto provider (sitewatch uses ring).
