@@ -87,12 +87,13 @@ impl<'a> Cx<'a> {
         self.error(span, e.message());
     }
 
-    /// Deserializes one table or value, recording its first error.
+    /// Deserializes one table or value, recording its first error. The
+    /// value is consumed: the parsed document is read once, not copied.
     pub(super) fn de<T: for<'de> Deserialize<'de>>(
         &mut self,
-        value: &Spanned<DeValue<'_>>,
+        value: Spanned<DeValue<'_>>,
     ) -> Option<T> {
-        match T::deserialize(value.clone().into_deserializer()) {
+        match T::deserialize(value.into_deserializer()) {
             Ok(v) => Some(v),
             Err(e) => {
                 self.toml_error(&e);

@@ -5,6 +5,7 @@ use super::context::{Cx, Dur, check_name, duration_in, list_len, text_len};
 use super::diagnostic::quote;
 use super::model::*;
 use crate::heartbeat::cron::CronSchedule;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::time::{Duration, SystemTime};
 use toml::Spanned;
@@ -56,12 +57,14 @@ fn instant(cx: &mut Cx<'_>, key: &str, v: &Spanned<String>) -> Option<SystemTime
 
 /// The names and tags a window may cover: every `[[site]]` and
 /// `[[heartbeat]]` of the file, valid or not (a mistake in a site is
-/// reported once, at the site).
-pub(super) struct Declared {
-    /// Each name, and whether it is a heartbeat's.
-    pub(super) names: Vec<(String, bool)>,
+/// reported once, at the site). Indexed, so that checking a window's lists
+/// costs the same however many sites the file has.
+pub(super) struct Declared<'a> {
+    /// Each name, and whether it is a heartbeat's (the first table that
+    /// declares a name, sites before heartbeats, decides).
+    pub(super) names: HashMap<&'a str, bool>,
     /// Every tag written on a site or heartbeat (or in `[defaults]`).
-    pub(super) tags: Vec<String>,
+    pub(super) tags: HashSet<&'a str>,
 }
 
 /// A `name` and `tags` as a table wrote them.
@@ -70,32 +73,28 @@ type Named<'a> = (
     &'a Option<Spanned<Vec<Spanned<String>>>>,
 );
 
-impl Declared {
+impl<'a> Declared<'a> {
     /// What the `[[site]]`s, `[[heartbeat]]`s and `[defaults]` declare.
-    pub(super) fn of<'a>(
+    pub(super) fn of(
         sites: impl Iterator<Item = Named<'a>>,
         heartbeats: impl Iterator<Item = Named<'a>>,
-        defaults: &Option<Spanned<Vec<Spanned<String>>>>,
-    ) -> Declared {
-        let strings = |list: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
+        defaults: &'a Option<Spanned<Vec<Spanned<String>>>>,
+    ) -> Declared<'a> {
+        let strings = |list: &'a Option<Spanned<Vec<Spanned<String>>>>| {
             list.iter()
-                .flat_map(|l| l.get_ref().iter().map(|s| s.get_ref().clone()))
-                .collect()
+                .flat_map(|l| l.get_ref().iter().map(|s| s.get_ref().as_str()))
         };
         let mut out = Declared {
-            names: Vec::new(),
-            tags: strings(defaults),
+            names: HashMap::new(),
+            tags: strings(defaults).collect(),
         };
-        for (heartbeat, list) in [
-            (false, sites.collect::<Vec<_>>()),
-            (true, heartbeats.collect()),
-        ] {
-            for (name, tags) in list {
-                if let Some(n) = name {
-                    out.names.push((n.get_ref().clone(), heartbeat));
-                }
-                out.tags.extend(strings(tags));
+        let sites = sites.map(|named| (named, false));
+        let heartbeats = heartbeats.map(|named| (named, true));
+        for ((name, tags), heartbeat) in sites.chain(heartbeats) {
+            if let Some(n) = name {
+                out.names.entry(n.get_ref().as_str()).or_insert(heartbeat);
             }
+            out.tags.extend(strings(tags));
         }
         out
     }
@@ -106,7 +105,7 @@ pub(super) fn validate(
     cx: &mut Cx<'_>,
     span: Range<usize>,
     raw: &RawMaintenance,
-    declared: &Declared,
+    declared: &Declared<'_>,
 ) -> Option<MaintenanceSpec> {
     let before = cx.count();
     let id = match &raw.id {
@@ -138,10 +137,8 @@ pub(super) fn validate(
             continue;
         }
         for n in list.get_ref() {
-            match declared.names.iter().find(|(name, _)| name == n.get_ref()) {
-                Some((_, is_heartbeat)) if *is_heartbeat == heartbeat => {
-                    names.push(n.get_ref().clone())
-                }
+            match declared.names.get(n.get_ref().as_str()) {
+                Some(is_heartbeat) if *is_heartbeat == heartbeat => names.push(n.get_ref().clone()),
                 Some(_) => cx.error(
                     n.span(),
                     format!(
@@ -167,7 +164,7 @@ pub(super) fn validate(
         && list_len(cx, "tags", "tags", list, MAX_TARGETS)
     {
         for t in list.get_ref() {
-            if declared.tags.contains(t.get_ref()) {
+            if declared.tags.contains(t.get_ref().as_str()) {
                 tags.push(t.get_ref().clone());
             } else {
                 cx.error(

@@ -49,42 +49,58 @@ const SECRET_HEADER_WORDS: &[&str] = &[
 /// parser refuses such files anyway).
 pub(super) const MAX_DEPTH: usize = 64;
 
-/// Whether a key names a secret's source rather than the secret.
+/// Whether `text`, lowercased (ASCII), contains `word` (lowercase ASCII);
+/// without allocating, since every key of the file is asked.
+fn contains_word(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+}
+
+/// Whether `text`, lowercased (ASCII), ends with `suffix` (lowercase ASCII).
+fn ends_with_word(text: &str, suffix: &str) -> bool {
+    let (text, suffix) = (text.as_bytes(), suffix.as_bytes());
+    text.len() >= suffix.len() && text[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// Whether a key (any case) names a secret's source rather than the secret.
 fn is_reference(key: &str) -> bool {
-    key.ends_with("_file") || key.ends_with("_env") || key.ends_with("_credential")
+    ends_with_word(key, "_file")
+        || ends_with_word(key, "_env")
+        || ends_with_word(key, "_credential")
 }
 
 /// Whether the value at this key path (tables and keys, arrays left out)
-/// is a secret.
+/// is a secret. Keys are compared ignoring ASCII case.
 pub(super) fn is_secret_path<S: AsRef<str>>(path: &[S]) -> bool {
-    let lower: Vec<String> = path
-        .iter()
-        .map(|s| s.as_ref().to_ascii_lowercase())
-        .collect();
-    let Some(last) = lower.last() else {
+    let Some(last) = path.last().map(AsRef::as_ref) else {
         return false;
     };
+    let at = |i: usize| path.get(i).map(AsRef::as_ref);
     let secret_word = |k: &str| {
         ["password", "passwd", "secret", "token"]
             .iter()
-            .any(|w| k.contains(w))
+            .any(|w| contains_word(k, w))
     };
     if secret_word(last) && !is_reference(last) {
         return true;
     }
-    match lower.first().map(String::as_str) {
-        Some("alert") => lower
-            .get(2)
-            .is_some_and(|key| !CHANNEL_KEYS_SHOWN.contains(&key.as_str()) && !is_reference(key)),
-        Some("site" | "defaults") => {
-            lower.get(1).is_some_and(|k| k == "headers")
-                && lower
-                    .get(2)
-                    .is_some_and(|h| SECRET_HEADER_WORDS.iter().any(|w| h.contains(w)))
-        }
+    let first = at(0).unwrap_or_default();
+    if first.eq_ignore_ascii_case("alert") {
+        at(2).is_some_and(|key| {
+            !CHANNEL_KEYS_SHOWN
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(key))
+                && !is_reference(key)
+        })
+    } else if first.eq_ignore_ascii_case("site") || first.eq_ignore_ascii_case("defaults") {
+        at(1).is_some_and(|k| k.eq_ignore_ascii_case("headers"))
+            && at(2).is_some_and(|h| SECRET_HEADER_WORDS.iter().any(|w| contains_word(h, w)))
+    } else if first.eq_ignore_ascii_case("heartbeat") {
         // A heartbeat's ping key is its password.
-        Some("heartbeat") => lower.get(1).is_some_and(|k| k == "key"),
-        _ => false,
+        at(1).is_some_and(|k| k.eq_ignore_ascii_case("key"))
+    } else {
+        false
     }
 }
 
@@ -112,9 +128,9 @@ pub(super) fn merge(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Ra
 
 /// The spans of secret values in a parsed (or partly parsed) table.
 pub(super) fn structural(root: &DeTable<'_>) -> Vec<std::ops::Range<usize>> {
-    fn value(
-        v: &Spanned<DeValue<'_>>,
-        path: &mut Vec<String>,
+    fn value<'a>(
+        v: &'a Spanned<DeValue<'_>>,
+        path: &mut Vec<&'a str>,
         out: &mut Vec<std::ops::Range<usize>>,
         depth: usize,
     ) {
@@ -136,14 +152,14 @@ pub(super) fn structural(root: &DeTable<'_>) -> Vec<std::ops::Range<usize>> {
             _ => {}
         }
     }
-    fn table(
-        t: &DeTable<'_>,
-        path: &mut Vec<String>,
+    fn table<'a>(
+        t: &'a DeTable<'_>,
+        path: &mut Vec<&'a str>,
         out: &mut Vec<std::ops::Range<usize>>,
         depth: usize,
     ) {
         for (k, v) in t.iter() {
-            path.push(k.get_ref().to_string());
+            path.push(k.get_ref().as_ref());
             value(v, path, out, depth);
             path.pop();
         }
@@ -257,6 +273,11 @@ mod tests {
             &["site", "headers", "Authorisation"],
             &["site", "headers", "set-cookie"],
             &["password"],
+            // Any case, as the keys are compared lowercased.
+            &["Alert", "M", "PassWord"],
+            &["SITE", "Headers", "X-API-KEY"],
+            &["Heartbeat", "KEY"],
+            &["Daemon", "API_TOKEN"],
         ];
         let no: &[&[&str]] = &[
             &["alert", "m", "password_file"],
@@ -267,6 +288,11 @@ mod tests {
             &["site", "url"],
             &["site", "headers", "X-Probe"],
             &["alert", "h"],
+            &["alert", "m", "Password_FILE"],
+            &["ALERT", "h", "SMTP_Host"],
+            &["Site", "Headers", "X-Probe"],
+            &["heartbeat", "key_env"],
+            &[],
         ];
         for p in yes {
             assert!(is_secret_path(p), "{p:?}");

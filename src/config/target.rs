@@ -97,9 +97,10 @@ pub fn parse_address_mode(text: &str) -> Result<AddressMode, String> {
 
 /// Parses a site's `url` (`http://`, `https://`, `tcp://host:port`, `tls://host:port`).
 pub fn parse_target(text: &str) -> Result<Target, String> {
-    let text_shown = shown_url(text);
-    let url =
-        url::Url::parse(text).map_err(|e| format!("\"{text_shown}\" is not a valid URL: {e}"))?;
+    // Only a message shows it: not made for every valid URL.
+    let text_shown = || shown_url(text);
+    let url = url::Url::parse(text)
+        .map_err(|e| format!("\"{shown}\" is not a valid URL: {e}", shown = text_shown()))?;
     let scheme = match url.scheme() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
@@ -107,8 +108,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         "tls" => Scheme::Tls,
         other => {
             return Err(format!(
-                "unsupported scheme \"{}\" in \"{text_shown}\": use http://, https://, tcp://host:port or tls://host:port",
-                quote(other)
+                "unsupported scheme \"{}\" in \"{shown}\": use http://, https://, tcp://host:port or tls://host:port",
+                quote(other),
+                shown = text_shown()
             ));
         }
     };
@@ -116,7 +118,7 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         Some(url::Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             if d.is_empty() {
-                return Err(format!("\"{text_shown}\" has no host"));
+                return Err(format!("\"{shown}\" has no host", shown = text_shown()));
             }
             // Non-special schemes (tcp://, tls://) leave address literals as names.
             match d.parse::<IpAddr>() {
@@ -126,26 +128,29 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         }
         Some(url::Host::Ipv4(ip)) => (Host::Ip(IpAddr::V4(ip)), ip.to_string()),
         Some(url::Host::Ipv6(ip)) => (Host::Ip(IpAddr::V6(ip)), ip.to_string()),
-        None => return Err(format!("\"{text_shown}\" has no host")),
+        None => return Err(format!("\"{shown}\" has no host", shown = text_shown())),
     };
     let port = match (url.port_or_known_default(), scheme) {
         (Some(p), _) => p,
         (None, _) => {
             return Err(format!(
-                "\"{text_shown}\" needs a port: write it like {}://{}:25",
+                "\"{shown}\" needs a port: write it like {}://{}:25",
                 url.scheme(),
-                quote(&host_str)
+                quote(&host_str),
+                shown = text_shown()
             ));
         }
     };
     if port == 0 {
         return Err(format!(
-            "\"{text_shown}\" has port 0, which cannot be connected to"
+            "\"{shown}\" has port 0, which cannot be connected to",
+            shown = text_shown()
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "\"{text_shown}\" carries credentials: sitewatch does not send them in URLs"
+            "\"{shown}\" carries credentials: sitewatch does not send them in URLs",
+            shown = text_shown()
         ));
     }
     let mut path = url.path().to_string();
@@ -158,8 +163,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     }
     if !scheme.uses_http() && path != "/" {
         return Err(format!(
-            "\"{text_shown}\" has a path, but {}:// targets are host:port only",
-            url.scheme()
+            "\"{shown}\" has a path, but {}:// targets are host:port only",
+            url.scheme(),
+            shown = text_shown()
         ));
     }
     Ok(Target {

@@ -11,12 +11,12 @@ use super::context::Cx;
 use super::diagnostic::quote;
 use super::model::*;
 use super::{Diagnostic, alert, cluster, daemon, heartbeat, maintenance, redact, selfcheck, site};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use toml::Spanned;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 /// Parses and validates the bytes of one configuration file.
 pub(super) fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, Vec<Diagnostic>> {
@@ -62,7 +62,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
     let mut heartbeats_raw: Vec<(Range<usize>, heartbeat::RawHeartbeat)> = Vec::new();
     let mut windows_raw: Vec<(Range<usize>, maintenance::RawMaintenance)> = Vec::new();
     let mut channels = Vec::new();
-    for (key, value) in root.get_ref().iter() {
+    // Each table is taken out of the document as it is read: nothing is
+    // copied, and what was read is freed on the way.
+    for (key, value) in root.into_inner() {
         match key.get_ref().as_ref() {
             "version" => match value.get_ref().as_integer().map(|i| i.as_str()) {
                 Some("1") => {}
@@ -101,22 +103,26 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
             "site" => sites_raw.extend(tables::<site::RawSite>(&mut cx, value, "site", "each site as a [[site]] block")),
             "heartbeat" => heartbeats_raw.extend(tables::<heartbeat::RawHeartbeat>(&mut cx, value, "heartbeat", "each as a [[heartbeat]] block")),
             "maintenance" => windows_raw.extend(tables::<maintenance::RawMaintenance>(&mut cx, value, "maintenance", "each window as a [[maintenance]] block")),
-            "alert" => match value.get_ref().as_table() {
-                Some(table) => {
-                    for (name, body) in table.iter() {
-                        let name = Spanned::new(name.span(), name.get_ref().to_string());
-                        if let Some(raw) = cx.de::<alert::RawChannel>(body)
-                            && let Some(ch) = alert::validate(&mut cx, &name, body.span(), &raw)
-                        {
-                            channels.push(ch);
+            "alert" => {
+                let span = value.span();
+                match value.into_inner() {
+                    DeValue::Table(table) => {
+                        for (name, body) in table {
+                            let name = Spanned::new(name.span(), name.get_ref().to_string());
+                            let at = body.span();
+                            if let Some(raw) = cx.de::<alert::RawChannel>(body)
+                                && let Some(ch) = alert::validate(&mut cx, &name, at, &raw)
+                            {
+                                channels.push(ch);
+                            }
                         }
                     }
+                    _ => cx.error(
+                        span,
+                        "`alert` must hold tables: write each channel as [alert.NAME]",
+                    ),
                 }
-                None => cx.error(
-                    value.span(),
-                    "`alert` must hold tables: write each channel as [alert.NAME]",
-                ),
-            },
+            }
             other => cx.error(
                 key.span(),
                 format!(
@@ -204,24 +210,28 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
         }
     }
 
-    let declared = maintenance::Declared::of(
-        sites_raw.iter().map(|(_, r)| (&r.name, &r.tags)),
-        heartbeats_raw.iter().map(|(_, r)| (&r.name, &r.tags)),
-        &defaults_raw.tags,
-    );
     let mut windows: Vec<Arc<MaintenanceSpec>> = Vec::with_capacity(windows_raw.len());
-    for (span, raw) in &windows_raw {
-        if let Some(w) = maintenance::validate(&mut cx, span.clone(), raw, &declared) {
-            if windows.iter().any(|o| o.id == w.id) {
-                cx.error(
-                    span.clone(),
-                    format!(
-                        "duplicate maintenance id \"{}\": ids must be unique",
-                        quote(&w.id)
-                    ),
-                );
-            } else {
-                windows.push(Arc::new(w));
+    if !windows_raw.is_empty() {
+        // Indexed once for all windows; a file without any skips it.
+        let declared = maintenance::Declared::of(
+            sites_raw.iter().map(|(_, r)| (&r.name, &r.tags)),
+            heartbeats_raw.iter().map(|(_, r)| (&r.name, &r.tags)),
+            &defaults_raw.tags,
+        );
+        let mut ids: HashSet<String> = HashSet::with_capacity(windows_raw.len());
+        for (span, raw) in &windows_raw {
+            if let Some(w) = maintenance::validate(&mut cx, span.clone(), raw, &declared) {
+                if ids.insert(w.id.clone()) {
+                    windows.push(Arc::new(w));
+                } else {
+                    cx.error(
+                        span.clone(),
+                        format!(
+                            "duplicate maintenance id \"{}\": ids must be unique",
+                            quote(&w.id)
+                        ),
+                    );
+                }
             }
         }
     }
@@ -243,21 +253,28 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
 
 /// Each table of an array of tables (`[[site]]`, …), deserialized on its
 /// own so that a mistake in one does not hide the next; `how` says how to
-/// write one when `key` is not an array.
+/// write one when `key` is not an array. The tables are taken out of
+/// `value` as they are read.
 fn tables<T: for<'de> serde::Deserialize<'de>>(
     cx: &mut Cx<'_>,
-    value: &Spanned<toml::de::DeValue<'_>>,
+    value: Spanned<DeValue<'_>>,
     key: &str,
     how: &str,
 ) -> Vec<(Range<usize>, T)> {
-    match value.get_ref().as_array() {
-        Some(list) => list
-            .iter()
-            .filter_map(|t| cx.de::<T>(t).map(|raw| (t.span(), raw)))
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(mut list) => list
+            .iter_mut()
+            .filter_map(|t| {
+                let span = t.span();
+                let table = std::mem::replace(t.get_mut(), DeValue::Boolean(false));
+                cx.de::<T>(Spanned::new(span.clone(), table))
+                    .map(|raw| (span, raw))
+            })
             .collect(),
-        None => {
+        _ => {
             cx.error(
-                value.span(),
+                span,
                 format!("`{key}` must be a list of tables: write {how}"),
             );
             Vec::new()
