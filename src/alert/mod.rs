@@ -427,9 +427,6 @@ pub struct ChannelSet {
     channels: HashMap<String, Arc<Channel>>,
     routes: HashMap<String, Route>,
     storm_hold: Duration,
-    /// Each site's probe settings ([`crate::config::probe_key`]): a site
-    /// whose probe changed starts over, so what was known of it is dropped.
-    probes: HashMap<String, String>,
 }
 
 impl ChannelSet {
@@ -465,16 +462,10 @@ impl ChannelSet {
             .map(|c| c.storm_hold)
             .max()
             .unwrap_or(crate::config::STORM_HOLD);
-        let probes = config
-            .sites
-            .iter()
-            .map(|s| (s.name.clone(), crate::config::probe_key(s)))
-            .collect();
         Ok(ChannelSet {
             channels,
             routes,
             storm_hold,
-            probes,
         })
     }
 }

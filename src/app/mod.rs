@@ -339,13 +339,14 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     store.set_config_path(&config.path);
     // Records of heartbeats no longer configured are dropped: one added
     // again starts afresh.
+    let beats: std::collections::HashSet<&str> = config
+        .sites
+        .iter()
+        .filter(|s| s.heartbeat.is_some())
+        .map(|s| s.name.as_str())
+        .collect();
     let mut saved_beats = resumed.heartbeats;
-    saved_beats.retain(|name, _| {
-        config
-            .sites
-            .iter()
-            .any(|s| s.heartbeat.is_some() && s.name == *name)
-    });
+    saved_beats.retain(|name, _| beats.contains(name.as_str()));
     let ledger = crate::heartbeat::ledger::Ledger::new(saved_beats);
     let store = store
         .with_ledger(ledger.clone())

@@ -164,18 +164,23 @@ pub fn probe_key(spec: &SiteSpec) -> String {
         // A header value may be a secret: only its digest is kept.
         let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
         let _ = write!(s, "|header={name}:");
-        for b in &digest.as_ref()[..8] {
-            let _ = write!(s, "{b:02x}");
-        }
+        hex(&digest.as_ref()[..8], &mut s);
     }
     // Fixed-size and free of secrets: a SHA-256 digest of the whole text.
     let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    digest.as_ref()[..16]
-        .iter()
-        .fold(String::with_capacity(32), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    let mut out = String::with_capacity(32);
+    hex(&digest.as_ref()[..16], &mut out);
+    out
+}
+
+/// Appends `bytes` in lowercase hex (as `{:02x}` each, without the
+/// formatting machinery: it runs for every site at start and reload).
+fn hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
 }
 
 /// What a new configuration changes, by site name (each list in the new
@@ -341,5 +346,15 @@ mod tests {
         assert_eq!(key, probe_key(&a.sites[0]));
         assert_eq!(key.len(), 32);
         assert!(!key.contains("hunter2"));
+    }
+
+    #[test]
+    fn keys_are_spelt_as_before_in_hex() {
+        // Saved keys must still match after an upgrade: the same digits as `{:02x}`.
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = String::new();
+        hex(&bytes, &mut out);
+        let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out, want);
     }
 }

@@ -73,14 +73,20 @@ impl Config {
     /// `vantages` include it (or that name none).
     pub fn for_this_vantage(&self) -> Config {
         let vantage = &self.cluster.vantage;
+        // Field by field: the whole list of sites is not copied twice.
         Config {
+            path: self.path.clone(),
+            daemon: self.daemon.clone(),
             sites: self
                 .sites
                 .iter()
                 .filter(|s| s.vantages.is_empty() || s.vantages.contains(vantage))
                 .cloned()
                 .collect(),
-            ..self.clone()
+            channels: self.channels.clone(),
+            self_check: self.self_check.clone(),
+            cluster: self.cluster.clone(),
+            maintenance: self.maintenance.clone(),
         }
     }
 }

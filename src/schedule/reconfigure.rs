@@ -18,26 +18,34 @@ use tokio::time::Instant;
 #[derive(Default)]
 pub(super) struct Failing {
     starts: VecDeque<(Instant, usize)>,
+    /// How many of `starts` each site has: counting the others stays
+    /// cheap while thousands of sites fail at once.
+    per_site: HashMap<usize, usize>,
 }
 
 impl Failing {
     pub(super) fn began(&mut self, idx: usize, now: Instant) {
         self.prune(now);
         self.starts.push_back((now, idx));
+        *self.per_site.entry(idx).or_default() += 1;
     }
 
     pub(super) fn others(&mut self, idx: usize, now: Instant) -> usize {
         self.prune(now);
-        self.starts.iter().filter(|(_, i)| *i != idx).count()
+        self.starts.len() - self.per_site.get(&idx).copied().unwrap_or(0)
     }
 
     fn prune(&mut self, now: Instant) {
-        while self
-            .starts
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > FAILING_LOOKBACK)
+        while let Some(&(t, idx)) = self.starts.front()
+            && now.saturating_duration_since(t) > FAILING_LOOKBACK
         {
             self.starts.pop_front();
+            if let Some(n) = self.per_site.get_mut(&idx) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_site.remove(&idx);
+                }
+            }
         }
     }
 }
@@ -58,6 +66,13 @@ pub(super) fn reconfigure(
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.as_ref().map(|s| (s.spec.name.clone(), i)))
+        .collect();
+    // Slots freed by earlier reloads, lowest first: new sites fill them
+    // before the list grows.
+    let mut free: VecDeque<usize> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.is_none().then_some(i))
         .collect();
     let mut order = Vec::with_capacity(sites.len());
     for spec in sites {
@@ -90,7 +105,7 @@ pub(super) fn reconfigure(
             }
             None => {
                 changes.added.push(spec.name.clone());
-                slots.iter().position(Option::is_none).unwrap_or_else(|| {
+                free.pop_front().unwrap_or_else(|| {
                     slots.push(None);
                     slots.len() - 1
                 })
@@ -124,4 +139,31 @@ pub(super) fn reconfigure(
     // Heap entries of removed or replaced slots are skipped when they come up.
     sinks.store.reconfigure(&order, wall);
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn failing_counts_the_other_sites_that_began_failing_lately() {
+        let mut f = Failing::default();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        f.began(1, t0);
+        f.began(2, t0);
+        f.began(1, t0 + s(1));
+        assert_eq!(f.others(1, t0 + s(2)), 1);
+        assert_eq!(f.others(2, t0 + s(2)), 2);
+        assert_eq!(f.others(3, t0 + s(2)), 3);
+        // The first two are older than the lookback: forgotten.
+        let later = t0 + FAILING_LOOKBACK + Duration::from_millis(500);
+        assert_eq!(f.others(3, later), 1);
+        assert_eq!(f.others(1, later), 0);
+        assert_eq!(f.others(2, later), 1);
+        assert_eq!(f.per_site.len(), 1, "forgotten sites are not kept");
+        assert_eq!(f.others(2, later + s(2)), 0);
+        assert!(f.per_site.is_empty());
+    }
 }

@@ -291,9 +291,12 @@ impl StatusStore {
         saved: &std::collections::HashMap<String, SiteState>,
         history: Option<HistoryReader>,
     ) -> StatusStore {
-        let entries: Vec<Entry> = sites
-            .iter()
-            .map(|spec| Entry {
+        // One pass over the sites, each entry built in place.
+        let mut entries: Vec<Option<Entry>> = Vec::with_capacity(sites.len());
+        let mut index = HashMap::with_capacity(sites.len());
+        for (i, spec) in sites.iter().enumerate() {
+            index.insert(spec.name.clone(), i);
+            entries.push(Some(Entry {
                 spec: Arc::clone(spec),
                 state: saved
                     .get(&spec.name)
@@ -306,13 +309,8 @@ impl StatusStore {
                 transitions: 0,
                 votes: None,
                 flaps: Default::default(),
-            })
-            .collect();
-        let index = sites
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
+            }));
+        }
         StatusStore {
             shared: Arc::new(Mutex::new(Shared {
                 config: ConfigStatus {
@@ -326,7 +324,7 @@ impl StatusStore {
                 alerts: None,
                 started_at: now,
                 order: (0..entries.len()).collect(),
-                sites: entries.into_iter().map(Some).collect(),
+                sites: entries,
                 index,
                 scheduler: SchedulerStats::default(),
                 tasks: Vec::new(),

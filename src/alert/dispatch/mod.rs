@@ -137,7 +137,7 @@ impl Dispatcher {
                 last: HashMap::new(),
                 recent_downs: VecDeque::new(),
                 seed,
-                refresh: refresh::Refresher::new(set.probes),
+                refresh: refresh::Refresher::new(),
                 senders: None,
                 announced: HashSet::new(),
                 delegated: HashMap::new(),
@@ -267,9 +267,9 @@ impl Dispatcher {
                     Control::Channels(set, done) => {
                         // Deliveries to a channel that is gone are given up on when due.
                         self.channels = set.channels;
-                        self.routes = set.routes;
+                        let old = std::mem::replace(&mut self.routes, set.routes);
                         self.storm_hold = set.storm_hold;
-                        self.refresh.reconfigure(set.probes);
+                        self.refresh.reconfigure(&old, &self.routes);
                         let _ = done.send(());
                     }
                     Control::Stop => {

@@ -12,7 +12,7 @@
 //! open outages are the dispatcher's own (resumed after a restart).
 
 use super::super::alertmanager::{Labels, Postable};
-use super::super::{Alert, AlertKind, Event, SendError};
+use super::super::{Alert, AlertKind, Event, Route, SendError};
 use super::{Dispatcher, after};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -25,8 +25,6 @@ pub(super) struct Refresher {
     started: SystemTime,
     /// Degraded sites, with the alert that made them so.
     degraded: HashMap<String, Alert>,
-    /// Each site's probe settings, as last configured.
-    probes: HashMap<String, String>,
     /// Per Alertmanager channel, by name.
     channels: HashMap<String, Sync>,
 }
@@ -54,23 +52,32 @@ impl Sync {
 }
 
 impl Refresher {
-    /// Knows of no site yet; `probes` are the sites' probe settings.
-    pub(super) fn new(probes: HashMap<String, String>) -> Refresher {
+    /// Knows of no site yet.
+    pub(super) fn new() -> Refresher {
         Refresher {
             started: SystemTime::now(),
             degraded: HashMap::new(),
-            probes,
             channels: HashMap::new(),
         }
     }
 
-    /// A new configuration: a degraded site that is gone or probes
-    /// something else now starts over, so its alert stops firing.
-    pub(super) fn reconfigure(&mut self, probes: HashMap<String, String>) {
-        let old = std::mem::replace(&mut self.probes, probes);
-        let probes = &self.probes;
+    /// A new configuration (`old` routes replaced by `new`): a degraded
+    /// site that is gone or probes something else now starts over, so its
+    /// alert stops firing. Only the degraded sites' probe settings are
+    /// compared, not every site's.
+    pub(super) fn reconfigure(
+        &mut self,
+        old: &HashMap<String, Route>,
+        new: &HashMap<String, Route>,
+    ) {
+        let probe = |routes: &HashMap<String, Route>, site: &str| {
+            routes
+                .get(site)
+                .and_then(|r| r.spec.as_deref())
+                .map(crate::config::probe_key)
+        };
         self.degraded
-            .retain(|site, _| probes.get(site).is_some_and(|p| old.get(site) == Some(p)));
+            .retain(|site, _| probe(new, site).is_some_and(|p| probe(old, site) == Some(p)));
     }
 }
 
