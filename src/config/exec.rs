@@ -4,6 +4,7 @@
 
 use super::context::{Cx, Dur, duration_in, list_len};
 use super::diagnostic::quote;
+use super::options::ExecSpec;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -15,16 +16,6 @@ pub const MAX_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_ARGS: usize = 64;
 /// The longest argument.
 const MAX_ARG_BYTES: usize = 4096;
-
-/// An `exec` channel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExecSpec {
-    /// The program (an absolute path, or a name looked up in `PATH`) and
-    /// its arguments.
-    pub command: Vec<String>,
-    /// Killed (with everything it started) after this long.
-    pub timeout: Duration,
-}
 
 /// Checks an exec channel's `command` and `timeout`.
 pub(super) fn exec(

@@ -43,10 +43,10 @@ pub use context::parse_duration;
 pub use defaults::*;
 pub use diagnostic::Diagnostic;
 pub use diff::{Diff, SiteChange, diff, probe_key};
-pub use exec::{EXEC_TIMEOUT, ExecSpec, MAX_EXEC_TIMEOUT};
+pub use exec::{EXEC_TIMEOUT, MAX_EXEC_TIMEOUT};
 pub use heartbeat::check_ping_key;
 pub use model::*;
-pub use options::{HttpOptions, Method};
+pub use options::{ExecSpec, HttpOptions, Method};
 pub use target::{parse_address_mode, parse_resolver, parse_status_range, parse_target};
 
 use std::io::Read;

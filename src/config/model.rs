@@ -473,7 +473,7 @@ pub enum ChannelKind {
     /// Every instance of a Prometheus Alertmanager cluster (API v2).
     Alertmanager(AlertmanagerSpec),
     /// A program run for each alert.
-    Exec(super::exec::ExecSpec),
+    Exec(super::options::ExecSpec),
 }
 
 impl ChannelKind {

@@ -1,5 +1,6 @@
-//! How the HTTP layer makes its request, once validated ([`HttpOptions`]):
-//! plain types that the model and the request checks share.
+//! Plain validated types that the model and the checks of their keys
+//! share: how the HTTP layer makes its request ([`HttpOptions`]), and what
+//! an exec channel runs ([`ExecSpec`]).
 
 /// How the HTTP layer makes its request.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,4 +38,14 @@ pub enum Method {
     Get,
     /// Fetch the head only (no body checks possible).
     Head,
+}
+
+/// An `exec` channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecSpec {
+    /// The program (an absolute path, or a name looked up in `PATH`) and
+    /// its arguments.
+    pub command: Vec<String>,
+    /// Killed (with everything it started) after this long.
+    pub timeout: std::time::Duration,
 }
