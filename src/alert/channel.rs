@@ -1,6 +1,7 @@
 //! Sending one alert through one channel: email (lettre), Slack, the
-//! generic webhook and Alertmanager (reqwest). Secrets are resolved once,
-//! at start-up, and never appear in logs or errors.
+//! generic webhook, Alertmanager, a program, and the HTTP services of
+//! [`super::hook`] (reqwest). Secrets are resolved once, at start-up, and
+//! never appear in logs or errors.
 
 use super::alertmanager::{Postable, Target};
 use super::{Alert, AlertKind, render};
@@ -91,6 +92,15 @@ impl std::fmt::Display for SendError {
     }
 }
 
+/// What a delivered alert left at the receiver.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The id the receiver gave the message (a Discord or Telegram message
+    /// id, a Pushover receipt, a PagerDuty key), for what follows to edit,
+    /// reply to or cancel.
+    pub remote_id: Option<String>,
+}
+
 /// A channel ready to send: spec plus resolved secrets and clients.
 pub struct Channel {
     /// The name in sites.toml.
@@ -121,6 +131,10 @@ enum Ready {
     },
     Alertmanager(Target),
     Exec(crate::config::ExecSpec),
+    Hook {
+        service: super::hook::Service,
+        client: reqwest::Client,
+    },
 }
 
 /// An HTTP client for alert receivers: ring, the system's roots plus an
@@ -215,6 +229,11 @@ impl Channel {
                 (Ready::Webhook { url, key, client }, secrets)
             }
             ChannelKind::Exec(e) => (Ready::Exec(e.clone()), Vec::new()),
+            ChannelKind::Hook(h) => {
+                let (service, secrets) = super::hook::Service::new(&h.service, cluster)?;
+                let client = http_client(h.ca_file.as_deref())?;
+                (Ready::Hook { service, client }, secrets)
+            }
             ChannelKind::Alertmanager(a) => {
                 let token = a.bearer_token.as_ref().map(resolve).transpose()?;
                 let client = http_client(a.ca_file.as_deref())?;
@@ -243,8 +262,14 @@ impl Channel {
         out
     }
 
-    /// Sends `alert` once.
-    pub async fn send(&self, alert: &Alert, now: SystemTime) -> Result<(), SendError> {
+    /// Sends `alert` once. `thread` is the remote id of the message that
+    /// opened the site's outage on this channel, if one was sent.
+    pub async fn send(
+        &self,
+        alert: &Alert,
+        thread: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Sent, SendError> {
         let result = match &self.kind {
             Ready::Email {
                 spec,
@@ -271,11 +296,21 @@ impl Channel {
                 post_bytes(client, url.expose(), body, &headers).await
             }
             Ready::Alertmanager(t) => {
-                return self.post_alerts(&t.shape.for_alert(alert, now)).await;
+                return self
+                    .post_alerts(&t.shape.for_alert(alert, now))
+                    .await
+                    .map(|()| Sent::default());
             }
             Ready::Exec(spec) => super::exec::run(spec, alert, &self.name).await,
+            Ready::Hook { service, client } => {
+                return super::hook::deliver(client, service, alert, thread, now)
+                    .await
+                    .map_err(|e| self.scrub_error(e));
+            }
         };
-        result.map_err(|e| self.scrub_error(e))
+        result
+            .map(|()| Sent::default())
+            .map_err(|e| self.scrub_error(e))
     }
 
     fn scrub_error(&self, e: SendError) -> SendError {
@@ -319,19 +354,25 @@ impl Channel {
                         | AlertKind::Flapping
                         | AlertKind::Settled
                 ))
+            && !(self.keyed() && kind == AlertKind::Storm)
+    }
+
+    /// Whether the receiver keeps one incident per key (PagerDuty).
+    fn keyed(&self) -> bool {
+        matches!(&self.kind, Ready::Hook { service, .. } if service.keyed())
     }
 
     /// Whether every vantage sends to this channel: its receiver keeps
     /// one alert per key (Alertmanager, a webhook with the stable ids);
     /// a chat or email channel hears only the site's owner.
     pub fn broadcast(&self) -> bool {
-        matches!(self.kind, Ready::Alertmanager(_) | Ready::Webhook { .. })
+        matches!(self.kind, Ready::Alertmanager(_) | Ready::Webhook { .. }) || self.keyed()
     }
 
     /// Whether down alerts held while a storm forms are grouped into one
     /// message for this channel (Alertmanager groups them itself).
     pub fn groups_storms(&self) -> bool {
-        self.alertmanager().is_none()
+        self.alertmanager().is_none() && !self.keyed()
     }
 
     /// Posts `alerts` to every instance of this Alertmanager channel: done
@@ -427,7 +468,7 @@ async fn send_email(
 pub const MAX_ERROR_BODY: usize = 4096;
 
 /// Reads at most `limit` bytes of a response body.
-async fn read_capped(mut resp: reqwest::Response, limit: usize) -> String {
+pub(super) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> String {
     let mut buf = Vec::new();
     while buf.len() < limit {
         match resp.chunk().await {

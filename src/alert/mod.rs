@@ -20,6 +20,7 @@ pub mod alertmanager;
 pub mod channel;
 mod dispatch;
 pub mod exec;
+pub mod hook;
 pub mod outbox;
 pub mod policy;
 pub mod render;
@@ -515,7 +516,7 @@ pub async fn notify_test(
                     Level::Up,
                     now,
                 );
-                ch.send(&alert, now).await
+                ch.send(&alert, None, now).await.map(|_| ())
             }
         };
         outcomes.push(TestOutcome {

@@ -4,7 +4,7 @@
 //! and waits, never longer than [`ANSWER_WAIT`], for the answer. The
 //! dispatcher never touches the disk, so slow storage delays no probe.
 
-use crate::history::{DeliveryState, Error, History, NewDelivery, OutboxOp};
+use crate::history::{DeliveryState, Error, History, NewDelivery, OutboxOp, Remote};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
@@ -66,7 +66,8 @@ impl Outbox {
             .map(|_| ())
     }
 
-    /// Records an attempt's outcome (written in order, not waited for).
+    /// Records an attempt's outcome and what it left at the receiver
+    /// (written in order, not waited for).
     pub fn attempt(
         &self,
         alert_id: &str,
@@ -74,6 +75,7 @@ impl Outbox {
         attempts: u32,
         state: DeliveryState,
         error: Option<&str>,
+        remote: Remote,
     ) {
         let op = OutboxOp::Attempt {
             alert_id: alert_id.to_string(),
@@ -81,6 +83,7 @@ impl Outbox {
             attempts,
             state,
             error: error.map(str::to_string),
+            remote,
         };
         if let Err(e) = self.history.outbox(op, None) {
             tracing::error!(alert = %alert_id, %channel, error = %e, "cannot record the delivery");

@@ -6,7 +6,7 @@ use crate::diagnosis::Cause;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 
-fn words(c: Option<Cause>) -> String {
+pub(crate) fn words(c: Option<Cause>) -> String {
     c.map_or_else(
         || "unknown cause".to_string(),
         |c| format!("{} ({c})", c.words()),
@@ -82,7 +82,7 @@ pub fn subject(a: &Alert) -> String {
 }
 
 /// One line per layer: `dns ok 3.1 ms · tcp FAIL 0.4 ms`.
-fn layers_line(a: &Alert) -> String {
+pub(crate) fn layers_line(a: &Alert) -> String {
     a.layers
         .iter()
         .map(|l| {
@@ -97,7 +97,7 @@ fn layers_line(a: &Alert) -> String {
         .join(" · ")
 }
 
-fn headline(a: &Alert) -> String {
+pub(crate) fn headline(a: &Alert) -> String {
     let site = &a.site;
     match a.kind {
         AlertKind::Down => format!("{site} is DOWN: {}", words(a.cause)),
@@ -231,7 +231,7 @@ pub fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {

@@ -357,6 +357,7 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
         due: resumed.due,
         deliveries: resumed.deliveries,
         outages: resumed.outages,
+        threads: resumed.threads,
     };
     let dispatcher = tokio::spawn(dispatcher.run(resume, events_rx, alerts_rx));
     let (control_tx, control_rx) = mpsc::unbounded_channel();

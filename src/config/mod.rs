@@ -18,20 +18,25 @@
 //! - `diff`: what a reload changes, site by site (probe, policy, routing).
 
 mod alert;
+mod alertmanager;
+mod channels;
 mod cluster;
 mod context;
 mod daemon;
 mod defaults;
 mod diagnostic;
 pub mod diff;
+mod email;
 mod events;
 mod exec;
 mod heartbeat;
+mod hook;
 mod judgement;
 mod lexer;
 mod maintenance;
 mod model;
 mod options;
+mod raw_channel;
 mod redact;
 mod request;
 mod selfcheck;

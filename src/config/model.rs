@@ -4,6 +4,7 @@
 //! value here has passed its checks and carries its inherited default, so
 //! consumers never re-check or re-default.
 
+pub use super::channels::{HookSpec, PerEvent, SecretRef, ServiceSpec};
 use super::options::HttpOptions;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -474,6 +475,8 @@ pub enum ChannelKind {
     Alertmanager(AlertmanagerSpec),
     /// A program run for each alert.
     Exec(super::options::ExecSpec),
+    /// A chat, paging or push service over HTTP (PagerDuty, Discord, …).
+    Hook(HookSpec),
 }
 
 impl ChannelKind {
@@ -485,6 +488,7 @@ impl ChannelKind {
             ChannelKind::Webhook(_) => "webhook",
             ChannelKind::Alertmanager(_) => "alertmanager",
             ChannelKind::Exec(_) => "exec",
+            ChannelKind::Hook(h) => h.service.as_str(),
         }
     }
 }
@@ -568,29 +572,4 @@ pub fn is_label_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Where a secret comes from. The value itself is read at start-up and
-/// never logged or served.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    /// Written in sites.toml itself.
-    Value(String),
-    /// A file (trailing newline trimmed).
-    File(PathBuf),
-    /// An environment variable.
-    Env(String),
-    /// A systemd credential in `$CREDENTIALS_DIRECTORY` (`LoadCredential=`).
-    Credential(String),
-}
-
-impl std::fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretRef::Value(_) => f.write_str("Value(***)"),
-            SecretRef::File(p) => write!(f, "File({})", p.display()),
-            SecretRef::Env(v) => write!(f, "Env({v})"),
-            SecretRef::Credential(c) => write!(f, "Credential({c})"),
-        }
-    }
 }

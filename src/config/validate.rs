@@ -110,7 +110,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> 
                         for (name, body) in table {
                             let name = Spanned::new(name.span(), name.get_ref().to_string());
                             let at = body.span();
-                            if let Some(raw) = cx.de::<alert::RawChannel>(body)
+                            if let Some(raw) = cx.de::<alert::Raw>(body)
                                 && let Some(ch) = alert::validate(&mut cx, &name, at, &raw)
                             {
                                 channels.push(ch);

@@ -7,7 +7,10 @@
 //! change and its alert, or a storm and its members, are committed together
 //! or not at all.
 
-use super::{Change, DeliveryState, NewDelivery, OpenOutage, StoredDelivery, from_ms, unix_ms};
+use super::{
+    Change, DeliveryState, NewDelivery, OpenOutage, Remote, StoredDelivery, Thread, from_ms,
+    unix_ms,
+};
 use crate::alert::{Alert, AlertKind, Event, Forget, Journal, OutageFacts};
 use crate::diagnosis::Cause;
 use crate::state::{Health, Kind};
@@ -320,16 +323,17 @@ pub(super) fn enqueue(
 /// Records an attempt's outcome.
 pub(super) fn attempt(
     tx: &Transaction<'_>,
-    alert_id: &str,
-    channel: &str,
+    (alert_id, channel): (&str, &str),
     attempts: u32,
     state: DeliveryState,
     error: Option<&str>,
+    remote: &Remote,
     now: SystemTime,
 ) -> Result<(), rusqlite::Error> {
     let done = (state != DeliveryState::Pending).then(|| unix_ms(now));
     tx.prepare_cached(
-        "UPDATE delivery SET state = ?3, attempts = ?4, last_error = ?5, done_ms = ?6
+        "UPDATE delivery SET state = ?3, attempts = ?4, last_error = ?5, done_ms = ?6,
+                remote_id = COALESCE(?7, remote_id)
          WHERE alert_id = ?1 AND channel = ?2",
     )?
     .execute(params![
@@ -338,9 +342,33 @@ pub(super) fn attempt(
         state.as_str(),
         attempts,
         error,
-        done
+        done,
+        remote.id
     ])?;
+    match &remote.thread {
+        Thread::Keep => {}
+        Thread::Open(id) => {
+            tx.prepare_cached(
+                "INSERT INTO thread(site, channel, remote_id, opened_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(site, channel) DO UPDATE SET remote_id = excluded.remote_id, opened_ms = excluded.opened_ms",
+            )?
+            .execute(params![remote.site, channel, id, unix_ms(now)])?;
+        }
+        Thread::Close => {
+            tx.prepare_cached("DELETE FROM thread WHERE site = ?1 AND channel = ?2")?
+                .execute(params![remote.site, channel])?;
+        }
+    }
     Ok(())
+}
+
+/// The messages that opened outages still open: (site, channel) → remote id.
+pub(super) fn threads(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<(String, String), String>, rusqlite::Error> {
+    conn.prepare("SELECT site, channel, remote_id FROM thread")?
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+        .collect()
 }
 
 /// A storm: the grouped alert's deliveries and its members marked grouped.
@@ -357,11 +385,11 @@ pub(super) fn group(
     for (id, channel) in members {
         attempt(
             tx,
-            id,
-            channel,
+            (id, channel),
             0,
             DeliveryState::Grouped,
             note.as_deref(),
+            &Remote::default(),
             now,
         )?;
     }

@@ -274,7 +274,33 @@ pub enum OutboxOp {
         state: DeliveryState,
         /// The last error, scrubbed of secrets.
         error: Option<String>,
+        /// What the receiver named the message, and the thread it changes.
+        remote: Remote,
     },
+}
+
+/// What a delivery left at the receiver.
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    /// The id the receiver gave the message.
+    pub id: Option<String>,
+    /// The alert's site.
+    pub site: String,
+    /// What happens to the site's thread on this channel.
+    pub thread: Thread,
+}
+
+/// The message that opened a site's outage on a channel, as a delivery
+/// changes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Thread {
+    /// Unchanged.
+    #[default]
+    Keep,
+    /// This message opens it (its remote id).
+    Open(String),
+    /// The outage ended: forget it.
+    Close,
 }
 
 /// One pending delivery as stored.
@@ -321,6 +347,9 @@ pub struct Resumed {
     pub heartbeats: HashMap<String, crate::heartbeat::ledger::Record>,
     /// The silences not expired for long.
     pub silences: Vec<crate::silence::Silence>,
+    /// (site, channel) → the remote id of the message that opened the
+    /// site's outage there.
+    pub threads: HashMap<(String, String), String>,
 }
 
 /// Where committed alerts go: the dispatcher's inbox.

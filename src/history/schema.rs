@@ -159,6 +159,19 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE hourly ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0;
     ",
+    // 7 → 8: what a receiver named a delivered message (its remote id), and
+    // the messages that opened outages still open, per site and channel,
+    // for the recovery to edit, reply to or cancel after a restart.
+    "
+    ALTER TABLE delivery ADD COLUMN remote_id TEXT;
+    CREATE TABLE thread (
+        site      TEXT NOT NULL,
+        channel   TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        opened_ms INTEGER NOT NULL,
+        PRIMARY KEY (site, channel)
+    ) STRICT;
+    ",
 ];
 
 /// The schema version this sitewatch writes.

@@ -2,9 +2,10 @@
 //! time per site and channel, and what each outcome means (sent, retried
 //! after backoff or the receiver's capped hint, given up).
 
-use super::super::{GIVE_UP_AFTER, MAX_RETRY_AFTER, SendError, backoff, channel, render};
+use super::super::channel::Sent;
+use super::super::{GIVE_UP_AFTER, MAX_RETRY_AFTER, SendError, backoff, channel, hook, render};
 use super::{Dispatcher, after};
-use crate::history::DeliveryState;
+use crate::history::{DeliveryState, Remote, Thread};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 /// (as a failed attempt), so its delivery is never left busy.
 #[derive(Default)]
 pub(super) struct Attempts {
-    set: JoinSet<(u64, Result<(), SendError>)>,
+    set: JoinSet<(u64, Result<Sent, SendError>)>,
     ids: HashMap<tokio::task::Id, u64>,
 }
 
@@ -23,7 +24,7 @@ impl Attempts {
     pub(super) fn spawn(
         &mut self,
         id: u64,
-        attempt: impl std::future::Future<Output = (u64, Result<(), SendError>)> + Send + 'static,
+        attempt: impl std::future::Future<Output = (u64, Result<Sent, SendError>)> + Send + 'static,
     ) {
         let handle = self.set.spawn(attempt);
         self.ids.insert(handle.id(), id);
@@ -34,7 +35,7 @@ impl Attempts {
     }
 
     /// The next attempt to end: its delivery and outcome.
-    pub(super) async fn next(&mut self) -> Option<(u64, Result<(), SendError>)> {
+    pub(super) async fn next(&mut self) -> Option<(u64, Result<Sent, SendError>)> {
         let done = self.set.join_next_with_id().await?;
         Some(match done {
             Ok((task, r)) => {
@@ -75,6 +76,10 @@ impl Dispatcher {
             d.busy = true;
             let id = *id;
             let alert = Arc::clone(&d.alert);
+            let thread = self
+                .threads
+                .get(&(d.alert.site.clone(), d.channel.clone()))
+                .cloned();
             let Some(ch) = self.channels.get(&d.channel).cloned() else {
                 inflight.spawn(id, async move {
                     (
@@ -89,7 +94,7 @@ impl Dispatcher {
             inflight.spawn(id, async move {
                 let r = match tokio::time::timeout(
                     channel::ATTEMPT_TIMEOUT + Duration::from_secs(5),
-                    ch.send(&alert, SystemTime::now()),
+                    ch.send(&alert, thread.as_deref(), SystemTime::now()),
                 )
                 .await
                 {
@@ -113,7 +118,7 @@ impl Dispatcher {
             .min()
     }
 
-    pub(super) fn finish(&mut self, id: u64, result: Result<(), SendError>) {
+    pub(super) fn finish(&mut self, id: u64, result: Result<Sent, SendError>) {
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
@@ -125,7 +130,7 @@ impl Dispatcher {
         d.attempts = d.attempts.saturating_add(1);
         let attempts = d.attempts;
         let (state, error) = match &result {
-            Ok(()) => {
+            Ok(_) => {
                 tracing::info!(alert = %d.alert.id, channel = %d.channel, site = %d.alert.site, kind = d.alert.kind.as_str(), "alert sent");
                 (DeliveryState::Sent, None)
             }
@@ -158,7 +163,7 @@ impl Dispatcher {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             let c = stats.channels.entry(d.channel.clone()).or_default();
             let reason = match (&result, state) {
-                (Ok(()), _) => None,
+                (Ok(_), _) => None,
                 (Err(SendError::Permanent(_)), _) => Some("permanent"),
                 (Err(SendError::Transient { .. }), DeliveryState::Failed) => Some("expired"),
                 (Err(SendError::Transient { .. }), _) => Some("transient"),
@@ -184,7 +189,33 @@ impl Dispatcher {
                 c.last_error_at = Some(SystemTime::now());
             }
         }
-        self.outbox
-            .attempt(&d.alert.id, &d.channel, attempts, state, error.as_deref());
+        // The message an outage opened, for its recovery to edit, reply to
+        // or cancel; kept until the outage ends.
+        let key = (d.alert.site.clone(), d.channel.clone());
+        let remote_id = result.as_ref().ok().and_then(|s| s.remote_id.clone());
+        let thread = match (&remote_id, state) {
+            (Some(id), DeliveryState::Sent) if hook::opens_thread(d.alert.kind) => {
+                self.threads.insert(key, id.clone());
+                Thread::Open(id.clone())
+            }
+            (_, DeliveryState::Sent | DeliveryState::Failed)
+                if hook::closes_thread(d.alert.kind) && self.threads.remove(&key).is_some() =>
+            {
+                Thread::Close
+            }
+            _ => Thread::Keep,
+        };
+        self.outbox.attempt(
+            &d.alert.id,
+            &d.channel,
+            attempts,
+            state,
+            error.as_deref(),
+            Remote {
+                id: remote_id,
+                site: d.alert.site.clone(),
+                thread,
+            },
+        );
     }
 }

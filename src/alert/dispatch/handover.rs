@@ -142,6 +142,7 @@ impl Dispatcher {
             0,
             DeliveryState::Delegated,
             Some(&format!("sent by {owner}")),
+            crate::history::Remote::default(),
         );
     }
 

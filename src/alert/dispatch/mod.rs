@@ -47,6 +47,8 @@ pub struct Resume {
     pub deliveries: Vec<StoredDelivery>,
     /// Outages still open.
     pub outages: Vec<OpenOutage>,
+    /// (site, channel) → the message that opened the site's outage there.
+    pub threads: HashMap<(String, String), String>,
 }
 
 /// An open outage: what its reminders repeat, and when one was last made.
@@ -106,6 +108,9 @@ pub struct Dispatcher {
     windows: crate::maintenance::Windows,
     /// Silences: the alerts they match are not sent.
     silences: crate::silence::Silences,
+    /// (site, channel) → the remote id of the message that opened the
+    /// site's outage there, for its recovery to edit, reply to or cancel.
+    threads: HashMap<(String, String), String>,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -143,6 +148,7 @@ impl Dispatcher {
                 delegated: HashMap::new(),
                 windows: crate::maintenance::Windows::default(),
                 silences: crate::silence::Silences::default(),
+                threads: HashMap::new(),
             },
             stats,
         )
@@ -197,6 +203,7 @@ impl Dispatcher {
             );
         }
         let now = Instant::now();
+        self.threads = resume.threads;
         for s in resume.deliveries {
             if !self.channels.contains_key(&s.channel) {
                 tracing::warn!(alert = %s.alert.id, channel = %s.channel, "the channel of a pending alert no longer exists; dropping it");
@@ -206,6 +213,7 @@ impl Dispatcher {
                     s.attempts,
                     DeliveryState::Failed,
                     Some("channel removed"),
+                    crate::history::Remote::default(),
                 );
                 continue;
             }

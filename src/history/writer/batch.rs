@@ -140,13 +140,14 @@ pub(super) fn write_records<'a>(
                         attempts,
                         state,
                         error,
+                        remote,
                     } => journal::attempt(
                         &tx,
-                        alert_id,
-                        channel,
+                        (alert_id, channel),
                         *attempts,
                         *state,
                         error.as_deref(),
+                        remote,
                         now,
                     )?,
                 }

@@ -92,10 +92,12 @@ impl Writer {
                 kept::peers_lost(conn)?,
                 kept::heartbeats(conn)?,
                 kept::silences(conn, now)?,
+                journal::threads(conn)?,
             ))
         });
         match read {
-            Ok((due, deliveries, outages, network, peers_lost, heartbeats, silences)) => {
+            Ok((due, deliveries, outages, network, peers_lost, heartbeats, silences, threads)) => {
+                out.threads = threads;
                 out.heartbeats = heartbeats;
                 out.silences = silences;
                 out.due = due;
