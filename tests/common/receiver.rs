@@ -144,6 +144,36 @@ pub struct Receiver {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
+    scheme: &'static str,
+}
+
+/// Accepts TCP connections and completes their TLS handshake; a failed
+/// handshake is dropped and the next connection accepted.
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let handshake = self.acceptor.accept(tcp);
+            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), handshake).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
 }
 
 impl std::fmt::Debug for Receiver {
@@ -177,6 +207,26 @@ impl Receiver {
     }
 
     async fn start_at(ip: std::net::IpAddr, responses: Vec<Reply>) -> Receiver {
+        Receiver::start_with(ip, None, responses).await
+    }
+
+    /// Starts on 127.0.0.1:0 speaking HTTPS with `config` (a certificate
+    /// of a test CA, which the sender trusts through its `ca_file`).
+    pub async fn start_tls(config: rustls::ServerConfig, responses: Vec<Reply>) -> Receiver {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Receiver::start_with(
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            Some(acceptor),
+            responses,
+        )
+        .await
+    }
+
+    async fn start_with(
+        ip: std::net::IpAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        responses: Vec<Reply>,
+    ) -> Receiver {
         let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind port 0");
@@ -188,10 +238,21 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver { addr, shared, task }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some(acceptor) => tokio::spawn(async move {
+                let _ = axum::serve(TlsListener { listener, acceptor }, app).await;
+            }),
+        };
+        Receiver {
+            addr,
+            shared,
+            task,
+            scheme,
+        }
     }
 
     /// What was received, readable from another thread (for a receiver
@@ -208,9 +269,10 @@ impl Receiver {
         Receiver::start(Vec::new()).await
     }
 
-    /// `http://127.0.0.1:<port><path>` (`path` should start with `/`).
+    /// `http://127.0.0.1:<port><path>` (`path` should start with `/`), or
+    /// `https://` for a TLS receiver (its certificate names 127.0.0.1).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// Replaces the script; the next request gets `responses[0]`.

@@ -26,12 +26,11 @@ const AMBER: u32 = 0xF0_A0_20;
 const GREEN: u32 = 0x2E_B8_5C;
 const GREY: u32 = 0x8A_8F_98;
 
-/// Whether Discord's markdown gives `c` a meaning.
-fn special(c: char) -> bool {
-    matches!(
-        c,
-        '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '-'
-    )
+/// Whether Discord's markdown gives `c` a meaning: anywhere, or (lists,
+/// headings, quotes) at the start of a line.
+fn special(c: char, line_start: bool) -> bool {
+    matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']')
+        || (line_start && matches!(c, '-' | '#' | '>'))
 }
 
 /// Escapes Discord's markdown so that a detail shows as written.
@@ -42,21 +41,32 @@ pub fn escape(text: &str) -> String {
 /// `text` escaped and cut to at most `max` characters, never inside an
 /// escape; a cut ends with '…'.
 pub fn field_text(text: &str, max: usize) -> String {
-    let width = |c: char| if special(c) { 2 } else { 1 };
-    let fits = text.chars().map(width).sum::<usize>() <= max;
+    // Each character with whether it needs a backslash.
+    let mut line_start = true;
+    let marked: Vec<(char, bool)> = text
+        .chars()
+        .map(|c| {
+            let escaped = special(c, line_start);
+            line_start = c == '\n' || (line_start && c == ' ');
+            (c, escaped)
+        })
+        .collect();
+    let width = |&(_, escaped): &(char, bool)| if escaped { 2 } else { 1 };
+    let fits = marked.iter().map(width).sum::<usize>() <= max;
     let room = if fits { max } else { max.saturating_sub(1) };
     let mut out = String::with_capacity(text.len().min(max));
     let mut n = 0usize;
-    for c in text.chars() {
-        if n + width(c) > room {
+    for m in &marked {
+        let (c, escaped) = *m;
+        if n + width(m) > room {
             out.push('…');
             break;
         }
-        if special(c) {
+        if escaped {
             out.push('\\');
         }
         out.push(c);
-        n += width(c);
+        n += width(m);
     }
     out
 }

@@ -230,6 +230,11 @@ fn discord_escapes_and_cuts_without_splitting_an_escape() {
     assert_eq!(field_text("abcdefg", 6), "abcde…");
     assert_eq!(field_text("abcd*", 5), "abcd…");
     assert_eq!(field_text("ab*cd", 4), "ab…");
+    // Lists, headings and quotes only mean something at the start of a line.
+    assert_eq!(
+        field_text("- a\n# b-c 200-399 >x", 100),
+        "\\- a\n\\# b-c 200-399 >x"
+    );
 }
 
 #[test]
