@@ -165,5 +165,8 @@ pub(super) fn validate(
         kind: spec,
         storm_hold,
         events,
+        // Checked against the file's sites once they are read.
+        sites: Vec::new(),
+        tags: Vec::new(),
     })
 }

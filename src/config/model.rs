@@ -460,6 +460,21 @@ pub struct ChannelSpec {
     /// The events it takes (`events`; empty: every event). `test` always
     /// goes; a channel that takes `down` takes `storm` too.
     pub events: Vec<String>,
+    /// The sites and heartbeats it hears of, by name (`sites`) or tag
+    /// (`tags`); both empty: every one whose `notify` lists it. Applied to
+    /// each site's `notify` when the file is validated.
+    pub sites: Vec<String>,
+    /// See `sites`.
+    pub tags: Vec<String>,
+}
+
+impl ChannelSpec {
+    /// Whether the channel hears of `site` (its `sites` and `tags`).
+    pub fn hears(&self, site: &SiteSpec) -> bool {
+        (self.sites.is_empty() && self.tags.is_empty())
+            || self.sites.contains(&site.name)
+            || site.tags.iter().any(|t| self.tags.contains(t))
+    }
 }
 
 /// The kinds of alert channel.

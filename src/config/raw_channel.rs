@@ -42,6 +42,8 @@ macro_rules! raw_channel {
             pub(super) kind: Option<Spanned<String>>,
             pub(super) storm_hold: Option<Spanned<Dur>>,
             pub(super) events: Option<Spanned<List>>,
+            pub(super) sites: Option<Spanned<List>>,
+            pub(super) tags: Option<Spanned<List>>,
             $(pub(super) $field: Option<Spanned<$ty>>,)*
         }
 

@@ -31,6 +31,15 @@ const CHANNEL_KEYS_SHOWN: &[&str] = &[
     "from",
     "to",
     "ca_file",
+    "events",
+    "storm_hold",
+    "sites",
+    "tags",
+    "severity",
+    "priority",
+    "retry",
+    "expire",
+    "message_thread_id",
 ];
 
 /// Parts of header names whose values are credentials.

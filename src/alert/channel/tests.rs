@@ -15,6 +15,8 @@ fn spec(kind: ChannelKind) -> ChannelSpec {
         kind,
         storm_hold: Duration::ZERO,
         events: Vec::new(),
+        sites: Vec::new(),
+        tags: Vec::new(),
     }
 }
 
