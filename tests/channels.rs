@@ -109,6 +109,10 @@ impl Services {
             std::fs::write(dir.join(name), format!("{value}\n")).unwrap();
         }
         let secret = |name: &str| dir.join(name).display().to_string();
+        let url_file = |name: &str, url: String| {
+            std::fs::write(dir.join(name), url).unwrap();
+            secret(name)
+        };
         let ca = ca.display();
         format!(
             r#"
@@ -121,17 +125,17 @@ ca_file = "{ca}"
 
 [alert.discord]
 type = "discord"
-webhook_url = "{discord}"
+webhook_url_file = "{discord}"
 ca_file = "{ca}"
 
 [alert.teams]
 type = "teams"
-webhook_url = "{teams}"
+webhook_url_file = "{teams}"
 ca_file = "{ca}"
 
 [alert.mattermost]
 type = "mattermost"
-webhook_url = "{mattermost}"
+webhook_url_file = "{mattermost}"
 ca_file = "{ca}"
 
 [alert.telegram]
@@ -166,12 +170,21 @@ token_file = "{gotify_token}"
 ca_file = "{ca}"
 "#,
             pd = self.pagerduty.url(""),
+            // Webhook URLs are secrets: from files, like the keys.
             pd_key = secret("pd-key"),
-            discord = self.discord.url("/api/webhooks/123/webhooktoken"),
-            teams = self
-                .teams
-                .url("/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=teamssig"),
-            mattermost = self.mattermost.url("/hooks/mattermostkey"),
+            discord = url_file(
+                "discord-url",
+                self.discord.url("/api/webhooks/123/webhooktoken")
+            ),
+            teams = url_file(
+                "teams-url",
+                self.teams
+                    .url("/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=teamssig")
+            ),
+            mattermost = url_file(
+                "mattermost-url",
+                self.mattermost.url("/hooks/mattermostkey")
+            ),
             telegram = self.telegram.url(""),
             tg_token = secret("tg-token"),
             ntfy = self.ntfy.url(""),

@@ -38,6 +38,17 @@ fn secret_key(
     options: [&Option<Spanned<String>>; 4],
     required: Option<(&str, &Range<usize>)>,
 ) -> Option<SecretRef> {
+    // These services' secrets never sit in sites.toml itself, which is
+    // read by more people and tools than the secret should be.
+    if let Some(inline) = options[0] {
+        cx.error(
+            inline.span(),
+            format!(
+                "`{key}` is a secret: give it with `{key}_file`, `{key}_env` or `{key}_credential`, not in sites.toml"
+            ),
+        );
+        return None;
+    }
     let value = secret(cx, key, defaults::MAX_SECRET_BYTES, options);
     if let Some((kind, at)) = required
         && options.iter().all(|o| o.is_none())
