@@ -533,7 +533,7 @@ pub async fn notify_test(
 pub struct TestOutcome {
     /// The channel's name.
     pub channel: String,
-    /// Its type (email, slack, webhook, alertmanager).
+    /// Its type (`type` in sites.toml).
     pub kind: &'static str,
     /// Sent, or why not.
     pub result: Result<(), SendError>,
