@@ -21,6 +21,7 @@
 
 use crate::config::{MaintenanceSpec, SiteSpec, When};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -99,24 +100,73 @@ pub fn covers(w: &MaintenanceSpec, site: &SiteSpec) -> bool {
 /// API; swapped whole on reload. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Windows {
-    inner: Arc<RwLock<Vec<Arc<MaintenanceSpec>>>>,
+    inner: Arc<RwLock<Indexed>>,
+}
+
+/// The windows, and which of them name each site and each tag: asking
+/// which windows cover a site costs the same however many sites and
+/// windows there are.
+#[derive(Default)]
+struct Indexed {
+    all: Vec<Arc<MaintenanceSpec>>,
+    by_name: HashMap<String, Vec<usize>>,
+    by_tag: HashMap<String, Vec<usize>>,
+}
+
+impl Indexed {
+    fn new(all: Vec<Arc<MaintenanceSpec>>) -> Indexed {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_tag: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, w) in all.iter().enumerate() {
+            for n in &w.sites {
+                by_name.entry(n.clone()).or_default().push(i);
+            }
+            for t in &w.tags {
+                by_tag.entry(t.clone()).or_default().push(i);
+            }
+        }
+        Indexed {
+            all,
+            by_name,
+            by_tag,
+        }
+    }
+
+    /// The windows that cover `site`, each once.
+    fn covering<'a>(&'a self, site: &SiteSpec) -> impl Iterator<Item = &'a MaintenanceSpec> {
+        let mut hits: Vec<usize> = Vec::new();
+        if !self.all.is_empty() {
+            hits.extend(self.by_name.get(&site.name).into_iter().flatten());
+            for t in &site.tags {
+                hits.extend(self.by_tag.get(t).into_iter().flatten());
+            }
+            hits.sort_unstable();
+            hits.dedup();
+        }
+        hits.into_iter().map(|i| self.all[i].as_ref())
+    }
 }
 
 impl Windows {
     /// The set `windows`.
     pub fn new(windows: Vec<Arc<MaintenanceSpec>>) -> Windows {
         Windows {
-            inner: Arc::new(RwLock::new(windows)),
+            inner: Arc::new(RwLock::new(Indexed::new(windows))),
         }
     }
 
     /// Switches to the windows of a new configuration.
     pub fn set(&self, windows: Vec<Arc<MaintenanceSpec>>) {
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = windows;
+        let indexed = Indexed::new(windows);
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = indexed;
     }
 
     fn all(&self) -> Vec<Arc<MaintenanceSpec>> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .all
+            .clone()
     }
 
     /// The occurrence covering `site` at `now`, if any (the one that ends
@@ -125,8 +175,7 @@ impl Windows {
         self.inner
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|w| covers(w, site))
+            .covering(site)
             .filter_map(|w| active(w, now))
             .max_by_key(|o| o.end)
     }
@@ -136,8 +185,7 @@ impl Windows {
         self.inner
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|w| covers(w, site))
+            .covering(site)
             .filter_map(|w| last_ended(w, now))
             .max_by_key(|o| o.end)
     }
@@ -245,5 +293,36 @@ mod tests {
             "more than 72 h ahead"
         );
         assert_eq!(windows.announced(t("2026-11-29T12:00:00Z")).len(), 1);
+    }
+
+    #[test]
+    fn a_site_is_covered_by_the_windows_naming_it_or_its_tags_each_once() {
+        let target = crate::config::parse_target("http://127.0.0.1:9/").unwrap();
+        let mut db = SiteSpec::with_defaults("db", target.clone(), Duration::from_secs(5));
+        db.tags = vec!["linux".into(), "mysql".into()];
+        let web = SiteSpec::with_defaults("web", target, Duration::from_secs(5));
+        let mut both = weekly();
+        both.id = "both".into();
+        both.tags = vec!["linux".into(), "mysql".into()];
+        let mut other = weekly();
+        other.id = "other".into();
+        other.sites = vec!["cache".into()];
+        other.tags = Vec::new();
+        let set = Windows::new(vec![Arc::new(weekly()), Arc::new(both), Arc::new(other)]);
+        let inside = t("2026-11-10T21:30:00Z");
+        let ids = |site: &SiteSpec| -> Vec<String> {
+            set.inner
+                .read()
+                .unwrap()
+                .covering(site)
+                .map(|w| w.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&db), ["patch-tuesday", "both"]);
+        assert!(ids(&web).is_empty());
+        assert!(set.covering(&db, inside).is_some());
+        assert!(set.covering(&web, inside).is_none());
+        set.set(Vec::new());
+        assert!(ids(&db).is_empty());
     }
 }

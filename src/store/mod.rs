@@ -66,7 +66,7 @@ impl TaskView {
 struct Entry {
     spec: Arc<SiteSpec>,
     state: SiteState,
-    report: Option<ProbeReport>,
+    report: Option<Arc<ProbeReport>>,
     last_error: Option<String>,
     /// Why nothing can be said yet (a heartbeat waiting for a ping).
     pending: Option<String>,
@@ -426,7 +426,7 @@ impl StatusStore {
         let mut shared = self.lock();
         if let Some(Some(e)) = shared.sites.get_mut(idx) {
             e.state = state;
-            e.report = Some(report);
+            e.report = Some(Arc::new(report));
             e.last_error = None;
             e.pending = None;
             if transition.is_some() {
@@ -519,15 +519,21 @@ impl StatusStore {
         self.lock().scheduler = stats;
     }
 
-    /// Every site, in configuration order.
+    /// Every site, in configuration order. The lock is held only to copy
+    /// each site's entry (its report is shared, not copied); the views are
+    /// built after it is released.
     pub fn sites(&self) -> Vec<SiteView> {
-        let shared = self.lock();
-        shared
-            .order
-            .iter()
-            .filter_map(|&i| shared.sites[i].as_ref())
-            .map(|e| view(e, &shared))
-            .collect()
+        let (snaps, ctx) = {
+            let shared = self.lock();
+            let snaps: Vec<view::Snap> = shared
+                .order
+                .iter()
+                .filter_map(|&i| shared.sites[i].as_ref())
+                .map(Entry::snap)
+                .collect();
+            (snaps, shared.ctx())
+        };
+        snaps.iter().map(|s| view(s, &ctx)).collect()
     }
 
     /// Whether a site of this name is configured.
@@ -537,12 +543,16 @@ impl StatusStore {
 
     /// One site by name.
     pub fn site(&self, name: &str) -> Option<SiteView> {
-        let shared = self.lock();
-        shared
-            .index
-            .get(name)
-            .and_then(|&i| shared.sites[i].as_ref())
-            .map(|e| view(e, &shared))
+        let (snap, ctx) = {
+            let shared = self.lock();
+            let snap = shared
+                .index
+                .get(name)
+                .and_then(|&i| shared.sites[i].as_ref())
+                .map(Entry::snap)?;
+            (snap, shared.ctx())
+        };
+        Some(view(&snap, &ctx))
     }
 
     /// The daemon's own health.

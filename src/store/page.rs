@@ -2,6 +2,7 @@
 //! text), a page at a time, in configuration order, with a cursor to the
 //! next page. Only the sites returned are rendered into views.
 
+use super::view::{Ctx, Snap};
 use super::{Entry, SiteView, StatusStore, view};
 use crate::state::Level;
 use serde::Serialize;
@@ -49,6 +50,22 @@ impl StatusStore {
     /// at and its place, so a page after a reload still starts at that
     /// site (or, if it was removed, at its old place).
     pub fn page(&self, filter: &Filter, cursor: Option<&str>, limit: usize) -> Page {
+        let (snaps, ctx, total, next_cursor) = self.pick(filter, cursor, limit);
+        Page {
+            sites: snaps.iter().map(|s| view(s, &ctx)).collect(),
+            total,
+            next_cursor,
+        }
+    }
+
+    /// The page's sites, picked under the lock (their views are built
+    /// after it is released).
+    fn pick(
+        &self,
+        filter: &Filter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> (Vec<Snap>, Ctx, usize, Option<String>) {
         let shared = self.lock();
         let start = cursor.map_or(0, |c| {
             let (at, name) = c.split_once('.').unwrap_or((c, ""));
@@ -74,16 +91,12 @@ impl StatusStore {
                 continue;
             }
             if sites.len() < limit {
-                sites.push(view(e, &shared));
+                sites.push(e.snap());
             } else if next_cursor.is_none() {
                 next_cursor = Some(format!("{pos}.{}", e.spec.name));
             }
         }
-        Page {
-            sites,
-            total,
-            next_cursor,
-        }
+        (sites, shared.ctx(), total, next_cursor)
     }
 }
 
@@ -176,14 +189,17 @@ impl StatusStore {
                 groups[group].push(slot);
             }
         }
-        let sites = groups
+        let snaps: Vec<Snap> = groups
             .iter()
             .flatten()
             .take(limit)
             .filter_map(|&slot| shared.sites[slot].as_ref())
-            .map(|e| view(e, &shared))
+            .map(super::Entry::snap)
             .collect();
+        let ctx = shared.ctx();
         let mut tags: Vec<TagCount> = tags.into_values().collect();
+        drop(shared);
+        let sites = snaps.iter().map(|s| view(s, &ctx)).collect();
         tags.sort_by(|a, b| {
             b.problems()
                 .cmp(&a.problems())

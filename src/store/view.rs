@@ -2,11 +2,65 @@
 
 use super::{CauseCount, ChangeView, Entry, RecentView, Shared, SiteView, VantageView};
 use crate::diagnosis::Cause;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
-    let history = shared.history.as_ref();
-    let ledger = shared.ledger.as_ref();
+/// What a site's view needs of the store besides the site: taken under
+/// the lock (cheap clones), used after it is released.
+pub(super) struct Ctx {
+    history: Option<crate::history::HistoryReader>,
+    ledger: Option<crate::heartbeat::ledger::Ledger>,
+    windows: crate::maintenance::Windows,
+}
+
+/// A site as the store holds it, copied under the lock without copying
+/// its report (shared) and without judging anything: the view is built
+/// from it after the lock is released, so that a scrape of 100,000 sites
+/// never holds up the scheduler's records.
+pub(super) struct Snap {
+    spec: Arc<crate::config::SiteSpec>,
+    state: crate::state::SiteState,
+    report: Option<Arc<crate::probe::ProbeReport>>,
+    last_error: Option<String>,
+    pending: Option<String>,
+    last_transition: Option<crate::state::Transition>,
+    transitions: u64,
+    votes: Option<(SystemTime, Vec<crate::alert::Seen>)>,
+    flapping: bool,
+}
+
+impl Shared {
+    /// The context of views, to build them after the lock is released.
+    pub(super) fn ctx(&self) -> Ctx {
+        Ctx {
+            history: self.history.clone(),
+            ledger: self.ledger.clone(),
+            windows: self.windows.clone(),
+        }
+    }
+}
+
+impl Entry {
+    /// The site as of now (cheap: its report is shared).
+    pub(super) fn snap(&self) -> Snap {
+        Snap {
+            spec: Arc::clone(&self.spec),
+            state: self.state,
+            report: self.report.clone(),
+            last_error: self.last_error.clone(),
+            pending: self.pending.clone(),
+            last_transition: self.last_transition,
+            transitions: self.transitions,
+            votes: self.votes.clone(),
+            flapping: self.flaps.flapping_at(tokio::time::Instant::now()),
+        }
+    }
+}
+
+/// The view of a site.
+pub(super) fn view(e: &Snap, ctx: &Ctx) -> SiteView {
+    let history = ctx.history.as_ref();
+    let ledger = ctx.ledger.as_ref();
     let health = e.state.health;
     let r = e.report.as_ref();
     SiteView {
@@ -40,7 +94,7 @@ pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
         cert: r.and_then(|r| r.cert.clone()),
         addr: r.and_then(|r| r.addr),
         transitions: e.transitions,
-        maintenance: shared.windows.covering(&e.spec, SystemTime::now()),
+        maintenance: ctx.windows.covering(&e.spec, SystemTime::now()),
         heartbeat: e
             .spec
             .heartbeat
@@ -49,7 +103,7 @@ pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
             .and_then(|l| l.get(&e.spec.name))
             .map(|r| crate::heartbeat::ledger::HeartbeatView::of(&r)),
         recent: recent(e),
-        flapping: e.flaps.flapping_at(tokio::time::Instant::now()),
+        flapping: e.flapping,
         domain: r.and_then(|r| r.domain.clone()),
         scope: e.votes.as_ref().map(|(_, seen)| scope(seen)),
         vantages: e
@@ -76,7 +130,7 @@ pub(super) fn view(e: &Entry, shared: &Shared) -> SiteView {
 
 /// The latest probes over the site's `intermittent_window` (the default
 /// window when it does not watch for scattered failures).
-fn recent(e: &Entry) -> RecentView {
+fn recent(e: &Snap) -> RecentView {
     let window = e
         .spec
         .intermittent
