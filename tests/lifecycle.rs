@@ -67,3 +67,53 @@ async fn an_invalid_config_is_refused_with_its_place() {
         "{err}"
     );
 }
+
+/// With `worker_threads = 2` the probes run on two threads: sites are
+/// judged, a reload applies and SIGTERM still stops it cleanly.
+#[tokio::test]
+async fn two_worker_threads_probe_reload_and_stop_cleanly() {
+    use common::daemon::{wait_for, wait_status};
+    let dir = tempfile::tempdir().unwrap();
+    let up = common::receiver::Receiver::start_ok().await;
+    let text = |extra: &str| {
+        format!(
+            "[daemon]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nworker_threads = 2\n\n[[site]]\nname = \"closed\"\nurl = \"tcp://127.0.0.1:9\"\ninterval = \"1s\"\n\n[[site]]\nname = \"up\"\nurl = \"{}\"\ninterval = \"1s\"\n{extra}",
+            dir.path().join("state").display(),
+            up.url("/"),
+        )
+    };
+    let config = write_config(dir.path(), &text(""));
+    let (mut child, api, _logs) = spawn_daemon(&config).await;
+    let limit = Duration::from_secs(20);
+    wait_status(&api, "closed", "down", Some("tcp.refused"), limit).await;
+    wait_status(&api, "up", "up", None, limit).await;
+    // The probing threads are there (besides the API's).
+    let pid = child.id().unwrap();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert_eq!(
+        threads.iter().filter(|c| c.starts_with("sitewatch-probe")).count(),
+        2,
+        "{threads:?}"
+    );
+    std::fs::write(
+        &config,
+        text("\n[[site]]\nname = \"added\"\nurl = \"tcp://127.0.0.1:9\"\ninterval = \"1s\"\n"),
+    )
+    .unwrap();
+    signal(&child, libc::SIGHUP);
+    wait_for("the added site", limit, || async {
+        let (_, j) = get_json(&format!("{api}/status/added")).await;
+        (j["status"] == "down").then_some(())
+    })
+    .await;
+    signal(&child, libc::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stopped within 10 s")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+}

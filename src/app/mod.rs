@@ -567,12 +567,21 @@ pub async fn serve(
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
     raise_nofile_limit(config.daemon.max_concurrent_probes);
-    // One thread: the scheduler loop and every probe share it, which
-    // measured cheapest per probe (docs/performance.md).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // One thread by default: the scheduler loop and every probe share it,
+    // which measured cheapest per probe (docs/performance.md). With
+    // `worker_threads` > 1 the probes' tasks spread over that many threads
+    // (the scheduler is still one task).
+    let runtime = match config.daemon.worker_threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .thread_name("sitewatch-probe")
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stop_signal = shutdown::stop_signal().context("cannot install signal handlers")?;
         let hangup = shutdown::reload_signal().context("cannot install the SIGHUP handler")?;

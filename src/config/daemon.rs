@@ -21,6 +21,7 @@ pub(super) struct RawDaemon {
     public_page: Option<Spanned<bool>>,
     ping_listen: Option<Spanned<String>>,
     rdap_bootstrap: Option<Spanned<String>>,
+    worker_threads: Option<Spanned<i64>>,
 }
 
 /// [`defaults::MAX_CONCURRENT_PROBES_LIMIT`] as the integer TOML reads.
@@ -38,8 +39,14 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         public_page: false,
         ping_listen: None,
         rdap_bootstrap: Some(crate::domain::rdap::IANA_BOOTSTRAP.to_string()),
+        worker_threads: defaults::WORKER_THREADS,
     };
     let Some(raw) = raw else { return daemon };
+    if let Some(n) = &raw.worker_threads
+        && let Some(n) = int_in(cx, "worker_threads", n, 1, defaults::MAX_WORKER_THREADS as i64)
+    {
+        daemon.worker_threads = n;
+    }
     if let Some(listen) = &raw.listen {
         match listen.get_ref().parse::<SocketAddr>() {
             Ok(addr) => daemon.listen = addr,

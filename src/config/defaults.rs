@@ -171,3 +171,8 @@ pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(300);
 /// A peer that has not answered this many times in a row is reported
 /// unreachable.
 pub const PEER_LOST_AFTER: u32 = 3;
+
+/// Threads that run probes, by default: one (docs/performance.md).
+pub const WORKER_THREADS: usize = 1;
+/// The most `worker_threads` takes.
+pub const MAX_WORKER_THREADS: usize = 64;

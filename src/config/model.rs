@@ -182,6 +182,10 @@ pub struct Daemon {
     pub state_dir: Option<PathBuf>,
     /// Global cap on probes in flight.
     pub max_concurrent_probes: usize,
+    /// Threads that run probes (`worker_threads`): 1 is one thread for the
+    /// scheduler and every probe; more spread probes (TLS handshakes) over
+    /// that many threads, the scheduler still one loop.
+    pub worker_threads: usize,
     /// A dead man's switch URL requested while the scheduler is healthy.
     pub heartbeat_url: Option<String>,
     /// How often the heartbeat URL is requested.
