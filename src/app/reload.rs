@@ -32,6 +32,20 @@ pub(super) fn prepare(config: Config) -> Result<Prepared, String> {
     })
 }
 
+/// The most errors of an invalid file, and names of each kind of change,
+/// a reload logs (a file of 100,000 sites would make one line of megabytes).
+const LOGGED: usize = 20;
+
+/// `names` as the reload's log line shows them: all of a few, the first
+/// [`LOGGED`] of many and how many more.
+fn some(names: &[String]) -> String {
+    if names.len() <= LOGGED {
+        format!("{names:?}")
+    } else {
+        format!("{:?} and {} more", &names[..LOGGED], names.len() - LOGGED)
+    }
+}
+
 /// Reloads from `path`: the file is read, parsed and prepared off the
 /// scheduler's thread; an invalid file is reported with every error and the
 /// running configuration stays as it is.
@@ -41,8 +55,14 @@ pub(super) async fn reload(running: &Running, path: &Path) {
     let path = path.to_path_buf();
     let prepared = tokio::task::spawn_blocking(move || match config::load(&path) {
         Err(config::Error::Invalid(diags)) => {
-            for d in &diags {
+            for d in diags.iter().take(LOGGED) {
                 tracing::error!("{d}");
+            }
+            if diags.len() > LOGGED {
+                tracing::error!(
+                    "… and {} more errors (`sitewatch validate` lists them all)",
+                    diags.len() - LOGGED
+                );
             }
             Err(diags
                 .iter()
@@ -62,10 +82,10 @@ pub(super) async fn reload(running: &Running, path: &Path) {
         Ok(p) => running.apply(p).await.inspect(|d| {
             tracing::info!(
                 unchanged = d.unchanged.len(),
-                restarted = ?d.restarted,
-                kept = ?d.kept,
-                added = ?d.added,
-                removed = ?d.removed,
+                restarted = %some(&d.restarted),
+                kept = %some(&d.kept),
+                added = %some(&d.added),
+                removed = %some(&d.removed),
                 channels_changed = d.channels,
                 "configuration reloaded"
             );
@@ -80,4 +100,16 @@ pub(super) async fn reload(running: &Running, path: &Path) {
         }
     }
     notify(&[crate::notify::State::Ready]);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_list_of_names_is_cut_in_the_log_line() {
+        let names = |n: usize| (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>();
+        assert_eq!(super::some(&names(2)), r#"["s0", "s1"]"#);
+        let many = super::some(&names(100_000));
+        assert!(many.ends_with("\"s19\"] and 99980 more"), "{many}");
+        assert!(many.len() < 200);
+    }
 }
