@@ -36,7 +36,8 @@ async fn programs_deliver_retry_refuse_and_are_killed_at_their_timeout() {
         d,
         "ok.sh",
         &format!(
-            "cat > {o}/stdin.json\nenv | grep ^SITEWATCH_ | sort > {o}/env.txt\necho \"$1 $2\" > {o}/args.txt"
+            // stdin.json appears last, whole (a rename): the test waits for it.
+            "cat > {o}/stdin.part\nenv | grep ^SITEWATCH_ | sort > {o}/env.txt\necho \"$1 $2\" > {o}/args.txt\nmv {o}/stdin.part {o}/stdin.json"
         ),
     );
     let retry = script(
@@ -165,14 +166,21 @@ timeout = "1s"
         || async move { (!alive(pids.0) && !alive(pids.1)).then_some(()) },
     )
     .await;
-    let (_, pending) = get_json(&format!("{api}/api/v1/outbox?state=pending")).await;
-    let hung = pending["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["channel"] == "hang")
-        .cloned()
-        .unwrap_or_else(|| panic!("hang.sh's delivery is pending: {pending}"));
+    // Recorded as pending with why (the record reaches the database a
+    // moment after the kill).
+    let hung = wait_for(
+        "hang.sh's delivery pending with its timeout",
+        Duration::from_secs(10),
+        || async {
+            let (_, pending) = get_json(&format!("{api}/api/v1/outbox?state=pending")).await;
+            pending["deliveries"]
+                .as_array()?
+                .iter()
+                .find(|d| d["channel"] == "hang" && d["last_error"].is_string())
+                .cloned()
+        },
+    )
+    .await;
     assert!(
         hung["last_error"]
             .as_str()

@@ -95,7 +95,10 @@ async fn two_worker_threads_probe_reload_and_stop_cleanly() {
         .map(|c| c.trim().to_string())
         .collect();
     assert_eq!(
-        threads.iter().filter(|c| c.starts_with("sitewatch-probe")).count(),
+        threads
+            .iter()
+            .filter(|c| c.starts_with("sitewatch-probe"))
+            .count(),
         2,
         "{threads:?}"
     );

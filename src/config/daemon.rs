@@ -43,7 +43,13 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
     };
     let Some(raw) = raw else { return daemon };
     if let Some(n) = &raw.worker_threads
-        && let Some(n) = int_in(cx, "worker_threads", n, 1, defaults::MAX_WORKER_THREADS as i64)
+        && let Some(n) = int_in(
+            cx,
+            "worker_threads",
+            n,
+            1,
+            defaults::MAX_WORKER_THREADS as i64,
+        )
     {
         daemon.worker_threads = n;
     }
