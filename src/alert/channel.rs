@@ -467,6 +467,16 @@ async fn send_email(
 /// receiver cannot make sitewatch hold a large body.
 pub const MAX_ERROR_BODY: usize = 4096;
 
+/// The answer's `Retry-After`, in seconds (the HTTP-date form is not
+/// followed: the usual backoff applies then).
+pub(super) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 /// Reads at most `limit` bytes of a response body.
 pub(super) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> String {
     let mut buf = Vec::new();
@@ -538,12 +548,7 @@ pub(super) async fn post_answer(
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(&resp);
     let text: String = read_capped(resp, MAX_ERROR_BODY)
         .await
         .chars()

@@ -2,12 +2,12 @@
 //! names the message; the recovery edits that message into its resolved
 //! form and posts a short line under it.
 
-use super::{Answer, Request, Verdict, by_status_after, is_bad, is_good, seconds};
+use super::{Answer, Request, Tone, Verdict, by_status_after, seconds};
 use crate::alert::channel::Secret;
-use crate::alert::render::{self, human, truncate};
+use crate::alert::render::{self, truncate};
 use crate::alert::{Alert, AlertKind};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// Discord's limits: an embed's title, description and field value.
 const TITLE: usize = 256;
@@ -110,14 +110,11 @@ impl Discord {
 /// The message of `a`: one embed. `edited` is the id of the message a
 /// recovery rewrites.
 fn message(a: &Alert, now: SystemTime, edited: Option<&str>) -> Value {
-    let colour = if is_good(a.kind) {
-        GREEN
-    } else if is_bad(a.kind) {
-        RED
-    } else if a.kind == AlertKind::Degraded || a.kind == AlertKind::Flapping {
-        AMBER
-    } else {
-        GREY
+    let colour = match super::tone(a.kind) {
+        Tone::Good => GREEN,
+        Tone::Bad => RED,
+        Tone::Warn => AMBER,
+        Tone::Plain => GREY,
     };
     let title = render::subject(a);
     let mut description = render::headline(a);
@@ -134,18 +131,7 @@ fn message(a: &Alert, now: SystemTime, edited: Option<&str>) -> Value {
         field("Cause", format!("{} (`{c}`)", escape(c.words())), true);
     }
     if a.kind != AlertKind::Test {
-        let since = match a.kind {
-            AlertKind::Recovered | AlertKind::Resolved => format!(
-                "back at {} after {}",
-                render::when(a.since),
-                human(Duration::from_secs(a.outage_s.unwrap_or(0)))
-            ),
-            _ => format!(
-                "{} ({} ago)",
-                render::when(a.since),
-                human(now.duration_since(a.since).unwrap_or_default())
-            ),
-        };
+        let since = super::since_text(a, now);
         field("Since", since, true);
     }
     field("URL", field_text(&a.url, 500), false);

@@ -1,7 +1,7 @@
 //! Gotify: `POST /message` with the application's token in a header (not
 //! the URL, which may be logged), a title, a message and a priority.
 
-use super::{Request, per_event};
+use super::{Request, Tone, per_event};
 use crate::alert::channel::Secret;
 use crate::alert::render::{self, truncate};
 use crate::alert::{Alert, AlertKind};
@@ -21,24 +21,16 @@ pub struct Gotify {
 
 /// 8 for down (Gotify's clients ring from 8), 5 degraded, 4 otherwise.
 fn default_priority(kind: AlertKind) -> i64 {
-    if super::is_bad(kind) {
-        8
-    } else if kind == AlertKind::Degraded || kind == AlertKind::Flapping {
-        5
-    } else {
-        4
+    match super::tone(kind) {
+        Tone::Bad => 8,
+        Tone::Warn => 5,
+        _ => 4,
     }
 }
 
 impl Gotify {
     pub(super) fn render(&self, a: &Alert, _now: SystemTime) -> Vec<Request> {
-        let mut message = render::headline(a);
-        if a.kind != AlertKind::Test && !a.detail.is_empty() {
-            message = format!("{message}\n\n{}", a.detail);
-        }
-        if let Some(h) = &a.hint {
-            message = format!("{message}\n\nCheck first: {h}");
-        }
+        let message = super::plain_message(a);
         let mut body = json!({
             "title": truncate(render::subject(a).trim_start_matches("[sitewatch] "), 250),
             "message": truncate(&message, 8000),

@@ -1,12 +1,12 @@
 //! Mattermost's incoming webhooks take Slack's older format: text and
 //! attachments (Mattermost does not draw Slack's blocks).
 
-use super::Request;
+use super::{Request, Tone};
 use crate::alert::channel::Secret;
-use crate::alert::render::{self, human, truncate};
+use crate::alert::render::{self, truncate};
 use crate::alert::{Alert, AlertKind};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A Mattermost channel, ready.
 pub struct Mattermost {
@@ -25,47 +25,27 @@ impl Mattermost {
 
 /// Mattermost's Markdown, escaped, so a detail shows as written.
 fn plain(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in truncate(text, max).chars() {
-        if matches!(
-            c,
-            '\\' | '*' | '_' | '`' | '[' | ']' | '#' | '>' | '~' | '|' | '<'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    super::escaped(
+        text,
+        max,
+        &['*', '_', '`', '[', ']', '#', '>', '~', '|', '<'],
+    )
 }
 
 /// The post: a fallback text and one attachment.
 pub fn message(a: &Alert, now: SystemTime) -> Value {
-    let colour = if super::is_good(a.kind) {
-        "#2EB85C"
-    } else if super::is_bad(a.kind) {
-        "#E02F2F"
-    } else if a.kind == AlertKind::Degraded {
-        "#F0A020"
-    } else {
-        "#8A8F98"
+    let colour = match super::tone(a.kind) {
+        Tone::Good => "#2EB85C",
+        Tone::Bad => "#E02F2F",
+        Tone::Warn => "#F0A020",
+        Tone::Plain => "#8A8F98",
     };
     let mut fields = Vec::new();
     if let Some(c) = a.cause {
         fields.push(json!({"short": true, "title": "Cause", "value": plain(&format!("{} ({c})", c.words()), 300)}));
     }
     if a.kind != AlertKind::Test {
-        let since = match a.kind {
-            AlertKind::Recovered | AlertKind::Resolved => format!(
-                "back at {} after {}",
-                render::when(a.since),
-                human(Duration::from_secs(a.outage_s.unwrap_or(0)))
-            ),
-            _ => format!(
-                "{} ({} ago)",
-                render::when(a.since),
-                human(now.duration_since(a.since).unwrap_or_default())
-            ),
-        };
+        let since = super::since_text(a, now);
         fields.push(json!({"short": true, "title": "Since", "value": since}));
     }
     if let Some(h) = &a.hint {

@@ -328,29 +328,80 @@ pub fn closes_thread(kind: AlertKind) -> bool {
     )
 }
 
-/// Whether the alert ends an outage or degradation (it reads in green).
-fn is_good(kind: AlertKind) -> bool {
-    matches!(
-        kind,
-        AlertKind::Recovered
-            | AlertKind::Resolved
-            | AlertKind::NetworkBack
-            | AlertKind::VantageBack
-            | AlertKind::Settled
-    )
+/// How an alert reads: its colour in every chat service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// Something ended (green).
+    Good,
+    /// Something is down (red).
+    Bad,
+    /// Needs attention (amber): degraded, flapping.
+    Warn,
+    /// Anything else (grey): tests, settled, forgotten.
+    Plain,
 }
 
-/// Whether the alert announces something down.
-fn is_bad(kind: AlertKind) -> bool {
-    matches!(
-        kind,
+/// The tone of an alert of this kind.
+pub fn tone(kind: AlertKind) -> Tone {
+    match kind {
+        AlertKind::Recovered
+        | AlertKind::Resolved
+        | AlertKind::NetworkBack
+        | AlertKind::VantageBack
+        | AlertKind::Settled => Tone::Good,
         AlertKind::Down
-            | AlertKind::CauseChanged
-            | AlertKind::Reminder
-            | AlertKind::Storm
-            | AlertKind::NetworkLost
-            | AlertKind::VantageLost
-    )
+        | AlertKind::CauseChanged
+        | AlertKind::Reminder
+        | AlertKind::Storm
+        | AlertKind::NetworkLost
+        | AlertKind::VantageLost => Tone::Bad,
+        AlertKind::Degraded | AlertKind::Flapping => Tone::Warn,
+        AlertKind::Test | AlertKind::Forgotten => Tone::Plain,
+    }
+}
+
+/// "since" in words: when the state began and how long ago, or, for a
+/// recovery, when it ended and after how long.
+pub fn since_text(a: &Alert, now: SystemTime) -> String {
+    use crate::alert::render::{human, when};
+    match a.kind {
+        AlertKind::Recovered | AlertKind::Resolved => format!(
+            "back at {} after {}",
+            when(a.since),
+            human(Duration::from_secs(a.outage_s.unwrap_or(0)))
+        ),
+        _ => format!(
+            "{} ({} ago)",
+            when(a.since),
+            human(now.duration_since(a.since).unwrap_or_default())
+        ),
+    }
+}
+
+/// The plain text of a push notification: what happened, the detail and
+/// what to check first.
+pub fn plain_message(a: &Alert) -> String {
+    let mut message = crate::alert::render::headline(a);
+    if a.kind != AlertKind::Test && !a.detail.is_empty() {
+        message = format!("{message}\n\n{}", a.detail);
+    }
+    if let Some(h) = &a.hint {
+        message = format!("{message}\n\nCheck first: {h}");
+    }
+    message
+}
+
+/// `text` cut to `max` characters, with each of `marks` escaped by a
+/// backslash (Markdown dialects that read them).
+pub fn escaped(text: &str, max: usize, marks: &[char]) -> String {
+    let mut out = String::new();
+    for c in crate::alert::render::truncate(text, max).chars() {
+        if c == '\\' || marks.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Sends each request of `service`'s rendering in turn; the first that is
@@ -396,12 +447,7 @@ async fn exchange(client: &reqwest::Client, request: &Request) -> Result<Answer,
         retry_after: None,
     })?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = super::channel::retry_after(&resp);
     let limit = if (200..300).contains(&status) {
         MAX_ANSWER
     } else {

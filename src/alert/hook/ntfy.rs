@@ -1,7 +1,7 @@
 //! ntfy: a JSON publish to the server's root URL, with a title, a priority
 //! and tags per event, and a click URL.
 
-use super::{Request, per_event};
+use super::{Request, Tone, per_event};
 use crate::alert::channel::Secret;
 use crate::alert::render::{self, truncate};
 use crate::alert::{Alert, AlertKind};
@@ -41,26 +41,17 @@ fn default_priority(kind: AlertKind) -> i64 {
 
 /// The emoji tags ntfy shows before the title.
 fn tags(kind: AlertKind) -> &'static [&'static str] {
-    if super::is_good(kind) {
-        &["white_check_mark"]
-    } else if super::is_bad(kind) {
-        &["rotating_light"]
-    } else if kind == AlertKind::Test {
-        &["wrench"]
-    } else {
-        &["warning"]
+    match (super::tone(kind), kind) {
+        (Tone::Good, _) => &["white_check_mark"],
+        (Tone::Bad, _) => &["rotating_light"],
+        (_, AlertKind::Test) => &["wrench"],
+        _ => &["warning"],
     }
 }
 
 impl Ntfy {
     pub(super) fn render(&self, a: &Alert, _now: SystemTime) -> Vec<Request> {
-        let mut message = render::headline(a);
-        if a.kind != AlertKind::Test && !a.detail.is_empty() {
-            message = format!("{message}\n\n{}", a.detail);
-        }
-        if let Some(h) = &a.hint {
-            message = format!("{message}\n\nCheck first: {h}");
-        }
+        let message = super::plain_message(a);
         let mut body = json!({
             "topic": self.topic,
             "title": truncate(render::subject(a).trim_start_matches("[sitewatch] "), 250),

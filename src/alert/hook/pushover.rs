@@ -55,6 +55,8 @@ impl Pushover {
         if a.kind != AlertKind::Test && !a.detail.is_empty() {
             message = format!("{message}\n\n{}", a.detail);
         }
+        // The hint is what a phone screen must show: it is kept whole
+        // (up to half the message) when the rest must be cut.
         if let Some(h) = &a.hint {
             // The hint is what a phone screen must show: it goes first
             // when the whole does not fit.

@@ -2,12 +2,12 @@
 //! webhook request is received"): a message with one Adaptive Card 1.4,
 //! the newest version Teams renders.
 
-use super::Request;
+use super::{Request, Tone};
 use crate::alert::channel::Secret;
-use crate::alert::render::{self, human, truncate};
+use crate::alert::render;
 use crate::alert::{Alert, AlertKind};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A Teams channel, ready.
 pub struct Teams {
@@ -23,48 +23,24 @@ impl Teams {
 
 /// The card's text without Markdown's meaning (TextBlocks read a subset).
 fn plain(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in truncate(text, max).chars() {
-        if matches!(
-            c,
-            '\\' | '*' | '_' | '`' | '[' | ']' | '#' | '>' | '-' | '~'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    super::escaped(text, max, &['*', '_', '`', '[', ']', '#', '>', '-', '~'])
 }
 
 /// The message: one Adaptive Card with the headline, the facts (cause,
 /// since, URL), the detail and what to check first.
 pub fn card(a: &Alert, now: SystemTime) -> Value {
-    let colour = if super::is_good(a.kind) {
-        "Good"
-    } else if super::is_bad(a.kind) {
-        "Attention"
-    } else if a.kind == AlertKind::Degraded {
-        "Warning"
-    } else {
-        "Default"
+    let colour = match super::tone(a.kind) {
+        Tone::Good => "Good",
+        Tone::Bad => "Attention",
+        Tone::Warn => "Warning",
+        Tone::Plain => "Default",
     };
     let mut facts = Vec::new();
     if let Some(c) = a.cause {
         facts.push(json!({"title": "Cause", "value": plain(&format!("{} ({c})", c.words()), 300)}));
     }
     if a.kind != AlertKind::Test {
-        let since = match a.kind {
-            AlertKind::Recovered | AlertKind::Resolved => format!(
-                "back at {} after {}",
-                render::when(a.since),
-                human(Duration::from_secs(a.outage_s.unwrap_or(0)))
-            ),
-            _ => format!(
-                "{} ({} ago)",
-                render::when(a.since),
-                human(now.duration_since(a.since).unwrap_or_default())
-            ),
-        };
+        let since = super::since_text(a, now);
         facts.push(json!({"title": "Since", "value": since}));
     }
     facts.push(json!({"title": "URL", "value": plain(&a.url, 500)}));

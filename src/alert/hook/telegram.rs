@@ -4,10 +4,10 @@
 
 use super::{Answer, Request, Verdict, by_status_after, seconds};
 use crate::alert::channel::Secret;
-use crate::alert::render::{self, human, truncate};
+use crate::alert::render::{self, truncate};
 use crate::alert::{Alert, AlertKind};
 use serde_json::json;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A Telegram channel, ready.
 pub struct Telegram {
@@ -74,18 +74,7 @@ pub fn text(a: &Alert, now: SystemTime) -> String {
         ));
     }
     if a.kind != AlertKind::Test {
-        let since = match a.kind {
-            AlertKind::Recovered | AlertKind::Resolved => format!(
-                "back at {} after {}",
-                render::when(a.since),
-                human(Duration::from_secs(a.outage_s.unwrap_or(0)))
-            ),
-            _ => format!(
-                "{} ({} ago)",
-                render::when(a.since),
-                human(now.duration_since(a.since).unwrap_or_default())
-            ),
-        };
+        let since = super::since_text(a, now);
         out.push_str(&format!("\n<b>Since:</b> {since}"));
         if !a.detail.is_empty() {
             out.push_str(&format!("\n\n{}", part(&a.detail, 1500)));
