@@ -91,7 +91,12 @@ impl Discord {
         let post = |body: Value| Request::post(self.url("", true), body);
         match (a.kind, thread) {
             (AlertKind::Recovered | AlertKind::Resolved | AlertKind::Forgotten, Some(id)) => {
-                let mut edit = post(message(a, now, Some(id)));
+                let mut body = message(a, now, Some(id));
+                // An edit keeps the message's author: only its content changes.
+                if let Some(fields) = body.as_object_mut() {
+                    fields.remove("username");
+                }
+                let mut edit = post(body);
                 edit.method = reqwest::Method::PATCH;
                 edit.url = self.url(&format!("/messages/{id}"), false);
                 let line = format!("✅ {}", escape(&render::headline(a)));

@@ -115,9 +115,12 @@ impl PagerDuty {
             "severity": severity,
             "timestamp": crate::timefmt::rfc3339(a.at),
             "component": a.site,
-            "class": a.cause.map(|c| c.as_str()),
             "custom_details": details,
         });
+        // Optional fields are left out rather than sent as null.
+        if let Some(c) = a.cause {
+            body["payload"]["class"] = json!(c.as_str());
+        }
         if a.url.starts_with("http://") || a.url.starts_with("https://") {
             body["links"] = json!([{"href": a.url, "text": a.site}]);
         }

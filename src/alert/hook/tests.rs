@@ -79,6 +79,7 @@ fn pagerduty_triggers_and_resolves_one_key_per_site() {
     assert_eq!(b["payload"]["severity"], "critical");
     assert_eq!(b["payload"]["source"], "fra1");
     assert_eq!(b["payload"]["custom_details"]["cause"], "tcp.refused");
+    assert_eq!(b["payload"]["class"], "tcp.refused");
     assert!(b["payload"]["custom_details"]["hint"].is_string());
     assert!(b["payload"]["summary"].as_str().unwrap().chars().count() <= 1024);
     // A retry renders the same key: PagerDuty deduplicates it.
@@ -105,6 +106,20 @@ fn pagerduty_triggers_and_resolves_one_key_per_site() {
     assert!(
         rec.iter()
             .all(|r| r.body.as_ref().unwrap()["event_action"] == "resolve")
+    );
+    // A test has no cause: no null class.
+    let bare = Alert::bare(
+        "t1".into(),
+        AlertKind::Test,
+        "c".into(),
+        crate::state::Level::Up,
+        t(0),
+    );
+    let test = pd.render(&bare, None, t(0));
+    assert!(
+        test[0].body.as_ref().unwrap()["payload"]
+            .get("class")
+            .is_none()
     );
     // A long summary is cut to PagerDuty's limit.
     let mut long = alert(AlertKind::Down);
@@ -184,6 +199,7 @@ fn discord_posts_an_embed_and_edits_it_on_recovery() {
         rec[0].body.as_ref().unwrap()["embeds"][0]["color"],
         json!(0x2E_B8_5C)
     );
+    assert!(rec[0].body.as_ref().unwrap().get("username").is_none());
     assert_eq!(rec[1].method, Method::POST);
     assert!(
         rec[1].body.as_ref().unwrap()["content"]
