@@ -3,7 +3,7 @@
 //! percentiles, uptime, pruning, incidents and resumed states.
 
 use sitewatch::diagnosis::{Cause, Status};
-use sitewatch::history::{History, HistoryPoint, NewChange, Resolution, Sample};
+use sitewatch::history::{History, HistoryPoint, NewChange, Resolution, Retention, Sample};
 use sitewatch::state::{Health, Kind, Observation, SiteState, Thresholds, Transition, step};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,7 +72,8 @@ fn hours_roll_up_into_uptime_and_percentiles_then_raw_samples_are_pruned() {
     let base = (now - 10 * 24 * HOUR) / HOUR * HOUR;
     let (clock, read) = SimClock::new(base);
     let sites = sites();
-    let (h, writer, saved) = History::open_with_clock(dir.path(), &sites, None, read);
+    let (h, writer, saved) =
+        History::open_with_clock(dir.path(), &sites, None, Retention::default(), read);
     assert!(saved.states.is_empty());
     let state = SiteState::new(at(base));
     for hour in 0..3u64 {
@@ -169,7 +170,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
         intermittent: None,
     };
     let t0 = SystemTime::now() - Duration::from_secs(600);
-    let (h, writer, _) = History::open(dir.path(), &sites, None);
+    let (h, writer, _) = History::open(dir.path(), &sites, None, Retention::default());
     let mut s = SiteState::new(t0);
     let mut feed = |obs: Observation, secs: u64, detail: &str| {
         let (next, tr) = step(&s, obs, t0 + Duration::from_secs(secs), th);
@@ -228,7 +229,7 @@ fn incidents_keep_their_cause_timeline_and_states_resume() {
     assert!(writer.stop(Duration::from_secs(30)));
 
     // Reopened: the down state comes back as it was.
-    let (h, writer, saved) = History::open(dir.path(), &sites, None);
+    let (h, writer, saved) = History::open(dir.path(), &sites, None, Retention::default());
     let resumed = saved.states["a"];
     assert_eq!(resumed.health, Health::Down(Cause::TcpRefused));
     assert_eq!(resumed.since, s.since);
@@ -270,7 +271,8 @@ fn a_late_sample_counts_in_its_own_hour() {
     let base = (now - 2 * 24 * HOUR) / HOUR * HOUR;
     let (clock, read) = SimClock::new(base);
     let sites = sites();
-    let (h, writer, _) = History::open_with_clock(dir.path(), &sites, None, read);
+    let (h, writer, _) =
+        History::open_with_clock(dir.path(), &sites, None, Retention::default(), read);
     let state = SiteState::new(at(base));
     for minute in 0..59u64 {
         let t = base + minute * 60;
@@ -310,5 +312,159 @@ fn a_late_sample_counts_in_its_own_hour() {
     assert_eq!(hourly(&reader), (60, 1), "the late sample joins its hour");
     let up = reader.uptime("a").unwrap();
     assert_eq!(up.d1, Some(100.0 * 59.0 / 60.0));
+    assert!(writer.stop(Duration::from_secs(30)));
+}
+
+const DAY: u64 = 24 * HOUR;
+
+/// Feeds site `a` a probe every 10 minutes from `start` for `days` days
+/// (failures, degraded, unbelieved and maintenance probes mixed in), the
+/// clock passing day by day; returns every sample fed.
+fn feed_days(h: &History, clock: &SimClock, start: u64, days: u64) -> Vec<Sample> {
+    let sites = sites();
+    let state = SiteState::new(at(start));
+    let mut fed = Vec::new();
+    for day in 0..days {
+        clock.set(start + day * DAY);
+        for k in 0..144 {
+            let t = start + day * DAY + k * 600;
+            let n = t / 600;
+            let (status, cause) = if n.is_multiple_of(37) {
+                (Status::Down, Some(Cause::TcpRefused))
+            } else if n.is_multiple_of(53) {
+                (Status::Degraded, Some(Cause::HttpSlow))
+            } else {
+                (Status::Up, None)
+            };
+            let s = Sample {
+                unverified: n.is_multiple_of(101),
+                maintenance: n.is_multiple_of(89),
+                ..sample(t, status, cause, (n % 400) as f64 + 0.4)
+            };
+            h.record(&sites[0], s, state, None);
+            fed.push(s);
+        }
+        clock.set(start + (day + 1) * DAY);
+        assert!(h.sync(Duration::from_secs(60)), "writer did not answer");
+    }
+    fed
+}
+
+/// Per UTC day of the last 90 (as the status page's bars add them up):
+/// probes, failures, degraded, and unknown plus maintenance.
+fn bars(reader: &sitewatch::history::HistoryReader, now: u64) -> Vec<(i64, i64, i64, i64)> {
+    let points = reader
+        .history("a", at(now - 90 * DAY), at(now), Resolution::Hour)
+        .unwrap();
+    let first = now / DAY - 89;
+    let mut days = vec![(0, 0, 0, 0); 90];
+    for p in points {
+        let HistoryPoint::Hour {
+            at,
+            probes,
+            failures,
+            degraded,
+            unknown,
+            maintenance,
+            ..
+        } = p
+        else {
+            panic!("{p:?}")
+        };
+        let day = at.duration_since(UNIX_EPOCH).unwrap().as_secs() / DAY;
+        if day >= first {
+            let d = &mut days[(day - first) as usize];
+            *d = (
+                d.0 + probes,
+                d.1 + failures,
+                d.2 + degraded,
+                d.3 + unknown + maintenance,
+            );
+        }
+    }
+    days
+}
+
+/// The uptime of the fed samples that began in `from..to`, as the writer
+/// counts it: believed probes that did not find the site down.
+fn expected(fed: &[Sample], from: u64, to: u64) -> Option<f64> {
+    let inside = fed.iter().filter(|s| (at(from)..at(to)).contains(&s.at));
+    let counted: Vec<&Sample> = inside.filter(|s| !s.unverified && !s.maintenance).collect();
+    let down = counted.iter().filter(|s| s.status == Status::Down).count();
+    (!counted.is_empty()).then(|| 100.0 * (counted.len() - down) as f64 / counted.len() as f64)
+}
+
+/// The same 95 days of probes kept with a 90-day hourly retention (every
+/// window counted by the hour) and with a 2-day one (all but two days
+/// rolled into daily rows): the uptime figures and the status page's bars
+/// are the same to the last digit.
+#[test]
+fn uptime_and_bars_are_the_same_after_hours_become_days() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = (now - 100 * DAY) / DAY * DAY;
+    let end = start + 95 * DAY;
+    let short = Retention {
+        hourly: Duration::from_secs(2 * DAY),
+        ..Retention::default()
+    };
+    let mut seen = Vec::new();
+    let mut fed = Vec::new();
+    for retention in [Retention::default(), short] {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, read) = SimClock::new(start);
+        let (h, writer, _) = History::open_with_clock(dir.path(), &sites(), None, retention, read);
+        fed = feed_days(&h, &clock, start, 95);
+        let reader = h.reader();
+        let hourly_from = reader.hourly_from().unwrap();
+        seen.push((reader.uptime("a").unwrap(), bars(&reader, end), hourly_from));
+        assert!(writer.stop(Duration::from_secs(30)));
+    }
+    let (hourly, days) = (&seen[0], &seen[1]);
+    // The short retention did roll up: only the last two days are hours.
+    assert_eq!(days.2, Some(at(end - 2 * DAY)));
+    assert!(hourly.2.is_none_or(|t| t <= at(end - 90 * DAY)));
+    assert_eq!(hourly.0, days.0, "uptime figures");
+    assert_eq!(hourly.1, days.1, "the bars");
+    let up = days.0;
+    assert_eq!(up.d90, expected(&fed, end - 90 * DAY, end));
+    assert_eq!(up.d30, expected(&fed, end - 30 * DAY, end));
+    assert_eq!(up.d7, expected(&fed, end - 7 * DAY, end));
+    assert_eq!(up.d1, expected(&fed, end - DAY, end));
+    assert!(up.d90.unwrap() < 100.0 && up.unverified.d90.unwrap() > 0.0);
+    assert!(up.maintenance.d90.unwrap() > 0.0);
+    // 89 whole days of 144 probes, and today, just begun.
+    assert!(days.1[..89].iter().all(|d| d.0 == 144), "{:?}", days.1);
+    assert_eq!(days.1[89].0, 0);
+}
+
+/// With hourly rows kept 2 days, a 90-day window that starts at noon
+/// counts its older part by whole UTC days: the days that begin inside
+/// it (so the first, partial day is left out).
+#[test]
+fn a_window_older_than_the_hourly_rows_counts_whole_days() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = (now - 100 * DAY) / DAY * DAY;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, read) = SimClock::new(start);
+    let retention = Retention {
+        hourly: Duration::from_secs(2 * DAY),
+        ..Retention::default()
+    };
+    let (h, writer, _) = History::open_with_clock(dir.path(), &sites(), None, retention, read);
+    let fed = feed_days(&h, &clock, start, 95);
+    let noon = start + 95 * DAY + 12 * HOUR;
+    clock.set(noon);
+    assert!(h.sync(Duration::from_secs(60)));
+    let up = h.reader().uptime("a").unwrap();
+    let first_day = (noon - 90 * DAY) / DAY * DAY + DAY;
+    assert_eq!(up.d90, expected(&fed, first_day, noon));
+    // The 24-hour window lies within the hourly rows: counted by the hour.
+    assert_eq!(up.d1, expected(&fed, noon - DAY, noon));
     assert!(writer.stop(Duration::from_secs(30)));
 }

@@ -357,7 +357,10 @@ async fn history(
     let resolution = match q.resolution.as_deref() {
         None => {
             let span = to.duration_since(from).unwrap_or_default();
-            if span <= crate::history::RAW_RETENTION {
+            let raw = store
+                .history()
+                .map_or(crate::history::RAW_RETENTION, |h| h.retention().raw);
+            if span <= raw {
                 Resolution::Raw
             } else {
                 Resolution::Hour
@@ -378,17 +381,30 @@ async fn history(
         Err(resp) => return *resp,
     };
     let site = name.clone();
-    let result =
-        tokio::task::spawn_blocking(move || reader.history(&site, from, to, resolution)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        let points = reader.history(&site, from, to, resolution)?;
+        let hourly_from = match resolution {
+            Resolution::Raw => None,
+            Resolution::Hour => reader.hourly_from()?,
+        };
+        Ok::<_, crate::history::Error>((points, hourly_from))
+    })
+    .await;
     match result {
-        Ok(Ok(points)) => Json(serde_json::json!({
-            "site": name,
-            "from": crate::timefmt::rfc3339(from),
-            "to": crate::timefmt::rfc3339(to),
-            "resolution": match resolution { Resolution::Raw => "raw", Resolution::Hour => "hour" },
-            "points": points,
-        }))
-        .into_response(),
+        Ok(Ok((points, hourly_from))) => {
+            let mut body = serde_json::json!({
+                "site": name,
+                "from": crate::timefmt::rfc3339(from),
+                "to": crate::timefmt::rfc3339(to),
+                "resolution": match resolution { Resolution::Raw => "raw", Resolution::Hour => "hour" },
+                "points": points,
+            });
+            if let Some(t) = hourly_from {
+                // Hour points before it stand for whole UTC days.
+                body["hourly_from"] = crate::timefmt::rfc3339(t).into();
+            }
+            Json(body).into_response()
+        }
         Ok(Err(e)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot read the history: {e}"),

@@ -1,7 +1,8 @@
 //! History and memory across restarts: an embedded SQLite database in the
 //! state directory holding each site's state-machine state, raw probe
-//! samples (48 hours), hourly aggregates (400 days), transitions and
-//! incidents, and the alert outbox.
+//! samples (48 hours), hourly aggregates (90 days), daily aggregates,
+//! transitions and incidents (400 days) — each retention set by
+//! [`Retention`] — and the alert outbox.
 //!
 //! One writer thread owns the database for writing; the scheduler and the
 //! alert dispatcher hand it records over a channel and never wait on disk.
@@ -18,18 +19,20 @@ mod journal;
 mod kept;
 mod query;
 mod record;
+mod retention;
 mod rollup;
 mod schema;
 mod writer;
 
 pub use query::{HistoryPoint, Incident, IncidentCause, Resolution};
+pub use retention::{DAILY_RETENTION, HOURLY_RETENTION, RAW_RETENTION, Retention};
+pub use rollup::{Unverified, Uptime};
 
 use crate::alert::{Alert, Forget};
 use crate::config::SiteSpec;
 use crate::diagnosis::{Cause, Status};
 use crate::state::{SiteState, Transition};
 pub(crate) use record::{Change, Record};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -38,51 +41,6 @@ use tokio::sync::oneshot;
 
 /// The database file's name in the state directory.
 pub const DB_FILE: &str = "sitewatch.db";
-/// How long raw samples are kept.
-pub const RAW_RETENTION: Duration = Duration::from_secs(48 * 3600);
-/// How long hourly aggregates, transitions and incidents are kept.
-pub const AGGREGATE_RETENTION: Duration = Duration::from_secs(400 * 24 * 3600);
-
-/// Uptime percentages over the usual windows (`None` without probes in it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Uptime {
-    /// Last 24 hours.
-    #[serde(rename = "24h")]
-    pub d1: Option<f64>,
-    /// Last 7 days.
-    #[serde(rename = "7d")]
-    pub d7: Option<f64>,
-    /// Last 30 days.
-    #[serde(rename = "30d")]
-    pub d30: Option<f64>,
-    /// Last 90 days.
-    #[serde(rename = "90d")]
-    pub d90: Option<f64>,
-    /// The share of probes (percent) that could not be believed in each
-    /// window, because this monitor's own network was down; left out of
-    /// the uptime above.
-    pub unverified: Unverified,
-    /// The share of probes (percent) made under a maintenance window with
-    /// `uptime = "exclude"`, in each window; left out of the uptime above.
-    pub maintenance: Unverified,
-}
-
-/// Percent of probes that could not be believed, per window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Unverified {
-    /// Last 24 hours.
-    #[serde(rename = "24h")]
-    pub d1: Option<f64>,
-    /// Last 7 days.
-    #[serde(rename = "7d")]
-    pub d7: Option<f64>,
-    /// Last 30 days.
-    #[serde(rename = "30d")]
-    pub d30: Option<f64>,
-    /// Last 90 days.
-    #[serde(rename = "90d")]
-    pub d90: Option<f64>,
-}
 
 /// What the writer shares with readers.
 #[derive(Default)]
@@ -98,9 +56,15 @@ struct Shared {
 pub struct HistoryReader {
     path: PathBuf,
     shared: Arc<Shared>,
+    retention: Retention,
 }
 
 impl HistoryReader {
+    /// How long each resolution is kept.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
     /// The storage problem now, if any.
     pub fn error(&self) -> Option<String> {
         self.shared
@@ -129,6 +93,13 @@ impl HistoryReader {
         resolution: Resolution,
     ) -> Result<Vec<HistoryPoint>, Error> {
         query::history(&self.path, site, from, to, resolution).map_err(Error::Read)
+    }
+
+    /// The first hour the hourly rows keep: `hour` points before it stand
+    /// for whole UTC days, read from the daily rows (`None` while no hour
+    /// has been rolled into a day). Blocking.
+    pub fn hourly_from(&self) -> Result<Option<SystemTime>, Error> {
+        query::hourly_from(&self.path).map_err(Error::Read)
     }
 
     /// The deliveries still pending or given up on (dead letters), newest
@@ -437,14 +408,16 @@ impl History {
     /// the configuration no longer matches (outages of sites removed or
     /// re-targeted while sitewatch was stopped are closed as forgotten) and
     /// starts the writer thread, which hands every committed alert to
-    /// `events`. Never fails: a database that cannot be opened is reported
-    /// and retried by the writer, and the sites then start unknown.
+    /// `events` and keeps each resolution as long as `retention` says.
+    /// Never fails: a database that cannot be opened is reported and
+    /// retried by the writer, and the sites then start unknown.
     pub fn open(
         dir: &Path,
         sites: &[Arc<SiteSpec>],
         events: Option<Events>,
+        retention: Retention,
     ) -> (History, WriterThread, Resumed) {
-        Self::open_with_clock(dir, sites, events, Arc::new(SystemTime::now))
+        Self::open_with_clock(dir, sites, events, retention, Arc::new(SystemTime::now))
     }
 
     /// [`History::open`] with the writer reading time from `clock`.
@@ -452,13 +425,23 @@ impl History {
         dir: &Path,
         sites: &[Arc<SiteSpec>],
         events: Option<Events>,
+        retention: Retention,
         clock: Clock,
     ) -> (History, WriterThread, Resumed) {
         let path = dir.join(DB_FILE);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel();
-        let (writer, resumed) =
-            writer::Writer::start(path.clone(), dir, Arc::clone(&shared), sites, events, clock);
+        let (writer, resumed) = writer::Writer::start(
+            path.clone(),
+            dir,
+            writer::Setup {
+                shared: Arc::clone(&shared),
+                events,
+                clock,
+                retention,
+            },
+            sites,
+        );
         let handle = std::thread::Builder::new()
             .name("sitewatch-history".into())
             .spawn(move || writer.run(rx))
@@ -466,7 +449,11 @@ impl History {
         if handle.is_none() {
             tracing::error!("cannot start the history writer thread; history is not kept");
         }
-        let reader = HistoryReader { path, shared };
+        let reader = HistoryReader {
+            path,
+            shared,
+            retention,
+        };
         (
             History {
                 tx: tx.clone(),

@@ -13,9 +13,10 @@ pub const MAX_POINTS: usize = 20_000;
 /// The granularity of a history request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolution {
-    /// Every probe (kept 48 hours).
+    /// Every probe (kept 48 hours by default).
     Raw,
-    /// One point per hour (kept 400 days).
+    /// One point per hour (kept 90 days by default), then one per UTC day
+    /// (kept 400 days by default) before the hourly rows begin.
     Hour,
 }
 
@@ -46,9 +47,10 @@ pub enum HistoryPoint {
         /// How long it took.
         ms: f64,
     },
-    /// One hour.
+    /// One hour; before the first hour the hourly rows keep
+    /// ([`super::HistoryReader::hourly_from`]), one UTC day.
     Hour {
-        /// The start of the hour.
+        /// The start of the hour (or day).
         #[serde(with = "crate::timefmt")]
         at: SystemTime,
         /// Probes made.
@@ -146,28 +148,46 @@ pub(super) fn history(
         Resolution::Raw => {
             let mut stmt = conn
                 .prepare(
-                    "SELECT x.at_ms, x.status, x.cause, x.ms FROM sample x JOIN site s ON s.id = x.site_id
-                     WHERE s.name = ?1 AND x.at_ms >= ?2 AND x.at_ms < ?3 ORDER BY x.at_ms LIMIT ?4",
+                    "SELECT x.at, x.status, x.cause, x.ms FROM sample x JOIN site s ON s.id = x.site_id
+                     WHERE s.name = ?1 AND x.at >= ?2 AND x.at < ?3 ORDER BY x.at LIMIT ?4",
                 )
                 .map_err(e)?;
-            stmt.query_map(params![site, lo, hi, MAX_POINTS as i64], |r| {
-                Ok(HistoryPoint::Raw {
-                    at: from_ms(r.get(0)?),
-                    status: status_word(r.get(1)?),
-                    cause: r.get(2)?,
-                    ms: r.get(3)?,
-                })
-            })
+            // Samples keep whole seconds: those of `from`'s and of `to`'s
+            // second are in.
+            stmt.query_map(
+                params![
+                    site,
+                    lo.div_euclid(1000),
+                    (hi + 999).div_euclid(1000),
+                    MAX_POINTS as i64
+                ],
+                |r| {
+                    Ok(HistoryPoint::Raw {
+                        at: from_ms(r.get::<_, i64>(0)? * 1000),
+                        status: status_word(r.get(1)?),
+                        cause: r.get(2)?,
+                        ms: r.get::<_, i64>(3)? as f64,
+                    })
+                },
+            )
             .map_err(e)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(e)?
         }
         Resolution::Hour => {
+            let hourly_from = super::retention::hourly_from(&conn).map_err(e)?;
+            // Days before the first hour `hourly` keeps, then its hours.
             let mut stmt = conn
                 .prepare(
-                    "SELECT h.hour, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms, h.unknown, h.maintenance FROM hourly h
-                     JOIN site s ON s.id = h.site_id
-                     WHERE s.name = ?1 AND h.hour >= ?2 AND h.hour < ?3 ORDER BY h.hour LIMIT ?4",
+                    "SELECT * FROM (
+                         SELECT d.day * 24 AS h, d.probes, d.failures, d.degraded, d.p50_ms, d.p95_ms, d.max_ms, d.unknown, d.maintenance
+                         FROM daily d JOIN site s ON s.id = d.site_id
+                         WHERE s.name = ?1 AND d.day * 24 + 24 > ?2 AND d.day * 24 < min(?3, ?5)
+                         UNION ALL
+                         SELECT h.hour AS h, h.probes, h.failures, h.degraded, h.p50_ms, h.p95_ms, h.max_ms, h.unknown, h.maintenance
+                         FROM hourly h JOIN site s ON s.id = h.site_id
+                         WHERE s.name = ?1 AND h.hour >= max(?2, ?5) AND h.hour < ?3
+                     ) ORDER BY h LIMIT ?4",
                 )
                 .map_err(e)?;
             stmt.query_map(
@@ -175,7 +195,8 @@ pub(super) fn history(
                     site,
                     lo.div_euclid(3_600_000),
                     (hi + 3_599_999).div_euclid(3_600_000),
-                    MAX_POINTS as i64
+                    MAX_POINTS as i64,
+                    hourly_from
                 ],
                 |r| {
                     let probes: i64 = r.get(1)?;
@@ -195,9 +216,9 @@ pub(super) fn history(
                         } else {
                             100.0
                         },
-                        p50_ms: r.get(4)?,
-                        p95_ms: r.get(5)?,
-                        max_ms: r.get(6)?,
+                        p50_ms: r.get::<_, i64>(4)? as f64,
+                        p95_ms: r.get::<_, i64>(5)? as f64,
+                        max_ms: r.get::<_, i64>(6)? as f64,
                     })
                 },
             )
@@ -207,6 +228,14 @@ pub(super) fn history(
         }
     };
     Ok(points)
+}
+
+/// The first hour the hourly rows keep: `hour` points before it stand
+/// for whole UTC days (`None` while every point is an hour).
+pub(super) fn hourly_from(path: &Path) -> Result<Option<SystemTime>, String> {
+    let conn = open(path)?;
+    let from = super::retention::hourly_from(&conn).map_err(|e| e.to_string())?;
+    Ok((from != i64::MIN).then(|| from_ms(from * 3_600_000)))
 }
 
 pub(super) fn incidents(

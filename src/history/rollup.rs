@@ -1,15 +1,66 @@
 //! Hourly roll-ups and uptime windows: raw samples become one row per site
-//! and hour, old rows are pruned, and the uptime percentages are counted.
+//! and hour, hourly rows become daily rows ([`super::retention`]), old rows
+//! are pruned, and the uptime percentages are counted.
 //!
 //! An hour is rolled up once it is over, and again whenever a sample of it
 //! arrives late (a probe that began at 10:59:58 and ended at 11:00:08 counts
 //! in hour 10): rolling up is idempotent.
+//!
+//! A window counts the hourly rows it covers and, for its part older than
+//! the hourly table (`meta.hourly_from`), the daily rows of the days that
+//! begin inside it. With the default hourly retention (90 days) every
+//! window is counted by the hour; with a shorter one the oldest part of a
+//! longer window is counted by whole UTC days (its first, partial day
+//! left out).
 
-use super::{AGGREGATE_RETENTION, RAW_RETENTION, Record, unix_ms};
+use super::retention::{self, Retention};
+use super::{Record, unix_ms};
 use crate::diagnosis::Status;
 use rusqlite::{Connection, params};
+use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
+
+/// Uptime percentages over the usual windows (`None` without probes in it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Uptime {
+    /// Last 24 hours.
+    #[serde(rename = "24h")]
+    pub d1: Option<f64>,
+    /// Last 7 days.
+    #[serde(rename = "7d")]
+    pub d7: Option<f64>,
+    /// Last 30 days.
+    #[serde(rename = "30d")]
+    pub d30: Option<f64>,
+    /// Last 90 days.
+    #[serde(rename = "90d")]
+    pub d90: Option<f64>,
+    /// The share of probes (percent) that could not be believed in each
+    /// window, because this monitor's own network was down; left out of
+    /// the uptime above.
+    pub unverified: Unverified,
+    /// The share of probes (percent) made under a maintenance window with
+    /// `uptime = "exclude"`, in each window; left out of the uptime above.
+    pub maintenance: Unverified,
+}
+
+/// Percent of probes that could not be believed, per window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Unverified {
+    /// Last 24 hours.
+    #[serde(rename = "24h")]
+    pub d1: Option<f64>,
+    /// Last 7 days.
+    #[serde(rename = "7d")]
+    pub d7: Option<f64>,
+    /// Last 30 days.
+    #[serde(rename = "30d")]
+    pub d30: Option<f64>,
+    /// Last 90 days.
+    #[serde(rename = "90d")]
+    pub d90: Option<f64>,
+}
 
 /// Windows of the uptime figures, in hours.
 pub(super) const WINDOWS: [i64; 4] = [24, 7 * 24, 30 * 24, 90 * 24];
@@ -70,24 +121,24 @@ impl Counts {
 }
 
 /// The uptime figures of a site from its counts.
-pub(super) fn uptime(c: &SiteCounts) -> super::Uptime {
+pub(super) fn uptime(c: &SiteCounts) -> Uptime {
     let w = |i: usize| c.windows[i].plus(c.current).shares();
     let (d1, u1, m1) = w(0);
     let (d7, u7, m7) = w(1);
     let (d30, u30, m30) = w(2);
     let (d90, u90, m90) = w(3);
-    super::Uptime {
+    Uptime {
         d1,
         d7,
         d30,
         d90,
-        unverified: super::Unverified {
+        unverified: Unverified {
             d1: u1,
             d7: u7,
             d30: u30,
             d90: u90,
         },
-        maintenance: super::Unverified {
+        maintenance: Unverified {
             d1: m1,
             d7: m7,
             d30: m30,
@@ -101,12 +152,15 @@ pub(super) fn hour_of(t: SystemTime) -> i64 {
     unix_ms(t).div_euclid(3_600_000)
 }
 
-/// Rolls up `hours` and prunes what is past its retention, in one transaction.
+/// Rolls up `hours`, rolls the hours past the hourly retention into days
+/// and prunes what is past its retention, in one transaction. Returns the
+/// first hour the hourly table keeps.
 pub(super) fn roll_up(
     conn: &mut Connection,
     hours: impl IntoIterator<Item = i64>,
     now: SystemTime,
-) -> Result<(), rusqlite::Error> {
+    retention: &Retention,
+) -> Result<i64, rusqlite::Error> {
     let tx = conn.transaction()?;
     for h in hours {
         aggregate_hour(&tx, h)?;
@@ -116,16 +170,15 @@ pub(super) fn roll_up(
         .prepare("SELECT id FROM site")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let raw_cutoff = now_ms - RAW_RETENTION.as_millis() as i64;
+    // The previous hour is never pruned: a late sample rolls it up again.
+    let raw_cutoff =
+        (retention::unix_s(now) - retention.raw.as_secs() as i64).min((hour_of(now) - 1) * 3600);
     for &id in &ids {
-        tx.prepare_cached("DELETE FROM sample WHERE site_id = ?1 AND at_ms < ?2")?
+        tx.prepare_cached("DELETE FROM sample WHERE site_id = ?1 AND at < ?2")?
             .execute([id, raw_cutoff])?;
     }
-    let keep_ms = now_ms - AGGREGATE_RETENTION.as_millis() as i64;
-    tx.execute(
-        "DELETE FROM hourly WHERE hour < ?1",
-        [keep_ms.div_euclid(3_600_000)],
-    )?;
+    let hourly_from = retention::roll_days(&tx, now, retention)?;
+    let keep_ms = now_ms - retention.daily.as_millis() as i64;
     tx.execute(
         "DELETE FROM transition WHERE at_ms < ?1 AND alert IS NULL",
         [keep_ms],
@@ -135,28 +188,40 @@ pub(super) fn roll_up(
         [keep_ms],
     )?;
     super::journal::prune(&tx, now)?;
-    tx.commit()
+    tx.commit()?;
+    Ok(hourly_from)
 }
 
 /// The uptime counts of every site as of `hour`: complete hours from
-/// `hourly` (one scan of the 90 days for all four windows), the current
-/// hour from its samples and from `pending` records not yet written.
+/// `hourly` from `hourly_from` on and whole days from `daily` before it
+/// (one scan of the 90 days for all four windows), the current hour from
+/// its samples and from `pending` records not yet written.
 pub(super) fn counts(
     conn: &Connection,
     hour: i64,
+    hourly_from: i64,
     pending: &VecDeque<Record>,
 ) -> Result<HashMap<String, SiteCounts>, rusqlite::Error> {
     let mut fresh: HashMap<String, SiteCounts> = HashMap::new();
     let num =
         |r: &rusqlite::Row<'_>, i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
+    // A day counts in a window when it begins inside it (`h` is the hour
+    // a row begins at).
     let mut stmt = conn.prepare_cached(
-        "SELECT s.name,
-                SUM(CASE WHEN h.hour >= ?1 THEN h.probes END), SUM(CASE WHEN h.hour >= ?1 THEN h.failures END), SUM(CASE WHEN h.hour >= ?1 THEN h.unknown END), SUM(CASE WHEN h.hour >= ?1 THEN h.maintenance END),
-                SUM(CASE WHEN h.hour >= ?2 THEN h.probes END), SUM(CASE WHEN h.hour >= ?2 THEN h.failures END), SUM(CASE WHEN h.hour >= ?2 THEN h.unknown END), SUM(CASE WHEN h.hour >= ?2 THEN h.maintenance END),
-                SUM(CASE WHEN h.hour >= ?3 THEN h.probes END), SUM(CASE WHEN h.hour >= ?3 THEN h.failures END), SUM(CASE WHEN h.hour >= ?3 THEN h.unknown END), SUM(CASE WHEN h.hour >= ?3 THEN h.maintenance END),
+        "WITH rows(site_id, h, probes, failures, unknown, maintenance) AS (
+             SELECT site_id, hour, probes, failures, unknown, maintenance FROM hourly
+             WHERE hour >= max(?4, ?6) AND hour < ?5
+             UNION ALL
+             SELECT site_id, day * 24, probes, failures, unknown, maintenance FROM daily
+             WHERE day * 24 >= ?4 AND day * 24 < min(?5, ?6)
+         )
+         SELECT s.name,
+                SUM(CASE WHEN h.h >= ?1 THEN h.probes END), SUM(CASE WHEN h.h >= ?1 THEN h.failures END), SUM(CASE WHEN h.h >= ?1 THEN h.unknown END), SUM(CASE WHEN h.h >= ?1 THEN h.maintenance END),
+                SUM(CASE WHEN h.h >= ?2 THEN h.probes END), SUM(CASE WHEN h.h >= ?2 THEN h.failures END), SUM(CASE WHEN h.h >= ?2 THEN h.unknown END), SUM(CASE WHEN h.h >= ?2 THEN h.maintenance END),
+                SUM(CASE WHEN h.h >= ?3 THEN h.probes END), SUM(CASE WHEN h.h >= ?3 THEN h.failures END), SUM(CASE WHEN h.h >= ?3 THEN h.unknown END), SUM(CASE WHEN h.h >= ?3 THEN h.maintenance END),
                 SUM(h.probes), SUM(h.failures), SUM(h.unknown), SUM(h.maintenance)
-         FROM hourly h JOIN site s ON s.id = h.site_id
-         WHERE h.hour >= ?4 AND h.hour < ?5 GROUP BY s.name",
+         FROM rows h JOIN site s ON s.id = h.site_id
+         GROUP BY s.name",
     )?;
     let bounds = [
         hour - WINDOWS[0],
@@ -164,6 +229,7 @@ pub(super) fn counts(
         hour - WINDOWS[2],
         hour - WINDOWS[3],
         hour,
+        hourly_from,
     ];
     let rows = stmt.query_map(bounds, |r| {
         let mut windows = [Counts::default(); 4];
@@ -183,9 +249,9 @@ pub(super) fn counts(
     }
     let mut stmt = conn.prepare_cached(
         "SELECT s.name, COUNT(*), SUM(x.status = 2), SUM(x.status = 3), SUM(x.status = 4) FROM site s CROSS JOIN sample x
-         WHERE x.site_id = s.id AND x.at_ms >= ?1 GROUP BY s.name",
+         WHERE x.site_id = s.id AND x.at >= ?1 GROUP BY s.name",
     )?;
-    let rows = stmt.query_map([hour * 3_600_000], |r| {
+    let rows = stmt.query_map([hour * 3600], |r| {
         Ok((
             r.get::<_, String>(0)?,
             Counts {
@@ -229,13 +295,13 @@ pub(super) fn aggregate_hour(
     let mut stmt = tx.prepare(
         // CROSS JOIN keeps site as the outer loop: one primary-key range per site.
         "SELECT x.site_id, x.status, x.ms FROM site s CROSS JOIN sample x
-         WHERE x.site_id = s.id AND x.at_ms >= ?1 AND x.at_ms < ?2 ORDER BY s.id",
+         WHERE x.site_id = s.id AND x.at >= ?1 AND x.at < ?2 ORDER BY s.id",
     )?;
-    let rows = stmt.query_map([hour * 3_600_000, (hour + 1) * 3_600_000], |r| {
+    let rows = stmt.query_map([hour * 3600, (hour + 1) * 3600], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
-            r.get::<_, f64>(2)?,
+            r.get::<_, i64>(2)?,
         ))
     })?;
     let mut insert = tx.prepare_cached(
@@ -251,17 +317,17 @@ pub(super) fn aggregate_hour(
         degraded: i64,
         unknown: i64,
         maintenance: i64,
-        ms: Vec<f64>,
+        ms: Vec<i64>,
     }
     let mut emit = |site: i64, h: &mut Hour| -> Result<(), rusqlite::Error> {
         if h.probes == 0 {
             return Ok(());
         }
-        h.ms.sort_by(f64::total_cmp);
+        h.ms.sort_unstable();
         let at = |q: f64| {
             h.ms.get(((h.ms.len().max(1) - 1) as f64 * q).round() as usize)
                 .copied()
-                .unwrap_or(0.0)
+                .unwrap_or(0)
         };
         insert.execute(params![
             site,
@@ -272,7 +338,7 @@ pub(super) fn aggregate_hour(
             h.unknown,
             at(0.5),
             at(0.95),
-            h.ms.last().copied().unwrap_or(0.0),
+            h.ms.last().copied().unwrap_or(0),
             h.maintenance
         ])?;
         *h = Hour::default();

@@ -71,22 +71,14 @@ pub(super) fn write_records<'a>(
                     upsert_state(&tx, id, site, state, *at)?;
                     done.saved.push((id, *state, *at));
                 }
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO sample(site_id, at_ms, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    id,
-                    unix_ms(*at),
-                    if *maintenance {
-                        MAINTENANCE
-                    } else if *unverified {
-                        UNVERIFIED
-                    } else {
-                        status_code(*status)
-                    },
-                    cause.map(|c| c.as_str()),
-                    *ms
-                ])?;
+                let code = if *maintenance {
+                    MAINTENANCE
+                } else if *unverified {
+                    UNVERIFIED
+                } else {
+                    status_code(*status)
+                };
+                insert_sample(&tx, id, *at, code, cause.map(|c| c.as_str()), *ms)?;
                 if maintained_hour.is_some_and(|h| hour_of(*at) < h) {
                     late.push(hour_of(*at));
                 }
@@ -169,6 +161,32 @@ pub(super) fn write_records<'a>(
     tx.commit()?;
     late_hours.extend(late);
     Ok(done)
+}
+
+/// Stores one sample: its time in whole seconds, its probe time in whole
+/// milliseconds. A second sample of a site within the same second (only a
+/// 1 s interval can make one) takes the next free second rather than
+/// replacing the first, so that every probe is counted.
+fn insert_sample(
+    tx: &rusqlite::Transaction<'_>,
+    site: i64,
+    at: SystemTime,
+    status: i64,
+    cause: Option<&str>,
+    ms: f64,
+) -> Result<(), rusqlite::Error> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO sample(site_id, at, status, cause, ms) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(site_id, at) DO NOTHING",
+    )?;
+    let ms = ms.round().clamp(0.0, i64::MAX as f64) as i64;
+    let second = unix_ms(at).div_euclid(1000);
+    for at in second..second + 60 {
+        if insert.execute(params![site, at, status, cause, ms])? == 1 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Whether a site's new state must be saved now. Everything but the run

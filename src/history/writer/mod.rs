@@ -9,7 +9,7 @@ mod batch;
 mod resume;
 
 use super::rollup::{self, SiteCounts, hour_of};
-use super::{Clock, Error, Events, Record, Resumed, Shared, Uptime, schema};
+use super::{Clock, Error, Events, Record, Resumed, Retention, Shared, Uptime, schema};
 use crate::alert::Event;
 use crate::config::SiteSpec;
 use crate::diagnosis::Status;
@@ -37,9 +37,22 @@ const STATE_EVERY: Duration = Duration::from_secs(60);
 /// How often the uptime figures are published.
 const PUBLISH: Duration = Duration::from_secs(5);
 
+/// What the writer is started with beside its file and sites.
+pub(in crate::history) struct Setup {
+    /// What it shares with readers.
+    pub(in crate::history) shared: Arc<Shared>,
+    /// Where committed alerts go.
+    pub(in crate::history) events: Option<Events>,
+    /// Where it reads the time.
+    pub(in crate::history) clock: Clock,
+    /// How long each resolution is kept.
+    pub(in crate::history) retention: Retention,
+}
+
 pub(super) struct Writer {
     path: PathBuf,
     clock: Clock,
+    retention: Retention,
     shared: Arc<Shared>,
     events: Option<Events>,
     conn: Option<Connection>,
@@ -79,6 +92,47 @@ fn is_corrupt(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// After the upgrade to smaller rows (schema version 9) and its first
+/// roll-up, which turns the hours past the hourly retention into days, the
+/// file is rewritten once (`VACUUM`) so that the space the old rows took
+/// goes back to the disk instead of staying in the file as free pages. If
+/// that fails (it needs about the database's size of free disk), the file
+/// keeps its size and reuses the space as it grows.
+fn compact_after_upgrade(conn: &Connection, path: &Path) {
+    let due = conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = 'vacuum_due'",
+            [],
+            |_| Ok(()),
+        )
+        .optional();
+    if !matches!(due, Ok(Some(()))) {
+        return;
+    }
+    let size = |c: &Connection| -> Result<i64, rusqlite::Error> {
+        c.query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
+    };
+    let before = size(conn).unwrap_or(0);
+    let began = Instant::now();
+    match conn.execute_batch("VACUUM; DELETE FROM meta WHERE key = 'vacuum_due';") {
+        Ok(()) => tracing::info!(
+            db = %path.display(),
+            before_mib = before >> 20,
+            after_mib = size(conn).unwrap_or(0) >> 20,
+            seconds = began.elapsed().as_secs(),
+            "the history database was rewritten with its smaller rows"
+        ),
+        Err(e) => {
+            tracing::warn!(db = %path.display(), error = %e, "cannot rewrite the history database to give its free space back; it keeps its size");
+            let _ = conn.execute("DELETE FROM meta WHERE key = 'vacuum_due'", []);
+        }
+    }
+}
+
 /// What one committed batch hands on.
 #[derive(Default)]
 struct Committed {
@@ -96,16 +150,15 @@ impl Writer {
     pub(super) fn start(
         path: PathBuf,
         dir: &Path,
-        shared: Arc<Shared>,
+        setup: Setup,
         sites: &[Arc<SiteSpec>],
-        events: Option<Events>,
-        clock: Clock,
     ) -> (Writer, Resumed) {
         let mut w = Writer {
             path,
-            clock,
-            shared,
-            events,
+            clock: setup.clock,
+            retention: setup.retention,
+            shared: setup.shared,
+            events: setup.events,
             conn: None,
             next_try: Instant::now(),
             site_ids: HashMap::new(),
@@ -498,6 +551,9 @@ impl Writer {
             Ok(()) => {
                 self.maintained_hour = Some(hour);
                 self.late_hours.clear();
+                if let Some(conn) = &self.conn {
+                    compact_after_upgrade(conn, &self.path);
+                }
             }
             Err(e) => {
                 let corrupt = is_corrupt(&e);
@@ -516,7 +572,7 @@ impl Writer {
         let Some(conn) = self.conn.as_mut() else {
             return Err(rusqlite::Error::InvalidQuery);
         };
-        let raw_hours = (super::RAW_RETENTION.as_secs() / 3600) as i64;
+        let raw_hours = self.retention.raw.as_secs().div_ceil(3600) as i64;
         let done: i64 = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'aggregated_hour'",
@@ -526,13 +582,18 @@ impl Writer {
             .optional()?
             .unwrap_or(hour - raw_hours - 1);
         let mut hours: BTreeSet<i64> = ((done + 1).max(hour - raw_hours)..hour).collect();
+        // The hour the writer last stopped in, however long ago: its
+        // samples are pruned only once it is rolled up.
+        if done + 1 < hour {
+            hours.insert(done + 1);
+        }
         hours.extend(self.late_hours.iter().filter(|h| **h < hour));
-        rollup::roll_up(conn, hours, now)?;
+        let hourly_from = rollup::roll_up(conn, hours, now, &self.retention)?;
         conn.execute(
             "INSERT INTO meta(key, value) VALUES ('aggregated_hour', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [hour - 1],
         )?;
-        self.counts = rollup::counts(conn, hour, &self.pending)?;
+        self.counts = rollup::counts(conn, hour, hourly_from, &self.pending)?;
         Ok(())
     }
 
