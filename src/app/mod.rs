@@ -284,12 +284,8 @@ pub fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> 
     let ping_keys =
         crate::heartbeat::hub::resolve_keys(&config.sites).map_err(|e| anyhow::anyhow!(e))?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (history, writer, mut resumed) = History::open(
-        &dir,
-        &config.sites,
-        Some(events_tx),
-        crate::history::Retention::default(),
-    );
+    let (history, writer, mut resumed) =
+        History::open(&dir, &config.sites, Some(events_tx), config.daemon.history);
     let windows = crate::maintenance::Windows::new(config.maintenance.clone());
     let (dispatcher, alert_stats) =
         Dispatcher::new(channels, alert::outbox::Outbox::new(history.clone()));

@@ -1,11 +1,12 @@
 //! The `[daemon]` table: raw form and validation into [`Daemon`].
 
-use super::context::{Cx, Dur, duration_in, int_in, text_len};
+use super::context::{Cx, Dur, duration_in, int_in, show_limit, text_len};
 use super::defaults;
 use super::diagnostic::quote;
 use super::model::Daemon;
 use super::target::shown_url;
 use std::net::SocketAddr;
+use std::time::Duration;
 use toml::Spanned;
 
 /// The `[daemon]` table before validation.
@@ -22,6 +23,17 @@ pub(super) struct RawDaemon {
     ping_listen: Option<Spanned<String>>,
     rdap_bootstrap: Option<Spanned<String>>,
     worker_threads: Option<Spanned<i64>>,
+    history: Option<Spanned<RawHistory>>,
+}
+
+/// `history = { raw = "48h", hourly = "90d", daily = "400d" }`: how long
+/// each resolution of the history is kept.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    raw: Option<Spanned<Dur>>,
+    hourly: Option<Spanned<Dur>>,
+    daily: Option<Spanned<Dur>>,
 }
 
 /// [`defaults::MAX_CONCURRENT_PROBES_LIMIT`] as the integer TOML reads.
@@ -40,6 +52,7 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
         ping_listen: None,
         rdap_bootstrap: Some(crate::domain::rdap::IANA_BOOTSTRAP.to_string()),
         worker_threads: defaults::WORKER_THREADS,
+        history: crate::history::Retention::default(),
     };
     let Some(raw) = raw else { return daemon };
     if let Some(n) = &raw.worker_threads
@@ -157,5 +170,129 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: Option<RawDaemon>) -> Daemon {
     {
         daemon.heartbeat_every = d;
     }
+    if let Some(h) = &raw.history {
+        daemon.history = history(cx, h.get_ref());
+    }
     daemon
+}
+
+/// Checks `history`: each retention within its bounds, and each longer
+/// than the one before (raw < hourly < daily), since each is made from the
+/// one before. A mistake is shown at the key written last of the pair.
+fn history(cx: &mut Cx<'_>, raw: &RawHistory) -> crate::history::Retention {
+    let mut out = crate::history::Retention::default();
+    let mut ok = true;
+    let mut check = |key: &str, v: &Option<Spanned<Dur>>, (min, max), slot: &mut Duration| {
+        if let Some(v) = v {
+            match duration_in(cx, key, v, min, max) {
+                Some(d) => *slot = d,
+                None => ok = false,
+            }
+        }
+    };
+    check(
+        "history.raw",
+        &raw.raw,
+        defaults::RAW_RETENTION_RANGE,
+        &mut out.raw,
+    );
+    check(
+        "history.hourly",
+        &raw.hourly,
+        defaults::HOURLY_RETENTION_RANGE,
+        &mut out.hourly,
+    );
+    check(
+        "history.daily",
+        &raw.daily,
+        defaults::DAILY_RETENTION_RANGE,
+        &mut out.daily,
+    );
+    if !ok {
+        return crate::history::Retention::default();
+    }
+    let pairs = [
+        ("raw", out.raw, &raw.raw, "hourly", out.hourly, &raw.hourly),
+        (
+            "hourly",
+            out.hourly,
+            &raw.hourly,
+            "daily",
+            out.daily,
+            &raw.daily,
+        ),
+    ];
+    for (short, short_d, short_at, long, long_d, long_at) in pairs {
+        if short_d < long_d {
+            continue;
+        }
+        let Some(at) = long_at.as_ref().or(short_at.as_ref()) else {
+            continue;
+        };
+        cx.error(
+            at.span(),
+            format!(
+                "`history.{long}` ({}) must be longer than `history.{short}` ({}): each resolution is made from the one before (raw < hourly < daily)",
+                show_limit(long_d),
+                show_limit(short_d)
+            ),
+        );
+        return crate::history::Retention::default();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::history::Retention;
+    use std::time::Duration;
+
+    fn retention(daemon: &str) -> Result<Retention, String> {
+        let text =
+            format!("[daemon]\n{daemon}\n\n[[site]]\nname = \"a\"\nurl = \"tcp://127.0.0.1:1\"\n");
+        crate::config::parse(std::path::Path::new("s.toml"), &text)
+            .map(|c| c.daemon.history)
+            .map_err(|d| {
+                d.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+    }
+
+    #[test]
+    fn history_retentions_default_and_each_can_be_set() {
+        assert_eq!(retention("").unwrap(), Retention::default());
+        let d = |days: u64| Duration::from_secs(days * 86_400);
+        assert_eq!(
+            retention("history = { raw = \"24h\", hourly = \"30d\", daily = \"730d\" }").unwrap(),
+            Retention {
+                raw: d(1),
+                hourly: d(30),
+                daily: d(730),
+            }
+        );
+        // One given: the others keep their defaults.
+        assert_eq!(
+            retention("history = { raw = \"12h\" }").unwrap(),
+            Retention {
+                raw: Duration::from_secs(12 * 3600),
+                ..Retention::default()
+            }
+        );
+    }
+
+    #[test]
+    fn history_retentions_must_grow_and_name_their_keys() {
+        // Hourly longer than the default daily (400 days): shown at `hourly`.
+        let e = retention("history = { hourly = \"400d\" }").unwrap_err();
+        assert!(
+            e.starts_with(
+                "s.toml:2:22: `history.daily` (400d) must be longer than `history.hourly` (400d)"
+            ),
+            "{e}"
+        );
+        let e = retention("history = { raw = \"3d\", hour = \"20d\" }").unwrap_err();
+        assert!(e.contains("unknown field `hour`"), "{e}");
+    }
 }

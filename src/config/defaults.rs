@@ -47,6 +47,20 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// The longest probe budget (a timeout must also fit in the interval).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The allowed `[daemon] history` retentions of raw samples (1 hour to 30
+/// days), hourly rows (a day to 400 days) and daily rows (a day to 10 years).
+pub const RAW_RETENTION_RANGE: (Duration, Duration) =
+    (Duration::from_secs(3600), Duration::from_secs(30 * 86_400));
+/// See [`RAW_RETENTION_RANGE`].
+pub const HOURLY_RETENTION_RANGE: (Duration, Duration) = (
+    Duration::from_secs(86_400),
+    Duration::from_secs(400 * 86_400),
+);
+/// See [`RAW_RETENTION_RANGE`].
+pub const DAILY_RETENTION_RANGE: (Duration, Duration) = (
+    Duration::from_secs(86_400),
+    Duration::from_secs(3650 * 86_400),
+);
 /// The shortest time between two reminders of an outage.
 pub const MIN_REMIND_EVERY: Duration = Duration::from_secs(60);
 /// The longest time between two reminders of an outage: a week.

@@ -200,6 +200,8 @@ pub struct Daemon {
     /// Where the RDAP bootstrap registry is read from (IANA's by default, or
     /// a file); `None` (`"off"`) asks no registry.
     pub rdap_bootstrap: Option<String>,
+    /// How long the history keeps raw samples, hourly and daily rows.
+    pub history: crate::history::Retention,
 }
 
 /// One monitored site with every default applied.
