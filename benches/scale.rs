@@ -35,8 +35,9 @@
 //! same length, measured the same way (CPU clock, `VmHWM`; probes from the
 //! JSON line it prints about once a second). Runs alternate which of the
 //! two goes first. The summary gives sitewatch's µs/probe, the floor's, and
-//! their ratio (the median of each run's ratio: both were measured minutes
-//! apart at most, under the same background load).
+//! their ratio (the median of each run's ratio, with the lowest and highest
+//! run's: both were measured minutes apart at most, under much the same
+//! background load).
 //!
 //! Scenario `100k-60s` adds, in each run: a `GET /metrics` scrape after the
 //! window (three, one second apart: wall time, size), then a reload —

@@ -84,15 +84,21 @@ fn main_row(sc: &Scenario, runs: &[Pair]) -> String {
             .filter_map(|p| p.floor.as_ref().map(|f| f.cpu_us_per_probe))
             .collect(),
     );
-    let ratio = median(
-        runs.iter()
-            .filter_map(|p| {
-                p.floor
-                    .as_ref()
-                    .map(|f| p.sitewatch.cpu_us_per_probe / f.cpu_us_per_probe)
-            })
-            .collect(),
-    );
+    let ratios: Vec<f64> = runs
+        .iter()
+        .filter_map(|p| {
+            p.floor
+                .as_ref()
+                .map(|f| p.sitewatch.cpu_us_per_probe / f.cpu_us_per_probe)
+        })
+        .collect();
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ratio = match ratios.len() {
+        0 => "–".to_string(),
+        1 => format!("{:.2}", ratios[0]),
+        _ => format!("{:.2} ({lo:.2}–{hi:.2})", median(ratios)),
+    };
     format!(
         "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
         sc.name,
@@ -105,7 +111,7 @@ fn main_row(sc: &Scenario, runs: &[Pair]) -> String {
         m(|r| r.achieved_per_s),
         m(|r| r.cpu_us_per_probe),
         fig(floor_us, 1),
-        fig(ratio, 2),
+        ratio,
         sc.target_ratio
             .map_or("–".to_string(), |t| format!("≤ {t:.1}")),
         m(|r| r.cpu_pct),
@@ -180,7 +186,7 @@ fn big_row(sc: &Scenario, runs: &[Pair]) -> Option<String> {
 pub fn print_summary(results: &[(&Scenario, Vec<Pair>)]) {
     println!("\n## Summary (median over runs)\n");
     println!(
-        "| scenario | kind | sites | interval | timeout | runs | planned probes/s | achieved probes/s | CPU µs/probe | floor µs/probe | ratio | target | daemon CPU % | peak RSS MiB | RSS KiB/site | lag p50 ms | lag p99 ms | lag max ms | skipped | probe errors |"
+        "| scenario | kind | sites | interval | timeout | runs | planned probes/s | achieved probes/s | CPU µs/probe | floor µs/probe | ratio (runs' range) | target | daemon CPU % | peak RSS MiB | RSS KiB/site | lag p50 ms | lag p99 ms | lag max ms | skipped | probe errors |"
     );
     println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (sc, runs) in results {
@@ -188,7 +194,8 @@ pub fn print_summary(results: &[(&Scenario, Vec<Pair>)]) {
     }
     println!(
         "\nEach column is the median of that figure over the runs; the ratio is the median of \
-         each run's sitewatch / floor (both measured in that run). Lag is cumulative since the \
+         each run's sitewatch / floor (both measured in that run), with the lowest and highest \
+         run's in brackets. Lag is cumulative since the \
          daemon started (warm-up included), as /healthz reports it at the end of the window; \
          skipped and probe errors are counted over the window only."
     );
